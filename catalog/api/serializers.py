@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from catalog.models import Appliance, ApplianceVersion, Feed
+from portal.api.fields import ScopedPrimaryKeyField
+from portal.scoping import projects_for
+
+
+class FeedSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Feed
+        fields = [
+            "id",
+            "url",
+            "title",
+            "project",
+            "created_at",
+            "last_status",
+            "last_error",
+            "last_import_at",
+            "last_item_count",
+        ]
+        read_only_fields = fields
+
+
+class FeedCreateSerializer(serializers.Serializer):
+    url = serializers.CharField(max_length=1000)
+    project = ScopedPrimaryKeyField(
+        scope=projects_for,
+        required=False,
+        allow_null=True,
+        help_text="Leave empty (operators only) for the shared catalog",
+    )
+
+
+class ApplianceVersionSerializer(serializers.ModelSerializer):
+    sha256 = serializers.CharField(source="image.sha256", read_only=True)
+    image_status = serializers.CharField(source="image.status", read_only=True)
+
+    class Meta:
+        model = ApplianceVersion
+        fields = [
+            "id",
+            "version",
+            "image_url",
+            "size_bytes",
+            "disk_format",
+            "arch",
+            "sha256",
+            "image_status",
+            "min_ram_mib",
+            "min_vcpus",
+            "service_port",
+            "published_at",
+        ]
+
+
+class ApplianceSerializer(serializers.ModelSerializer):
+    versions = ApplianceVersionSerializer(many=True, read_only=True)
+    feed = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Appliance
+        fields = ["id", "identifier", "title", "description", "role", "feed", "versions"]

@@ -1,0 +1,110 @@
+"""The appliance catalog: VMcast feeds, the appliances they publish, and the local image cache."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from portal.models import Project
+
+
+class Feed(models.Model):
+    """A VMcast subscription. ``project`` empty means the operator-run catalog every project sees."""
+
+    class ImportStatus(models.TextChoices):
+        NEVER = "never", "Never imported"
+        QUEUED = "queued", "Queued"
+        IMPORTING = "importing", "Importing"
+        OK = "ok", "OK"
+        ERROR = "error", "Error"
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="feeds")
+    url = models.URLField(max_length=1000)
+    title = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_import_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=10, choices=ImportStatus.choices, default=ImportStatus.NEVER)
+    last_error = models.TextField(blank=True)
+    last_item_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "url"], name="one_subscription_per_url", nulls_distinct=False)
+        ]
+        ordering = ["title", "url"]
+
+    def __str__(self) -> str:
+        return self.title or self.url
+
+
+class Appliance(models.Model):
+    feed = models.ForeignKey(Feed, on_delete=models.CASCADE, related_name="appliances")
+    identifier = models.CharField(max_length=100)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    role = models.CharField(max_length=30, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["feed", "identifier"], name="unique_appliance_per_feed")]
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def project(self) -> Project | None:
+        return self.feed.project
+
+    def latest_version(self) -> ApplianceVersion | None:
+        return self.versions.order_by("-published_at", "-id").first()
+
+
+class CachedImage(models.Model):
+    """A verified, inspected qcow2 image in the local cache, named by the sha256 the feed promised."""
+
+    class Status(models.TextChoices):
+        MISSING = "missing", "Not downloaded"
+        DOWNLOADING = "downloading", "Downloading"
+        READY = "ready", "Ready"
+        ERROR = "error", "Error"
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    source_format = models.CharField(max_length=10)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.MISSING)
+    error = models.TextField(blank=True)
+    path = models.CharField(max_length=500, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    virtual_size_bytes = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]} ({self.status})"
+
+
+class ApplianceVersion(models.Model):
+    appliance = models.ForeignKey(Appliance, on_delete=models.CASCADE, related_name="versions")
+    version = models.CharField(max_length=50)
+    image_url = models.URLField(max_length=1000)
+    size_bytes = models.BigIntegerField()
+    media_type = models.CharField(max_length=100, blank=True)
+    disk_format = models.CharField(max_length=10)
+    arch = models.CharField(max_length=20, default="x86_64")
+    min_ram_mib = models.PositiveIntegerField(default=128)
+    min_vcpus = models.PositiveIntegerField(default=1)
+    service_port = models.PositiveIntegerField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    image = models.ForeignKey(CachedImage, on_delete=models.PROTECT, related_name="versions")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["appliance", "version"], name="unique_version")]
+        ordering = ["appliance__title", "-published_at"]
+
+    def __str__(self) -> str:
+        return f"{self.appliance.title} {self.version}"
+
+    @property
+    def sha256(self) -> str:
+        return self.image.sha256

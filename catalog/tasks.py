@@ -1,0 +1,14 @@
+"""django-q2 entry points for catalog work: load the row, call the service."""
+
+from __future__ import annotations
+
+from catalog import services
+from catalog.models import Feed
+
+
+def import_feed(feed_id: int) -> str:
+    feed = Feed.objects.filter(pk=feed_id).first()
+    if feed is None:
+        return "feed no longer exists"
+    services.feed_import(feed=feed)
+    return feed.last_status

@@ -1,0 +1,21 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from catalog.api.views import ApplianceViewSet, FeedViewSet
+from portal.api.views import ProjectViewSet
+from provisioning.api.views import HostViewSet, StackViewSet
+
+router = DefaultRouter()
+router.register("projects", ProjectViewSet, basename="project")
+router.register("feeds", FeedViewSet, basename="feed")
+router.register("appliances", ApplianceViewSet, basename="appliance")
+router.register("hosts", HostViewSet, basename="host")
+router.register("stacks", StackViewSet, basename="stack")
+
+urlpatterns = [
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,19 @@
+"""Writing the audit trail: one call per user-visible change, made by services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Model
+
+from portal.models import AuditEvent, Project
+
+
+def record(*, actor: Any, action: str, target: Model, project: Project | None = None, **detail: Any) -> None:
+    AuditEvent.objects.create(
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        project=project,
+        action=action,
+        target=f"{target._meta.label_lower}:{target.pk} {target}"[:200],
+        detail=detail,
+    )

@@ -1,0 +1,191 @@
+"""Settings for the portal, read from the environment (see portal/env.py for the helpers).
+
+With nothing set, the portal runs on embedded defaults: SQLite, the django-q2 ORM broker and
+the in-memory channel layer. Set DATABASE_URL and REDIS_URL for PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from portal.env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    redis_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = env_path("PORTAL_VAR_DIR", BASE_DIR / "var")
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# A development key is only acceptable when DEBUG is on; production must set its own.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-insecure-key-change-me" if DEBUG else None)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_q",
+    "channels",
+    "portal",
+    "catalog",
+    "provisioning",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+ASGI_APPLICATION = "portal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": database_from_url(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")),
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Workers and the web server share the file; wait for locks instead of failing at once.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+# Front-end assets come from npm (package.json) rather than being vendored into the tree.
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+REDIS_URL = redis_url()
+
+# Background work: django-q2. The ORM broker needs nothing besides the database; Redis is
+# faster and is used whenever REDIS_URL is set.
+TASK_TIMEOUT_SECONDS = env_int("PORTAL_TASK_TIMEOUT", 1800, minimum=10)
+Q_CLUSTER = {
+    "name": "portal",
+    "workers": env_int("PORTAL_WORKERS", 2, minimum=1, maximum=64),
+    "timeout": TASK_TIMEOUT_SECONDS,
+    "retry": TASK_TIMEOUT_SECONDS + 60,  # must exceed timeout, or a slow task is handed out twice
+    "max_attempts": 1,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "poll": 0.1,
+    "sync": env_bool("PORTAL_TASKS_SYNC", False),
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# Websocket fan-out: in-memory within one process by default, Redis across processes.
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "portal.api.base.api_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Stack portal API",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Catalog: where downloaded appliance images are cached, and how far untrusted input may go.
+IMAGE_CACHE_DIR = env_path("PORTAL_IMAGE_CACHE", VAR_DIR / "images")
+FEED_MAX_BYTES = env_int("PORTAL_FEED_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+IMAGE_MAX_BYTES = env_int("PORTAL_IMAGE_MAX_BYTES", 8 * 1024**3, minimum=1024)
+IMAGE_MAX_VIRTUAL_BYTES = env_int("PORTAL_IMAGE_MAX_VIRTUAL_BYTES", 256 * 1024**3, minimum=1024)
+FETCH_TIMEOUT_SECONDS = env_int("PORTAL_FETCH_TIMEOUT", 30, minimum=1)
+# Hosts a feed or image may be fetched from even though they resolve to private/loopback addresses.
+FETCH_ALLOWED_PRIVATE_HOSTS = env_list("PORTAL_FETCH_ALLOWED_PRIVATE_HOSTS", [])
+# Local folders that file:// feeds and images may be read from; anything else is refused.
+FETCH_FILE_ROOTS = [Path(p).resolve() for p in env_list("PORTAL_FETCH_FILE_ROOTS", [])]
+
+# Provisioning
+PUBLISH_PORT_RANGE = (
+    env_int("PORTAL_PORT_MIN", 20000, minimum=1024, maximum=65535),
+    env_int("PORTAL_PORT_MAX", 29999, minimum=1024, maximum=65535),
+)
+DEFAULT_LEASE_SECONDS = env_int("PORTAL_DEFAULT_LEASE", 4 * 3600, minimum=60)
+MAX_LEASE_SECONDS = env_int("PORTAL_MAX_LEASE", 7 * 24 * 3600, minimum=60)
+DEFAULT_STORAGE_POOL = env_str("PORTAL_STORAGE_POOL", "portal")
+DEFAULT_STORAGE_POOL_PATH = env_str("PORTAL_STORAGE_POOL_PATH", "/var/lib/libvirt/images/portal")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("PORTAL_LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from catalog import views as catalog_views
+from provisioning import views as stack_views
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="stack-list"), name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("catalog/", catalog_views.catalog_index, name="catalog"),
+    path("stacks/", stack_views.stack_list, name="stack-list"),
+    path("stacks/launch/", stack_views.stack_launch, name="stack-launch"),
+    path("stacks/<int:pk>/", stack_views.stack_detail, name="stack-detail"),
+    path("stacks/<int:pk>/status/", stack_views.stack_status, name="stack-status"),
+    path("stacks/<int:pk>/delete/", stack_views.stack_delete, name="stack-delete"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("portal.api.urls")),
+]

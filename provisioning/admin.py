@@ -1,0 +1,81 @@
+from django.contrib import admin, messages
+
+from provisioning import hosts, services
+from provisioning.models import Host, HostImage, Instance, PublishedPort, Stack, StackEvent
+
+
+@admin.register(Host)
+class HostAdmin(admin.ModelAdmin):
+    list_display = ["name", "uri", "domain_type", "enabled", "healthy", "cpus", "memory_mib", "last_checked_at"]
+    list_filter = ["enabled", "healthy", "domain_type"]
+    search_fields = ["name", "uri", "hostname"]
+    readonly_fields = [
+        "cpus",
+        "memory_mib",
+        "free_memory_mib",
+        "hypervisor",
+        "libvirt_version",
+        "hostname",
+        "healthy",
+        "health_error",
+        "last_checked_at",
+    ]
+    actions = ["refresh"]
+
+    @admin.action(description="Re-read capacity and health")
+    def refresh(self, request, queryset):
+        for host in queryset:
+            hosts.host_refresh(host=host)
+        messages.info(request, "Hosts refreshed.")
+
+
+@admin.register(HostImage)
+class HostImageAdmin(admin.ModelAdmin):
+    list_display = ["volume_name", "host", "image", "capacity_bytes", "uploaded_at"]
+    list_filter = ["host"]
+
+
+class InstanceInline(admin.TabularInline):
+    model = Instance
+    extra = 0
+    fields = ["name", "role", "host", "status", "status_reason", "domain_name", "volume_name"]
+    readonly_fields = fields
+    can_delete = False
+
+
+class EventInline(admin.TabularInline):
+    model = StackEvent
+    extra = 0
+    readonly_fields = ["created_at", "message", "is_error"]
+    can_delete = False
+
+
+@admin.register(Stack)
+class StackAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "status", "created_by", "created_at", "expires_at"]
+    list_filter = ["status", "project"]
+    search_fields = ["name", "project__name", "created_by__username"]
+    date_hierarchy = "created_at"
+    inlines = [InstanceInline, EventInline]
+    actions = ["destroy"]
+
+    @admin.action(description="Delete the selected stacks (domains and disks)")
+    def destroy(self, request, queryset):
+        for stack in queryset:
+            try:
+                services.stack_destroy(user=request.user, stack=stack, reason="deleted by operator")
+            except services.StackStateError as exc:
+                messages.warning(request, f"{stack}: {exc}")
+
+
+@admin.register(Instance)
+class InstanceAdmin(admin.ModelAdmin):
+    list_display = ["name", "stack", "role", "host", "status", "vcpus", "memory_mib"]
+    list_filter = ["status", "host", "role"]
+    search_fields = ["name", "domain_name", "stack__name"]
+
+
+@admin.register(PublishedPort)
+class PublishedPortAdmin(admin.ModelAdmin):
+    list_display = ["host", "host_port", "guest_port", "instance"]
+    list_filter = ["host"]

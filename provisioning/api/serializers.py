@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from catalog.models import Appliance
+from catalog.selectors import appliances_visible_to
+from portal.api.fields import ScopedPrimaryKeyField
+from portal.scoping import projects_for
+from provisioning.models import Host, Instance, Stack
+from provisioning.selectors import stack_endpoints
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    host = serializers.CharField(source="host.name", default=None, read_only=True)
+    appliance_version = serializers.CharField(source="appliance_version.__str__", read_only=True)
+
+    class Meta:
+        model = Instance
+        fields = ["id", "name", "role", "status", "status_reason", "host", "vcpus", "memory_mib", "appliance_version"]
+
+
+class EndpointSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    guest_port = serializers.IntegerField()
+    url = serializers.CharField()
+
+
+class StackSerializer(serializers.ModelSerializer):
+    instances = InstanceSerializer(many=True, read_only=True)
+    endpoints = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Stack
+        fields = [
+            "id",
+            "name",
+            "project",
+            "status",
+            "status_reason",
+            "created_at",
+            "running_at",
+            "expires_at",
+            "deleted_at",
+            "endpoints",
+            "instances",
+        ]
+
+    def get_endpoints(self, stack: Stack) -> list[dict]:
+        return EndpointSerializer(stack_endpoints(stack), many=True).data
+
+
+class StackCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=63)
+    project = ScopedPrimaryKeyField(scope=projects_for)
+    appliance = ScopedPrimaryKeyField(scope=appliances_visible_to)
+    version = serializers.CharField(required=False, help_text="Appliance version; the newest when omitted")
+    lease = serializers.IntegerField(required=False, min_value=1, help_text="Lease in seconds")
+
+    def validate(self, attrs):
+        appliance: Appliance = attrs["appliance"]
+        wanted = attrs.get("version")
+        versions = appliance.versions.all()
+        version = next((v for v in versions if v.version == wanted), None) if wanted else appliance.latest_version()
+        if version is None:
+            raise serializers.ValidationError({"version": f"appliance '{appliance}' has no such version"})
+        attrs["appliance_version"] = version
+        return attrs
+
+
+class HostSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Host
+        fields = [
+            "id",
+            "name",
+            "uri",
+            "domain_type",
+            "enabled",
+            "storage_pool",
+            "storage_pool_path",
+            "public_address",
+            "cpus",
+            "memory_mib",
+            "free_memory_mib",
+            "hypervisor",
+            "libvirt_version",
+            "hostname",
+            "healthy",
+            "health_error",
+            "last_checked_at",
+        ]
+        read_only_fields = [
+            "cpus",
+            "memory_mib",
+            "free_memory_mib",
+            "hypervisor",
+            "libvirt_version",
+            "hostname",
+            "healthy",
+            "health_error",
+            "last_checked_at",
+        ]

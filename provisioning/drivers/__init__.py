@@ -1,0 +1,42 @@
+"""The hypervisor boundary: typed requests and answers, one libvirt implementation.
+
+Only ``provisioning.drivers.libvirt_driver`` imports ``libvirt``; everything else speaks in
+the dataclasses and errors of ``provisioning.drivers.base``.
+"""
+
+from provisioning.drivers.base import (
+    DomainInfo,
+    DomainSpec,
+    DomainTags,
+    DriverError,
+    HostInfo,
+    HostUnreachable,
+    HypervisorDriver,
+    InvalidRequest,
+    NotFound,
+    PortForward,
+    VolumeInfo,
+)
+
+
+def open_driver(uri: str) -> HypervisorDriver:
+    """Open a driver for a libvirt URI (``qemu:///system``, ``qemu+ssh://h/system``, ``test:///default``)."""
+    from provisioning.drivers.libvirt_driver import LibvirtDriver
+
+    return LibvirtDriver(uri)
+
+
+__all__ = [
+    "DomainInfo",
+    "DomainSpec",
+    "DomainTags",
+    "DriverError",
+    "HostInfo",
+    "HostUnreachable",
+    "HypervisorDriver",
+    "InvalidRequest",
+    "NotFound",
+    "PortForward",
+    "VolumeInfo",
+    "open_driver",
+]

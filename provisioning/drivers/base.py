@@ -1,0 +1,169 @@
+"""Typed interface between the portal and a hypervisor host.
+
+Services build these dataclasses and call a ``HypervisorDriver``; they never see libvirt
+objects or XML. Every failure is a ``DriverError`` that says whether trying again can help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(done_bytes, total_bytes)`` during long transfers."""
+
+
+class DriverError(Exception):
+    """A hypervisor operation failed. ``retryable`` tells whether the same call may succeed later."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class HostUnreachable(DriverError):
+    """libvirtd could not be reached or went away mid-call."""
+
+    retryable = True
+
+
+class NotFound(DriverError):
+    """The domain, volume or pool does not exist."""
+
+
+class InvalidRequest(DriverError):
+    """The host refused what we asked for (bad XML, unsupported feature, name clash...)."""
+
+
+class Unsupported(DriverError):
+    """The host's driver does not implement the operation."""
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    hostname: str
+    hypervisor: str  # libvirt's driver name: "QEMU", "Test", ...
+    libvirt_version: str  # "9.0.0"
+    cpus: int
+    memory_mib: int
+    free_memory_mib: int
+
+
+@dataclass(frozen=True)
+class PoolInfo:
+    name: str
+    path: str
+    capacity_bytes: int
+    available_bytes: int
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    name: str
+    path: str
+    capacity_bytes: int
+    disk_format: str
+
+
+@dataclass(frozen=True)
+class DomainTags:
+    """Who owns a domain or volume; written into libvirt so the reconciler can find orphans."""
+
+    project_id: int
+    stack_id: int
+    instance_id: int
+
+
+@dataclass(frozen=True)
+class PortForward:
+    """Publish ``guest_port`` of the guest on ``host_address:host_port`` of the hypervisor host."""
+
+    host_port: int
+    guest_port: int
+    host_address: str = "127.0.0.1"
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    name: str
+    domain_type: str  # "kvm" in production, "qemu" (TCG) where KVM cannot run guests
+    vcpus: int
+    memory_mib: int
+    disk_path: str
+    tags: DomainTags
+    disk_format: str = "qcow2"
+    arch: str = "x86_64"
+    port_forwards: tuple[PortForward, ...] = field(default_factory=tuple)
+    vnc: bool = True  # VNC on 127.0.0.1 (autoport) for the browser console
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    name: str
+    uuid: str
+    state: str  # "running", "paused", "shutoff", "crashed", "other"
+    tags: DomainTags | None
+    vnc_port: int | None = None
+
+
+class HypervisorDriver(Protocol):
+    """What the portal needs from a host. Implementations must be safe to call repeatedly."""
+
+    uri: str
+
+    def host_info(self) -> HostInfo: ...
+
+    def ensure_dir_pool(self, *, name: str, path: str) -> PoolInfo:
+        """Return the storage pool ``name``; define, build and start it as a dir pool at ``path`` if missing."""
+        ...
+
+    def pool_info(self, *, name: str) -> PoolInfo: ...
+
+    def find_volume(self, *, pool: str, name: str) -> VolumeInfo | None: ...
+
+    def upload_volume(
+        self,
+        *,
+        pool: str,
+        name: str,
+        source_path: str,
+        disk_format: str,
+        capacity_bytes: int,
+        progress: ProgressCallback | None = None,
+    ) -> VolumeInfo:
+        """Create ``name`` in ``pool`` and stream the local file into it. A failed upload leaves no volume."""
+        ...
+
+    def create_overlay(
+        self, *, pool: str, name: str, backing: VolumeInfo, capacity_bytes: int | None = None
+    ) -> VolumeInfo:
+        """Create a qcow2 volume whose ``<backingStore>`` is ``backing`` (copy-on-write)."""
+        ...
+
+    def delete_volume(self, *, pool: str, name: str) -> None:
+        """Delete a volume; a missing one is not an error."""
+        ...
+
+    def list_volumes(self, *, pool: str) -> list[VolumeInfo]: ...
+
+    def define_and_start(self, spec: DomainSpec) -> DomainInfo:
+        """Define a persistent domain from ``spec`` and start it. If starting fails, nothing stays defined."""
+        ...
+
+    def destroy_domain(self, *, name: str) -> None:
+        """Power off and undefine a domain; a missing one is not an error."""
+        ...
+
+    def domain_info(self, *, name: str) -> DomainInfo: ...
+
+    def list_domains(self) -> list[DomainInfo]:
+        """Every domain on the host that carries the portal's metadata tags."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,165 @@
+"""Hosts and what runs on them: stacks, their instances, published ports, progress events."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from catalog.models import ApplianceVersion, CachedImage
+from portal.models import Project
+
+
+class Host(models.Model):
+    """A libvirt host. The portal only ever talks to it through ``uri`` and the driver."""
+
+    class DomainType(models.TextChoices):
+        KVM = "kvm", "KVM (hardware virtualisation)"
+        QEMU = "qemu", "QEMU (software emulation)"
+
+    name = models.CharField(max_length=100, unique=True)
+    uri = models.CharField(max_length=300, unique=True, help_text="libvirt URI, e.g. qemu:///system")
+    domain_type = models.CharField(max_length=10, choices=DomainType.choices, default=DomainType.KVM)
+    enabled = models.BooleanField(default=True, help_text="Disabled hosts keep their VMs but get no new ones")
+    storage_pool = models.CharField(max_length=100, default="portal")
+    storage_pool_path = models.CharField(max_length=300, default="/var/lib/libvirt/images/portal")
+    public_address = models.GenericIPAddressField(
+        default="127.0.0.1", help_text="Address on which published guest ports are reachable"
+    )
+    cpu_overcommit = models.DecimalField(max_digits=4, decimal_places=2, default=4)
+    memory_reserved_mib = models.PositiveIntegerField(default=512, help_text="Kept for the host itself")
+    # Read from the host by the driver (capacity and health).
+    cpus = models.PositiveIntegerField(default=0)
+    memory_mib = models.PositiveBigIntegerField(default=0)
+    free_memory_mib = models.PositiveBigIntegerField(default=0)
+    hypervisor = models.CharField(max_length=50, blank=True)
+    libvirt_version = models.CharField(max_length=20, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    healthy = models.BooleanField(default=False)
+    health_error = models.TextField(blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def vcpu_capacity(self) -> int:
+        return int(self.cpus * self.cpu_overcommit)
+
+    @property
+    def memory_capacity_mib(self) -> int:
+        return max(0, self.memory_mib - self.memory_reserved_mib)
+
+
+class HostImage(models.Model):
+    """A cached image uploaded once into a host's storage pool; overlays of instances point at it."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="images")
+    image = models.ForeignKey(CachedImage, on_delete=models.CASCADE, related_name="host_copies")
+    volume_name = models.CharField(max_length=200)
+    volume_path = models.CharField(max_length=500)
+    capacity_bytes = models.BigIntegerField()
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["host", "image"], name="one_base_volume_per_host")]
+
+    def __str__(self) -> str:
+        return f"{self.volume_name} on {self.host}"
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    BUILDING = "building", "Building"
+    RUNNING = "running", "Running"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+    ERROR = "error", "Error"
+
+
+# Statuses in which an instance holds quota, host capacity and a published port.
+ACTIVE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.DELETING, Status.ERROR)
+
+
+class Stack(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="stacks")
+    name = models.CharField(max_length=63)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    expires_at = models.DateTimeField(db_index=True)
+    running_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Instance(models.Model):
+    stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="instances")
+    name = models.CharField(max_length=63)
+    role = models.CharField(max_length=30)
+    appliance_version = models.ForeignKey(ApplianceVersion, on_delete=models.PROTECT, related_name="instances")
+    host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.PROTECT, related_name="instances")
+    vcpus = models.PositiveIntegerField()
+    memory_mib = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status_reason = models.TextField(blank=True)
+    domain_name = models.CharField(max_length=100, blank=True)
+    volume_name = models.CharField(max_length=200, blank=True)
+    vnc_port = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["stack", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def project(self) -> Project:
+        return self.stack.project
+
+
+class PublishedPort(models.Model):
+    """A guest port reachable at host.public_address:host_port. The row is the reservation."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="published_ports")
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="published_ports")
+    host_port = models.PositiveIntegerField()
+    guest_port = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["host", "host_port"], name="one_reservation_per_port")]
+
+    def __str__(self) -> str:
+        return f"{self.host.public_address}:{self.host_port} -> {self.instance}:{self.guest_port}"
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.guest_port in (443, 8443) else "http"
+        address = self.host.public_address
+        if ":" in address:  # IPv6 literals need brackets in URLs
+            address = f"[{address}]"
+        return f"{scheme}://{address}:{self.host_port}/"
+
+
+class StackEvent(models.Model):
+    """A line of progress shown on the stack page (image download, upload, boot...)."""
+
+    stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    message = models.CharField(max_length=500)
+    is_error = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.message

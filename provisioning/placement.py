@@ -1,0 +1,92 @@
+"""Choosing a host for an instance and a free port to publish it on.
+
+Both run inside the launch transaction on rows locked with SELECT ... FOR UPDATE, so two
+launches can never take the last slot of a host or the same port.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from django.db.models import Count, Sum
+
+from provisioning.models import ACTIVE_STATUSES, Host, Instance, PublishedPort
+
+
+class NoCapacity(Exception):
+    """No enabled, healthy host can take the instance."""
+
+
+@dataclass(frozen=True)
+class HostLoad:
+    host: Host
+    vcpus: int
+    memory_mib: int
+    instances: int
+
+    def fits(self, *, vcpus: int, memory_mib: int) -> bool:
+        return (
+            self.vcpus + vcpus <= self.host.vcpu_capacity
+            and self.memory_mib + memory_mib <= self.host.memory_capacity_mib
+        )
+
+
+def host_loads(hosts: list[Host]) -> list[HostLoad]:
+    totals = {
+        row["host"]: row
+        for row in Instance.objects.filter(host__in=hosts, status__in=ACTIVE_STATUSES)
+        .values("host")
+        .annotate(vcpus=Sum("vcpus"), memory=Sum("memory_mib"), count=Count("id"))
+    }
+    return [
+        HostLoad(
+            host=host,
+            vcpus=totals.get(host.pk, {}).get("vcpus") or 0,
+            memory_mib=totals.get(host.pk, {}).get("memory") or 0,
+            instances=totals.get(host.pk, {}).get("count") or 0,
+        )
+        for host in hosts
+    ]
+
+
+def choose_host(loads: list[HostLoad], *, vcpus: int, memory_mib: int) -> HostLoad:
+    """Spread: the fitting host with the most free memory left, so one host does not fill first."""
+    fitting = [load for load in loads if load.fits(vcpus=vcpus, memory_mib=memory_mib)]
+    if not fitting:
+        if not loads:
+            raise NoCapacity("no host is enabled and healthy; ask an operator to add or repair one")
+        raise NoCapacity(f"no host has room for {vcpus} vCPU and {memory_mib} MiB right now")
+    return max(fitting, key=lambda load: (load.host.memory_capacity_mib - load.memory_mib, -load.host.pk))
+
+
+def _port_is_free_locally(address: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def _ports_are_real_here(host: Host) -> bool:
+    # Only a local libvirt URI (no host part) lets us probe the port on this machine, and the
+    # test driver's guests never bind anything.
+    scheme, _, rest = host.uri.partition("://")
+    return rest.startswith("/") and scheme != "test"
+
+
+def allocate_port(host: Host, *, port_range: tuple[int, int], taken_in_this_call: set[int]) -> int:
+    """Lowest port in range not reserved on ``host`` (and, for a local host, not bound by anyone)."""
+    reserved = set(PublishedPort.objects.filter(host=host).values_list("host_port", flat=True))
+    reserved |= taken_in_this_call
+    check_locally = _ports_are_real_here(host)
+    low, high = port_range
+    for port in range(low, high + 1):
+        if port in reserved:
+            continue
+        if check_locally and not _port_is_free_locally(host.public_address, port):
+            continue
+        return port
+    raise NoCapacity(f"host {host.name} has no free port left in {low}-{high}")

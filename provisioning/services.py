@@ -1,0 +1,357 @@
+"""Writes for stacks: launch (claim quota, host and ports), build, destroy, expire leases.
+
+``stack_launch`` and ``stack_destroy`` are called by the web UI and the API and return at
+once; the slow parts (image download, upload, libvirt) run in django-q2 tasks that call
+``stack_build`` and ``stack_teardown``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from catalog.models import ApplianceVersion
+from catalog.services import CatalogError, image_ensure_cached
+from portal import audit
+from portal.models import Project, Role
+from portal.scoping import require_role
+from provisioning.drivers import (
+    DomainSpec,
+    DomainTags,
+    DriverError,
+    HypervisorDriver,
+    PortForward,
+    VolumeInfo,
+)
+from provisioning.drivers.domain_xml import base_volume_name, overlay_volume_name
+from provisioning.hosts import driver_for
+from provisioning.models import (
+    ACTIVE_STATUSES,
+    Host,
+    HostImage,
+    Instance,
+    PublishedPort,
+    Stack,
+    StackEvent,
+    Status,
+)
+from provisioning.placement import NoCapacity, allocate_port, choose_host, host_loads
+
+logger = logging.getLogger(__name__)
+
+STACK_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+DELETABLE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.ERROR)
+
+
+class LaunchError(Exception):
+    """The stack cannot be launched; nothing was created. ``code`` tells the API which status to send."""
+
+    code = "invalid"
+
+
+class QuotaExceeded(LaunchError):
+    code = "quota_exceeded"
+
+
+class CapacityExhausted(LaunchError):
+    code = "no_capacity"
+
+
+class StackStateError(Exception):
+    """The stack is not in a state that allows the operation."""
+
+
+def stack_event(stack: Stack, message: str, *, is_error: bool = False) -> None:
+    StackEvent.objects.create(stack=stack, message=message[:500], is_error=is_error)
+
+
+# --- launch -----------------------------------------------------------------------------------
+
+
+def stack_launch(
+    *,
+    user,
+    project: Project,
+    name: str,
+    appliance_version: ApplianceVersion,
+    lease_seconds: int | None = None,
+) -> Stack:
+    """Claim quota, a host and a port for a one-tier stack, and queue its build."""
+    require_role(user, project, Role.MEMBER)
+    if not STACK_NAME_RE.match(name):
+        raise LaunchError(
+            "name must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+        )
+    lease = lease_seconds if lease_seconds is not None else settings.DEFAULT_LEASE_SECONDS
+    if not 60 <= lease <= settings.MAX_LEASE_SECONDS:
+        raise LaunchError(f"lease must be between 60 and {settings.MAX_LEASE_SECONDS} seconds")
+    vcpus, memory_mib = appliance_version.min_vcpus, appliance_version.min_ram_mib
+    role = appliance_version.appliance.role or "main"
+
+    with transaction.atomic():
+        # Lock order everywhere: project, then hosts by id. Parallel launches queue here.
+        locked_project = Project.objects.select_for_update().get(pk=project.pk)
+        _check_quota(locked_project, instances=1, vcpus=vcpus, memory_mib=memory_mib)
+        hosts = list(Host.objects.select_for_update().filter(enabled=True, healthy=True).order_by("pk"))
+        try:
+            host = choose_host(host_loads(hosts), vcpus=vcpus, memory_mib=memory_mib).host
+            ports = _reserve_ports_plan(host, appliance_version)
+        except NoCapacity as exc:
+            raise CapacityExhausted(str(exc)) from None
+        stack = Stack.objects.create(
+            project=locked_project,
+            name=name,
+            created_by=user,
+            expires_at=timezone.now() + timedelta(seconds=lease),
+        )
+        instance = Instance.objects.create(
+            stack=stack,
+            name=f"{name}-{role}",
+            role=role,
+            appliance_version=appliance_version,
+            host=host,
+            vcpus=vcpus,
+            memory_mib=memory_mib,
+        )
+        instance.domain_name = f"portal-i{instance.pk}-{role}"[:100]
+        instance.volume_name = overlay_volume_name(_tags(instance))
+        instance.save(update_fields=["domain_name", "volume_name"])
+        PublishedPort.objects.bulk_create(
+            PublishedPort(instance=instance, host=host, host_port=host_port, guest_port=guest_port)
+            for host_port, guest_port in ports
+        )
+        stack_event(stack, f"queued: {appliance_version} on host {host.name}")
+        audit.record(
+            actor=user,
+            action="stack.launch",
+            target=stack,
+            project=locked_project,
+            appliance_version=appliance_version.pk,
+            lease_seconds=lease,
+        )
+        transaction.on_commit(
+            lambda: async_task("provisioning.tasks.build_stack", stack.pk, task_name=f"build-stack-{stack.pk}")
+        )
+    return stack
+
+
+def _check_quota(project: Project, *, instances: int, vcpus: int, memory_mib: int) -> None:
+    usage = Instance.objects.filter(stack__project=project, status__in=ACTIVE_STATUSES).aggregate(
+        count=Count("id"), vcpus=Sum("vcpus"), memory=Sum("memory_mib")
+    )
+    checks = [
+        ("instances", usage["count"] or 0, instances, project.max_instances),
+        ("vCPUs", usage["vcpus"] or 0, vcpus, project.max_vcpus),
+        ("MiB of memory", usage["memory"] or 0, memory_mib, project.max_memory_mib),
+    ]
+    for what, used, wanted, limit in checks:
+        if used + wanted > limit:
+            raise QuotaExceeded(
+                f"quota exceeded: project '{project.name}' may hold {limit} {what}, "
+                f"{used} are in use and this stack needs {wanted}"
+            )
+
+
+def _reserve_ports_plan(host: Host, version: ApplianceVersion) -> list[tuple[int, int]]:
+    if not version.service_port:
+        return []
+    taken: set[int] = set()
+    host_port = allocate_port(host, port_range=settings.PUBLISH_PORT_RANGE, taken_in_this_call=taken)
+    return [(host_port, version.service_port)]
+
+
+def _tags(instance: Instance) -> DomainTags:
+    return DomainTags(project_id=instance.stack.project_id, stack_id=instance.stack_id, instance_id=instance.pk)
+
+
+# --- build (worker) ---------------------------------------------------------------------------
+
+
+def stack_build(*, stack: Stack) -> Stack:
+    """Bring every instance of a pending stack to running; on failure clean up and say why."""
+    started = Stack.objects.filter(pk=stack.pk, status=Status.PENDING).update(status=Status.BUILDING)
+    if not started:
+        stack.refresh_from_db()
+        return stack  # deleted or already handled while queued
+    stack_event(stack, "building")
+    instances = list(stack.instances.select_related("host", "appliance_version__image", "stack"))
+    try:
+        for instance in instances:
+            _build_instance(stack=stack, instance=instance)
+    except (DriverError, CatalogError, StackStateError) as exc:
+        _fail_stack(stack, instances, str(exc))
+        return stack
+    except Exception as exc:
+        # A bug must not leave a stack "building" forever with a VM nobody owns.
+        logger.exception("stack %s build crashed", stack.pk)
+        _fail_stack(stack, instances, f"internal error: {exc.__class__.__name__}: {exc}")
+        return stack
+    with transaction.atomic():
+        marked = Stack.objects.filter(pk=stack.pk, status=Status.BUILDING).update(
+            status=Status.RUNNING, running_at=timezone.now(), status_reason=""
+        )
+    if marked:
+        stack_event(stack, "running")
+    stack.refresh_from_db()
+    return stack
+
+
+def _build_instance(*, stack: Stack, instance: Instance) -> None:
+    version = instance.appliance_version
+    Instance.objects.filter(pk=instance.pk).update(status=Status.BUILDING)
+    if version.image.status != version.image.Status.READY:
+        stack_event(stack, f"downloading image for {version} ({version.size_bytes // (1024 * 1024)} MiB)")
+    image = image_ensure_cached(version=version)
+    host = instance.host
+    with driver_for(host) as driver:
+        base = _ensure_base_volume(driver=driver, host=host, image=image, stack=stack)
+        # Held across create-and-start so a concurrent delete either sees the domain or stops us first.
+        with transaction.atomic():
+            locked = Stack.objects.select_for_update().get(pk=stack.pk)
+            if locked.status != Status.BUILDING:
+                raise StackStateError(f"stack became {locked.status} while building")
+            overlay = driver.create_overlay(pool=host.storage_pool, name=instance.volume_name, backing=base)
+            forwards = tuple(
+                PortForward(host_port=p.host_port, guest_port=p.guest_port, host_address=host.public_address)
+                for p in instance.published_ports.all()
+            )
+            spec = DomainSpec(
+                name=instance.domain_name,
+                domain_type=host.domain_type,
+                vcpus=instance.vcpus,
+                memory_mib=instance.memory_mib,
+                disk_path=overlay.path,
+                tags=_tags(instance),
+                port_forwards=forwards,
+            )
+            try:
+                info = driver.define_and_start(spec)
+            except DriverError:
+                driver.delete_volume(pool=host.storage_pool, name=instance.volume_name)
+                raise
+            Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING, vnc_port=info.vnc_port)
+    stack_event(stack, f"{instance.name} started on {host.name}")
+
+
+def _ensure_base_volume(*, driver: HypervisorDriver, host: Host, image, stack: Stack) -> VolumeInfo:
+    """Upload the cached image into the host's pool once; later instances only overlay it."""
+    name = base_volume_name(image.sha256, "qcow2")
+    # Lock the image row: two builds on the same host must not upload the same volume at once.
+    with transaction.atomic():
+        type(image).objects.select_for_update().get(pk=image.pk)
+        existing = driver.find_volume(pool=host.storage_pool, name=name)
+        if existing is not None:
+            return existing
+        stack_event(stack, f"uploading base image to {host.name} ({image.size_bytes // (1024 * 1024)} MiB)")
+        volume = driver.upload_volume(
+            pool=host.storage_pool,
+            name=name,
+            source_path=image.path,
+            disk_format="qcow2",
+            capacity_bytes=image.virtual_size_bytes,
+        )
+        HostImage.objects.update_or_create(
+            host=host,
+            image=image,
+            defaults={"volume_name": volume.name, "volume_path": volume.path, "capacity_bytes": volume.capacity_bytes},
+        )
+        return volume
+
+
+def _fail_stack(stack: Stack, instances: list[Instance], reason: str) -> None:
+    logger.warning("stack %s failed: %s", stack.pk, reason)
+    cleanup_problems = _remove_instances(instances)
+    if cleanup_problems:
+        reason = f"{reason} (cleanup incomplete: {'; '.join(cleanup_problems)})"
+    with transaction.atomic():
+        Instance.objects.filter(stack=stack).exclude(status=Status.DELETED).update(
+            status=Status.ERROR, status_reason=reason[:1000]
+        )
+        if not cleanup_problems:
+            PublishedPort.objects.filter(instance__stack=stack).delete()
+        Stack.objects.filter(pk=stack.pk).exclude(status__in=(Status.DELETING, Status.DELETED)).update(
+            status=Status.ERROR, status_reason=reason
+        )
+    stack_event(stack, f"failed: {reason}", is_error=True)
+    stack.refresh_from_db()
+
+
+def _remove_instances(instances: list[Instance]) -> list[str]:
+    """Destroy domains and delete overlay volumes; return what could not be removed."""
+    problems: list[str] = []
+    for instance in instances:
+        if instance.host is None:
+            continue
+        try:
+            with driver_for(instance.host) as driver:
+                driver.destroy_domain(name=instance.domain_name)
+                driver.delete_volume(pool=instance.host.storage_pool, name=instance.volume_name)
+        except DriverError as exc:
+            problems.append(f"{instance.name}: {exc.message}")
+    return problems
+
+
+# --- destroy ----------------------------------------------------------------------------------
+
+
+def stack_destroy(*, user, stack: Stack, reason: str = "deleted by user") -> Stack:
+    """Mark the stack for deletion and queue the teardown (domains and volumes, data and all)."""
+    if user is not None:
+        require_role(user, stack.project, Role.MEMBER)
+    with transaction.atomic():
+        locked = Stack.objects.select_for_update().get(pk=stack.pk)
+        if locked.status == Status.DELETING:
+            return locked
+        if locked.status not in DELETABLE_STATUSES:
+            raise StackStateError(f"stack is {locked.status}")
+        locked.status = Status.DELETING
+        locked.status_reason = reason
+        locked.save(update_fields=["status", "status_reason", "updated_at"])
+        stack_event(locked, f"deleting: {reason}")
+        audit.record(actor=user, action="stack.destroy", target=locked, project=locked.project, reason=reason)
+        transaction.on_commit(
+            lambda: async_task("provisioning.tasks.teardown_stack", locked.pk, task_name=f"teardown-stack-{locked.pk}")
+        )
+    return locked
+
+
+def stack_teardown(*, stack: Stack) -> Stack:
+    with transaction.atomic():
+        locked = Stack.objects.select_for_update().get(pk=stack.pk)
+        if locked.status != Status.DELETING:
+            return locked
+        instances = list(locked.instances.select_related("host", "stack"))
+        problems = _remove_instances(instances)
+        if problems:
+            reason = f"delete failed: {'; '.join(problems)}; delete again to retry"
+            locked.status, locked.status_reason = Status.ERROR, reason
+            locked.save(update_fields=["status", "status_reason", "updated_at"])
+            stack_event(locked, reason, is_error=True)
+            return locked
+        Instance.objects.filter(stack=locked).update(status=Status.DELETED)
+        PublishedPort.objects.filter(instance__stack=locked).delete()
+        locked.status, locked.deleted_at = Status.DELETED, timezone.now()
+        locked.save(update_fields=["status", "deleted_at", "updated_at"])
+        stack_event(locked, "deleted: domains destroyed, disks removed")
+    return locked
+
+
+def leases_expire(*, now=None) -> int:
+    """Queue the teardown of every stack whose lease has run out; return how many."""
+    now = now or timezone.now()
+    expired = Stack.objects.filter(expires_at__lte=now, status__in=DELETABLE_STATUSES).values_list("pk", flat=True)
+    count = 0
+    for stack in Stack.objects.filter(pk__in=list(expired)):
+        try:
+            stack_destroy(user=None, stack=stack, reason="lease expired")
+            count += 1
+        except StackStateError:
+            continue
+    return count

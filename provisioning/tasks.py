@@ -1,0 +1,24 @@
+"""django-q2 entry points for provisioning: load the row, call the service."""
+
+from __future__ import annotations
+
+from provisioning import services
+from provisioning.models import Stack
+
+
+def build_stack(stack_id: int) -> str:
+    stack = Stack.objects.filter(pk=stack_id).first()
+    if stack is None:
+        return "stack no longer exists"
+    return services.stack_build(stack=stack).status
+
+
+def teardown_stack(stack_id: int) -> str:
+    stack = Stack.objects.filter(pk=stack_id).first()
+    if stack is None:
+        return "stack no longer exists"
+    return services.stack_teardown(stack=stack).status
+
+
+def expire_leases() -> int:
+    return services.leases_expire()

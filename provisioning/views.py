@@ -1,0 +1,78 @@
+"""Web pages for stacks. Thin: forms in, services called, selectors read."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from catalog.selectors import appliance_versions_visible_to
+from portal.scoping import PermissionDeniedForRole
+from provisioning import selectors, services
+from provisioning.forms import LaunchForm
+from provisioning.models import Status
+
+TERMINAL = {Status.RUNNING, Status.DELETED, Status.ERROR}
+
+
+@login_required
+def stack_list(request: HttpRequest) -> HttpResponse:
+    stacks = selectors.stacks_visible_to(request.user).exclude(status=Status.DELETED)
+    return render(request, "provisioning/stack_list.html", {"stacks": stacks})
+
+
+@login_required
+def stack_launch(request: HttpRequest) -> HttpResponse:
+    versions = appliance_versions_visible_to(request.user).order_by("appliance__title", "-published_at")
+    initial = {}
+    if "version" in request.GET:
+        initial["appliance_version"] = request.GET["version"]
+    form = LaunchForm(request.POST or None, user=request.user, versions=versions, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            stack = services.stack_launch(user=request.user, **form.cleaned_data)
+        except (services.LaunchError, PermissionDeniedForRole) as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("stack-detail", pk=stack.pk)
+    return render(request, "provisioning/launch.html", {"form": form})
+
+
+def _stack_context(request: HttpRequest, pk: int) -> dict:
+    stack = get_object_or_404(selectors.stacks_visible_to(request.user), pk=pk)
+    image_progress = [
+        instance.appliance_version.image
+        for instance in stack.instances.all()
+        if instance.appliance_version.image.status == "downloading"
+    ]
+    return {
+        "stack": stack,
+        "endpoints": selectors.stack_endpoints(stack),
+        "events": stack.events.all()[:200],
+        "downloads": image_progress,
+        "polling": stack.status not in TERMINAL,
+    }
+
+
+@login_required
+def stack_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "provisioning/stack_detail.html", _stack_context(request, pk))
+
+
+@login_required
+def stack_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The live part of the stack page, polled by htmx until the stack settles."""
+    return render(request, "provisioning/_stack_status.html", _stack_context(request, pk))
+
+
+@login_required
+@require_POST
+def stack_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    stack = get_object_or_404(selectors.stacks_visible_to(request.user), pk=pk)
+    try:
+        services.stack_destroy(user=request.user, stack=stack)
+    except (services.StackStateError, PermissionDeniedForRole) as exc:
+        messages.error(request, str(exc))
+    return redirect("stack-detail", pk=pk)

@@ -1,0 +1,146 @@
+"""Subscribing, importing and caching images, through the real fetcher and qemu-img."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from catalog import services, vmcast
+from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed
+from catalog.services import CatalogError
+from portal.scoping import PermissionDeniedForRole
+from tests.factories import FeedFactory
+
+
+def publish(server, *, name="web.qcow2", size="16M", corrupt_sha=False, appliance="demo-web", version="1.0"):
+    """Put a fresh qcow2 image and a feed naming it on the loopback server; return the feed URL."""
+    image = server.root / name
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", str(image), size], check=True, capture_output=True)
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    if corrupt_sha:
+        digest = "0" * 64
+    item = vmcast.FeedItem(
+        appliance=appliance,
+        title=appliance.title(),
+        description="",
+        version=version,
+        url=f"{server.base_url}/{name}",
+        size_bytes=image.stat().st_size,
+        sha256=digest,
+        disk_format="qcow2",
+    )
+    (server.root / "feed.xml").write_bytes(
+        vmcast.render_feed(title="Test feed", link=server.base_url, description="", items=[item])
+    )
+    return f"{server.base_url}/feed.xml"
+
+
+def test_member_subscribes_and_import_runs_after_commit(
+    member, project, http_server, django_capture_on_commit_callbacks
+):
+    url = publish(http_server)
+    with django_capture_on_commit_callbacks(execute=True):
+        feed = services.feed_subscribe(user=member, url=url, project=project)
+    feed.refresh_from_db()
+    assert feed.last_status == Feed.ImportStatus.OK, feed.last_error
+    assert feed.title == "Test feed"
+    assert feed.last_item_count == 1
+    version = ApplianceVersion.objects.get(appliance__feed=feed)
+    assert version.image.status == CachedImage.Status.MISSING  # images download on first use
+
+
+def test_viewer_cannot_subscribe(viewer, project):
+    with pytest.raises(PermissionDeniedForRole):
+        services.feed_subscribe(user=viewer, url="https://example.org/f.xml", project=project)
+
+
+def test_only_operators_subscribe_the_shared_catalog(member, operator):
+    with pytest.raises(PermissionDenied):
+        services.feed_subscribe(user=member, url="https://example.org/f.xml", project=None)
+    assert services.feed_subscribe(user=operator, url="https://example.org/f.xml", project=None).project is None
+
+
+def test_bad_url_and_duplicate_subscription_are_refused(member, project):
+    with pytest.raises(ValidationError, match="unsupported URL scheme"):
+        services.feed_subscribe(user=member, url="gopher://x/feed", project=project)
+    services.feed_subscribe(user=member, url="https://example.org/f.xml", project=project)
+    with pytest.raises(ValidationError, match="already subscribed"):
+        services.feed_subscribe(user=member, url="https://example.org/f.xml", project=project)
+    assert Feed.objects.count() == 1
+
+
+def test_feed_that_is_not_xml_records_the_error_and_keeps_the_catalog(http_server, db):
+    url = publish(http_server)
+    feed = FeedFactory(url=url)
+    services.feed_import(feed=feed)
+    assert Appliance.objects.count() == 1
+    (http_server.root / "feed.xml").write_bytes(b"<<< definitely not xml")
+    services.feed_import(feed=feed)
+    feed.refresh_from_db()
+    assert feed.last_status == Feed.ImportStatus.ERROR
+    assert "not a well-formed XML feed" in feed.last_error
+    assert Appliance.objects.count() == 1
+    assert ApplianceVersion.objects.count() == 1
+
+
+def test_item_without_enclosure_imports_nothing(http_server, db):
+    url = publish(http_server)
+    feed_xml = http_server.root / "feed.xml"
+    feed_xml.write_bytes(feed_xml.read_bytes().replace(b"<enclosure", b"<nothing"))
+    feed = FeedFactory(url=url)
+    services.feed_import(feed=feed)
+    feed.refresh_from_db()
+    assert feed.last_status == Feed.ImportStatus.ERROR
+    assert "no <enclosure>" in feed.last_error
+    assert not Appliance.objects.exists()
+
+
+def test_a_version_may_not_change_its_bytes(http_server, db):
+    url = publish(http_server)
+    feed = FeedFactory(url=url)
+    services.feed_import(feed=feed)
+    publish(http_server, size="32M")  # same version, different image
+    services.feed_import(feed=feed)
+    feed.refresh_from_db()
+    assert feed.last_status == Feed.ImportStatus.ERROR
+    assert "changed its sha256" in feed.last_error
+
+
+def test_unreachable_feed_is_an_error_not_a_crash(db):
+    feed = FeedFactory(url="http://127.0.0.1:1/feed.xml")
+    services.feed_import(feed=feed)
+    feed.refresh_from_db()
+    assert feed.last_status == Feed.ImportStatus.ERROR
+    assert "cannot fetch" in feed.last_error
+
+
+def test_image_is_downloaded_verified_and_converted_once(http_server, db, settings, tmp_path):
+    settings.IMAGE_CACHE_DIR = tmp_path / "cache"
+    feed = FeedFactory(url=publish(http_server))
+    services.feed_import(feed=feed)
+    version = ApplianceVersion.objects.get()
+    progress = []
+    image = services.image_ensure_cached(version=version, progress=lambda d, t: progress.append((d, t)))
+    assert image.status == CachedImage.Status.READY
+    assert image.virtual_size_bytes == 16 * 1024 * 1024
+    assert image.path.endswith(f"{image.sha256}.qcow2")
+    assert progress
+    assert progress[-1][0] == version.size_bytes
+    (http_server.root / "web.qcow2").unlink()  # a second call must not download again
+    assert services.image_ensure_cached(version=version).path == image.path
+
+
+def test_sha256_mismatch_is_refused_and_leaves_no_file(http_server, db, settings, tmp_path):
+    settings.IMAGE_CACHE_DIR = tmp_path / "cache"
+    feed = FeedFactory(url=publish(http_server, corrupt_sha=True))
+    services.feed_import(feed=feed)
+    version = ApplianceVersion.objects.get()
+    with pytest.raises(CatalogError, match="sha256 mismatch"):
+        services.image_ensure_cached(version=version)
+    version.image.refresh_from_db()
+    assert version.image.status == CachedImage.Status.ERROR
+    assert "sha256 mismatch" in version.image.error
+    assert list((tmp_path / "cache").iterdir()) == []

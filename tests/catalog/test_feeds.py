@@ -1,0 +1,104 @@
+"""Parsing VMcasts: good feeds become items, bad ones a clear error naming each problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog import vmcast
+from catalog.feeds import FeedError, parse_vmcast
+
+SHA = "ab" * 32
+
+
+def item(**overrides) -> vmcast.FeedItem:
+    values = {
+        "appliance": "demo-web",
+        "title": "Web",
+        "description": "A web server",
+        "version": "1.0",
+        "url": "http://127.0.0.1:8000/web.qcow2",
+        "size_bytes": 1234,
+        "sha256": SHA,
+        "disk_format": "qcow2",
+        "service_port": 80,
+        "role": "web",
+        "min_ram_mib": 192,
+    }
+    values.update(overrides)
+    return vmcast.FeedItem(**values)
+
+
+def feed(*items: vmcast.FeedItem) -> bytes:
+    return vmcast.render_feed(title="Demo", link="http://127.0.0.1", description="d", items=items)
+
+
+def test_reads_every_field_of_an_item():
+    parsed = parse_vmcast(feed(item(), item(appliance="demo-db", version="2.0", service_port=5432, role="db")))
+    assert parsed.title == "Demo"
+    web, db = parsed.items
+    assert (web.appliance, web.version, web.sha256, web.disk_format, web.size_bytes) == (
+        "demo-web",
+        "1.0",
+        SHA,
+        "qcow2",
+        1234,
+    )
+    assert (web.min_ram_mib, web.min_vcpus, web.service_port, web.role) == (192, 1, 80, "web")
+    assert web.url == "http://127.0.0.1:8000/web.qcow2"
+    assert db.service_port == 5432
+
+
+def test_accepts_any_prefix_for_our_namespace():
+    data = feed(item()).replace(b"vmc:", b"cast:").replace(b"xmlns:vmc=", b"xmlns:cast=")
+    assert parse_vmcast(data).items[0].sha256 == SHA
+
+
+def test_not_xml_is_refused():
+    with pytest.raises(FeedError, match="not a well-formed XML feed"):
+        parse_vmcast(b"this is { not xml")
+
+
+def test_html_page_is_not_a_feed():
+    with pytest.raises(FeedError):
+        parse_vmcast(b"<html><body><p>hello</p></body></html>")
+
+
+def test_item_without_enclosure_is_named():
+    data = feed(item(title="Broken one")).replace(b"<enclosure", b"<notenclosure")
+    with pytest.raises(FeedError, match="item 'Broken one': no <enclosure>"):
+        parse_vmcast(data)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"sha256": "xyz"}, "sha256 must be 64 hex digits"),
+        ({"disk_format": "vmdk"}, "disk format 'vmdk'"),
+        ({"arch": "s390x"}, "architecture 's390x'"),
+        ({"appliance": "Bad Name!"}, "appliance identifier"),
+        ({"url": "ftp://example.org/x"}, "not http, https or file"),
+    ],
+)
+def test_bad_item_fields_are_refused(overrides, message):
+    with pytest.raises(FeedError, match=message):
+        parse_vmcast(feed(item(**overrides)))
+
+
+def test_every_problem_is_listed_and_nothing_partial_returned():
+    good = item(appliance="ok")
+    bad1 = item(appliance="b1", title="B1", sha256="short")
+    bad2 = item(appliance="b2", title="B2", disk_format="iso")
+    with pytest.raises(FeedError) as caught:
+        parse_vmcast(feed(good, bad1, bad2))
+    assert "item 'B1'" in str(caught.value)
+    assert "item 'B2'" in str(caught.value)
+
+
+def test_duplicate_versions_are_refused():
+    with pytest.raises(FeedError, match="appears twice"):
+        parse_vmcast(feed(item(), item()))
+
+
+def test_feed_without_items_is_refused():
+    with pytest.raises(FeedError, match="no items"):
+        parse_vmcast(feed())

@@ -1,0 +1,167 @@
+"""The REST API: tokens, scoping (owner / member / outsider), launch and delete, hosts, feeds."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog.models import Feed
+from provisioning.models import Host, Stack, Status
+from tests.factories import FeedFactory, ProjectFactory
+
+
+@pytest.fixture
+def launched(member, project, test_host, ready_version, api, django_capture_on_commit_callbacks):
+    body = {"name": "web1", "project": project.pk, "appliance": ready_version.appliance.pk, "lease": 600}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(member).post("/api/v1/stacks/", body, format="json")
+    assert response.status_code == 202, response.content
+    return response.json()
+
+
+def test_token_login_then_token_auth(member, api):
+    response = api().post("/api/v1/auth/token/", {"username": member.username, "password": "pw"}, format="json")
+    assert response.status_code == 200
+    client = api()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
+    assert client.get("/api/v1/stacks/").status_code == 200
+
+
+def test_wrong_password_gets_no_token(member, api):
+    response = api().post("/api/v1/auth/token/", {"username": member.username, "password": "nope"}, format="json")
+    assert response.status_code == 400
+
+
+def test_anonymous_is_refused(api, db):
+    assert api().get("/api/v1/stacks/").status_code in (401, 403)
+
+
+def test_launch_answers_at_once_with_the_stack(launched, project):
+    assert set(launched) >= {"id", "name", "project", "status", "status_reason", "expires_at", "endpoints", "instances"}
+    assert launched["project"] == project.pk
+    assert launched["status"] == Status.PENDING  # the response is written before the worker runs
+
+
+def test_stack_json_shows_running_endpoint_and_instances(launched, member, api):
+    stack = api(member).get(f"/api/v1/stacks/{launched['id']}/").json()
+    assert stack["status"] == "running"
+    (endpoint,) = stack["endpoints"]
+    assert endpoint["role"] == "web"
+    assert endpoint["guest_port"] == 80
+    assert endpoint["url"].startswith("http://127.0.0.1:")
+    (instance,) = stack["instances"]
+    assert set(instance) >= {"id", "name", "role", "status", "host"}
+    assert instance["host"] == "test-host"
+
+
+def test_outsider_gets_404_on_another_projects_stack(launched, outsider, api):
+    client = api(outsider)
+    assert client.get(f"/api/v1/stacks/{launched['id']}/").status_code == 404
+    assert client.delete(f"/api/v1/stacks/{launched['id']}/").status_code == 404
+    assert client.get("/api/v1/stacks/").json()["results"] == []
+    assert Stack.objects.get(pk=launched["id"]).status == Status.RUNNING
+
+
+def test_owner_sees_and_deletes(launched, owner, api, django_capture_on_commit_callbacks):
+    client = api(owner)
+    assert [s["id"] for s in client.get("/api/v1/stacks/").json()["results"]] == [launched["id"]]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.delete(f"/api/v1/stacks/{launched['id']}/")
+    assert response.status_code == 202
+    assert response.json()["status"] == "deleting"
+    assert client.get(f"/api/v1/stacks/{launched['id']}/").json()["status"] == "deleted"
+
+
+def test_viewer_may_look_but_not_delete(launched, viewer, api):
+    client = api(viewer)
+    assert client.get(f"/api/v1/stacks/{launched['id']}/").status_code == 200
+    assert client.delete(f"/api/v1/stacks/{launched['id']}/").status_code == 403
+
+
+def test_launch_into_a_foreign_project_is_refused(outsider, project, ready_version, test_host, api):
+    body = {"name": "x", "project": project.pk, "appliance": ready_version.appliance.pk}
+    response = api(outsider).post("/api/v1/stacks/", body, format="json")
+    assert response.status_code == 400
+    assert "project" in response.json()
+    assert not Stack.objects.exists()
+
+
+def test_over_quota_is_403_with_a_reason(member, project, ready_version, test_host, api):
+    project.max_instances = 0
+    project.save()
+    body = {"name": "x", "project": project.pk, "appliance": ready_version.appliance.pk}
+    response = api(member).post("/api/v1/stacks/", body, format="json")
+    assert response.status_code == 403
+    assert "quota exceeded" in response.json()["detail"]
+
+
+def test_no_host_is_409(member, project, ready_version, api):
+    body = {"name": "x", "project": project.pk, "appliance": ready_version.appliance.pk}
+    response = api(member).post("/api/v1/stacks/", body, format="json")
+    assert response.status_code == 409
+    assert "no host" in response.json()["detail"]
+
+
+def test_unknown_version_is_400(member, project, ready_version, test_host, api):
+    body = {"name": "x", "project": project.pk, "appliance": ready_version.appliance.pk, "version": "9.9"}
+    assert api(member).post("/api/v1/stacks/", body, format="json").status_code == 400
+
+
+def test_projects_list_only_mine(member, project, other_project, api):
+    ProjectFactory(name="gamma")
+    names = [p["name"] for p in api(member).get("/api/v1/projects/").json()["results"]]
+    assert names == ["alpha"]
+
+
+def test_feeds_are_scoped_and_created_in_the_background(member, project, other_project, api):
+    FeedFactory(project=other_project, url="https://example.org/theirs.xml")
+    shared = FeedFactory(project=None, url="https://example.org/shared.xml")
+    response = api(member).post(
+        "/api/v1/feeds/", {"url": "https://example.org/mine.xml", "project": project.pk}, format="json"
+    )
+    assert response.status_code == 202
+    assert response.json()["last_status"] == "queued"
+    urls = {f["url"] for f in api(member).get("/api/v1/feeds/").json()["results"]}
+    assert urls == {"https://example.org/mine.xml", shared.url}
+
+
+def test_feed_with_a_bad_scheme_is_400(member, project, api):
+    response = api(member).post("/api/v1/feeds/", {"url": "javascript:alert(1)", "project": project.pk}, format="json")
+    assert response.status_code == 400
+    assert not Feed.objects.exists()
+
+
+def test_appliances_of_other_projects_are_invisible(member, other_project, ready_version, api):
+    from tests.factories import ApplianceVersionFactory
+
+    ApplianceVersionFactory(appliance__feed__project=other_project, appliance__title="Secret")
+    titles = [a["title"] for a in api(member).get("/api/v1/appliances/").json()["results"]]
+    assert titles == ["Demo web"]
+
+
+def test_hosts_are_for_operators_only(member, api, db):
+    assert api(member).get("/api/v1/hosts/").status_code == 403
+
+
+def test_operator_registers_a_host_through_the_driver(operator, api):
+    body = {"name": "t1", "uri": "test:///default", "domain_type": "qemu", "storage_pool": "default-pool",
+                   "storage_pool_path": "/default-pool"}
+    response = api(operator).post("/api/v1/hosts/", body, format="json")
+    assert response.status_code == 201, response.content
+    host = response.json()
+    assert host["healthy"] is True
+    assert host["cpus"] == 16  # the test driver's node
+    assert host["hypervisor"] == "TEST"
+
+
+@pytest.mark.parametrize("uri", ["qemu+tcp://127.0.0.1:1/system", "nonsense:///x", "test:///no/such/node.xml"])
+def test_unknown_host_uri_is_400_and_adds_nothing(operator, api, uri):
+    response = api(operator).post("/api/v1/hosts/", {"name": "bad", "uri": uri}, format="json")
+    assert response.status_code == 400
+    assert "cannot use host" in str(response.json())
+    assert not Host.objects.exists()
+
+
+def test_schema_is_served(member, api):
+    response = api(member).get("/api/v1/schema/")
+    assert response.status_code == 200
+    assert b"/api/v1/stacks/" in response.content

@@ -1,0 +1,217 @@
+"""Launch, build, destroy and lease expiry on libvirt's test driver (a real driver with fake guests)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.http import Http404
+from django.utils import timezone
+
+from portal.scoping import PermissionDeniedForRole
+from provisioning import services
+from provisioning.drivers import open_driver
+from provisioning.models import Host, Instance, PublishedPort, Stack, Status
+from tests.factories import HostFactory
+
+
+def launch(user, project, version, name="demo", lease=3600):
+    return services.stack_launch(
+        user=user, project=project, name=name, appliance_version=version, lease_seconds=lease
+    )
+
+
+def domain_names(uri="test:///default") -> set[str]:
+    with open_driver(uri) as driver:
+        return {info.name for info in driver.list_domains()}
+
+
+def volume_names(pool="default-pool", uri="test:///default") -> set[str]:
+    with open_driver(uri) as driver:
+        return {volume.name for volume in driver.list_volumes(pool=pool)}
+
+
+def test_launch_builds_a_running_stack_with_a_published_port(
+    member, project, test_host, ready_version, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        stack = launch(member, project, ready_version)
+    stack.refresh_from_db()
+    assert stack.status == Status.RUNNING, stack.status_reason
+    instance = stack.instances.get()
+    assert instance.status == Status.RUNNING
+    assert instance.host == test_host
+    assert instance.domain_name in domain_names()
+    assert instance.volume_name in volume_names()
+    port = instance.published_ports.get()
+    assert port.guest_port == 80
+    assert port.url == f"http://127.0.0.1:{port.host_port}/"
+    with open_driver("test:///default") as driver:
+        tags = driver.domain_info(name=instance.domain_name).tags
+    assert (tags.project_id, tags.stack_id, tags.instance_id) == (project.pk, stack.pk, instance.pk)
+    assert [e.message for e in stack.events.all()][-1] == "running"
+
+
+def test_base_image_is_uploaded_once_per_host(
+    member, project, test_host, ready_version, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        launch(member, project, ready_version, name="one")
+        launch(member, project, ready_version, name="two")
+    assert test_host.images.count() == 1
+    assert Stack.objects.filter(status=Status.RUNNING).count() == 2
+
+
+def test_delete_removes_domain_and_volume(member, project, test_host, ready_version, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        stack = launch(member, project, ready_version)
+    instance = stack.instances.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.stack_destroy(user=member, stack=stack)
+    stack.refresh_from_db()
+    assert stack.status == Status.DELETED
+    assert stack.deleted_at is not None
+    assert instance.domain_name not in domain_names()
+    assert instance.volume_name not in volume_names()
+    assert not PublishedPort.objects.filter(instance__stack=stack).exists()
+
+
+def test_viewer_cannot_launch_and_outsider_cannot_see(viewer, outsider, project, test_host, ready_version):
+    with pytest.raises(PermissionDeniedForRole):
+        launch(viewer, project, ready_version)
+    with pytest.raises(Http404):
+        launch(outsider, project, ready_version)
+    assert not Stack.objects.exists()
+
+
+def test_outsider_cannot_delete(member, outsider, project, test_host, ready_version):
+    stack = launch(member, project, ready_version)
+    with pytest.raises(Http404):
+        services.stack_destroy(user=outsider, stack=stack)
+
+
+@pytest.mark.parametrize("name", ["", "UPPER", "-dash", "a" * 64, "x_y", "bad name"])
+def test_bad_names_are_refused(member, project, test_host, ready_version, name):
+    with pytest.raises(services.LaunchError, match="name must be"):
+        launch(member, project, ready_version, name=name)
+    assert not Stack.objects.exists()
+
+
+def test_lease_out_of_range_is_refused(member, project, test_host, ready_version):
+    with pytest.raises(services.LaunchError, match="lease must be"):
+        launch(member, project, ready_version, lease=10)
+
+
+def test_over_quota_launch_creates_nothing(member, project, test_host, ready_version):
+    project.max_instances = 1
+    project.save()
+    launch(member, project, ready_version, name="first")
+    with pytest.raises(services.QuotaExceeded, match="may hold 1 instances, 1 are in use"):
+        launch(member, project, ready_version, name="second")
+    assert Stack.objects.count() == 1
+    assert Instance.objects.count() == 1
+
+
+def test_memory_quota_counts_the_appliance_minimum(member, project, test_host, ready_version):
+    project.max_memory_mib = ready_version.min_ram_mib - 1
+    project.save()
+    with pytest.raises(services.QuotaExceeded, match="MiB of memory"):
+        launch(member, project, ready_version)
+
+
+def test_no_usable_host_is_a_clear_error_and_creates_nothing(member, project, ready_version):
+    HostFactory(name="down", uri="test:///down", healthy=False)
+    HostFactory(name="off", uri="test:///off", enabled=False)
+    with pytest.raises(services.CapacityExhausted, match="no host is enabled and healthy"):
+        launch(member, project, ready_version)
+    assert not Stack.objects.exists()
+    assert not PublishedPort.objects.exists()
+
+
+def test_full_host_is_skipped(member, project, ready_version):
+    HostFactory(name="tiny", uri="test:///tiny", memory_mib=600, memory_reserved_mib=512)
+    with pytest.raises(services.CapacityExhausted, match="no host has room"):
+        launch(member, project, ready_version)
+
+
+def test_placement_spreads_over_hosts(member, project, ready_version):
+    small = HostFactory(name="small", uri="test:///small", memory_mib=4096)
+    big = HostFactory(name="big", uri="test:///big", memory_mib=8192)
+    first = launch(member, project, ready_version, name="a").instances.get()
+    assert first.host == big
+    ports = {p.host_port for p in PublishedPort.objects.all()}
+    assert len(ports) == 1
+    assert small.vcpu_capacity == 64
+
+
+def test_failed_build_cleans_up_and_says_why(
+    member, project, test_host, ready_version, django_capture_on_commit_callbacks
+):
+    image = ready_version.image
+    image.status = image.Status.ERROR
+    image.save()
+    ready_version.image_url = "http://127.0.0.1:1/missing.qcow2"
+    ready_version.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        stack = launch(member, project, ready_version)
+    stack.refresh_from_db()
+    assert stack.status == Status.ERROR
+    assert "cannot fetch http://127.0.0.1:1/missing.qcow2" in stack.status_reason
+    instance = stack.instances.get()
+    assert instance.domain_name not in domain_names()
+    assert instance.volume_name not in volume_names()
+    assert not PublishedPort.objects.exists()  # the port is free again
+    assert stack.events.filter(is_error=True).exists()
+
+
+def test_unreachable_host_fails_the_build_cleanly(member, project, ready_version, django_capture_on_commit_callbacks):
+    HostFactory(name="gone", uri="qemu+tcp://127.0.0.1:1/system", domain_type=Host.DomainType.QEMU)
+    with django_capture_on_commit_callbacks(execute=True):
+        stack = launch(member, project, ready_version)
+    stack.refresh_from_db()
+    assert stack.status == Status.ERROR
+    assert "qemu+tcp://127.0.0.1:1/system" in stack.status_reason
+
+
+def test_expired_leases_are_destroyed(member, project, test_host, ready_version, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        expired = launch(member, project, ready_version, name="old")
+        current = launch(member, project, ready_version, name="new")
+    Stack.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.leases_expire() == 1
+    expired.refresh_from_db()
+    current.refresh_from_db()
+    assert expired.status == Status.DELETED
+    assert expired.status_reason == "lease expired"
+    assert current.status == Status.RUNNING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_launches_cannot_pass_the_quota(member, project, test_host, ready_version):
+    """Six launches at once against a quota of two: exactly two win (row locks, not luck)."""
+    project.max_instances = 2
+    project.save()
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def attempt(index: int) -> None:
+        try:
+            barrier.wait()
+            launch(member, project, ready_version, name=f"burst-{index}")
+            outcomes.append("ok")
+        except services.QuotaExceeded:
+            outcomes.append("quota")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["ok", "ok", "quota", "quota", "quota", "quota"]
+    assert Instance.objects.count() == 2
+    assert len(set(PublishedPort.objects.values_list("host_port", flat=True))) == 2
