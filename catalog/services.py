@@ -48,6 +48,8 @@ def feed_subscribe(*, user, url: str, project: Project | None) -> Feed:
         raise ValidationError({"url": str(exc)}) from None
     try:
         with transaction.atomic():
+            if Feed.objects.filter(project=project, url=url).exists():
+                raise IntegrityError("duplicate subscription")
             feed = Feed.objects.create(project=project, url=url, created_by=user)
     except IntegrityError:
         raise ValidationError({"url": "this feed is already subscribed"}) from None

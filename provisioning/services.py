@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 STACK_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DELETABLE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.ERROR)
+STUCK_TEARDOWN_AFTER = timedelta(minutes=10)
 
 
 class LaunchError(Exception):
@@ -316,10 +317,12 @@ def stack_destroy(*, user, stack: Stack, reason: str = "deleted by user") -> Sta
         locked.save(update_fields=["status", "status_reason", "updated_at"])
         stack_event(locked, f"deleting: {reason}")
         audit.record(actor=user, action="stack.destroy", target=locked, project=locked.project, reason=reason)
-        transaction.on_commit(
-            lambda: async_task("provisioning.tasks.teardown_stack", locked.pk, task_name=f"teardown-stack-{locked.pk}")
-        )
+        transaction.on_commit(lambda: _queue_teardown(locked.pk))
     return locked
+
+
+def _queue_teardown(stack_id: int) -> None:
+    async_task("provisioning.tasks.teardown_stack", stack_id, task_name=f"teardown-stack-{stack_id}")
 
 
 def stack_teardown(*, stack: Stack) -> Stack:
@@ -344,14 +347,21 @@ def stack_teardown(*, stack: Stack) -> Stack:
 
 
 def leases_expire(*, now=None) -> int:
-    """Queue the teardown of every stack whose lease has run out; return how many."""
+    """Queue the teardown of every stack whose lease has run out; return how many.
+
+    Also re-queues teardowns that have sat in "deleting" too long (a worker died or the
+    database refused a write), so an expired stack can never linger with its VM running.
+    """
     now = now or timezone.now()
-    expired = Stack.objects.filter(expires_at__lte=now, status__in=DELETABLE_STATUSES).values_list("pk", flat=True)
     count = 0
-    for stack in Stack.objects.filter(pk__in=list(expired)):
+    for stack in Stack.objects.filter(expires_at__lte=now, status__in=DELETABLE_STATUSES):
         try:
             stack_destroy(user=None, stack=stack, reason="lease expired")
             count += 1
         except StackStateError:
             continue
+    stuck = Stack.objects.filter(status=Status.DELETING, updated_at__lte=now - STUCK_TEARDOWN_AFTER)
+    for stack_id in stuck.values_list("pk", flat=True):
+        stack_event(Stack(pk=stack_id), "teardown is taking too long; trying again")
+        _queue_teardown(stack_id)
     return count

@@ -143,8 +143,13 @@ def test_hosts_are_for_operators_only(member, api, db):
 
 
 def test_operator_registers_a_host_through_the_driver(operator, api):
-    body = {"name": "t1", "uri": "test:///default", "domain_type": "qemu", "storage_pool": "default-pool",
-                   "storage_pool_path": "/default-pool"}
+    body = {
+        "name": "t1",
+        "uri": "test:///default",
+        "domain_type": "qemu",
+        "storage_pool": "default-pool",
+        "storage_pool_path": "/default-pool",
+    }
     response = api(operator).post("/api/v1/hosts/", body, format="json")
     assert response.status_code == 201, response.content
     host = response.json()

@@ -18,9 +18,7 @@ from tests.factories import HostFactory
 
 
 def launch(user, project, version, name="demo", lease=3600):
-    return services.stack_launch(
-        user=user, project=project, name=name, appliance_version=version, lease_seconds=lease
-    )
+    return services.stack_launch(user=user, project=project, name=name, appliance_version=version, lease_seconds=lease)
 
 
 def domain_names(uri="test:///default") -> set[str]:
@@ -64,7 +62,9 @@ def test_base_image_is_uploaded_once_per_host(
     assert Stack.objects.filter(status=Status.RUNNING).count() == 2
 
 
-def test_delete_removes_domain_and_volume(member, project, test_host, ready_version, django_capture_on_commit_callbacks):
+def test_delete_removes_domain_and_volume(
+    member, project, test_host, ready_version, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         stack = launch(member, project, ready_version)
     instance = stack.instances.get()
@@ -215,3 +215,16 @@ def test_parallel_launches_cannot_pass_the_quota(member, project, test_host, rea
     assert sorted(outcomes) == ["ok", "ok", "quota", "quota", "quota", "quota"]
     assert Instance.objects.count() == 2
     assert len(set(PublishedPort.objects.values_list("host_port", flat=True))) == 2
+
+
+def test_a_stuck_teardown_is_tried_again(member, project, test_host, ready_version, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        stack = launch(member, project, ready_version)
+    # As if the worker died after the stack was marked for deletion.
+    Stack.objects.filter(pk=stack.pk).update(
+        status=Status.DELETING, updated_at=timezone.now() - services.STUCK_TEARDOWN_AFTER - timedelta(seconds=1)
+    )
+    services.leases_expire()
+    stack.refresh_from_db()
+    assert stack.status == Status.DELETED
+    assert stack.instances.get().domain_name not in domain_names()

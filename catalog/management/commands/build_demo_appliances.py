@@ -1,0 +1,31 @@
+"""``manage.py build_demo_appliances``: build the demo images and their VMcast feed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Build (or reuse) the three demo appliance images and write feed.xml next to them."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--out", required=True, type=Path, help="directory for the images and feed.xml")
+        parser.add_argument("--base-url", required=True, help="URL the images will be served from")
+        parser.add_argument("--work", type=Path, default=None, help="download and unpack cache (default: OUT/.work)")
+
+    def handle(self, *args: object, **options: object) -> None:
+        # Imported here so the command stays importable even where the build tools are absent.
+        from catalog.demo_appliances import ApplianceBuildError, build_demo_appliances
+
+        try:
+            feed = build_demo_appliances(
+                out_dir=options["out"],
+                base_url=options["base_url"],
+                work_dir=options["work"],
+                log=self.stdout.write,
+            )
+        except ApplianceBuildError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(self.style.SUCCESS(str(feed)))

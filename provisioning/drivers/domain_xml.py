@@ -1,0 +1,376 @@
+"""libvirt XML for the portal's domains, pools and volumes, built and read with ElementTree.
+
+Pure functions: no libvirt import, no connection. Every value that ends up in XML is validated
+first and then placed as element text or an attribute, so ElementTree does the escaping and a
+hostile name can never add elements. Names of portal-owned volumes double as their ownership
+tags, because libvirt volumes have no ``<metadata>`` element.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import xml.etree.ElementTree as ET
+
+from provisioning.drivers.base import DomainSpec, DomainTags, InvalidRequest, PortForward
+
+PORTAL_NS = "https://stackportal.dev/ns/libvirt/1"
+"""Namespace of the ownership element in a domain's ``<metadata>``."""
+PORTAL_NS_PREFIX = "portal"
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+"""libvirt's namespace for ``<qemu:commandline>`` passthrough arguments."""
+QEMU_NS_PREFIX = "qemu"
+
+# Registered so serialised XML says portal:/qemu: instead of ns0:/ns1:, which keeps `virsh dumpxml`
+# readable. libvirt itself matches on the namespace URI, not on the prefix.
+ET.register_namespace(PORTAL_NS_PREFIX, PORTAL_NS)
+ET.register_namespace(QEMU_NS_PREFIX, QEMU_NS)
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+DOMAIN_TYPES = frozenset({"kvm", "qemu"})
+DISK_FORMATS = frozenset({"qcow2", "raw", "vmdk", "vdi", "vpc"})
+PORT_PROTOCOLS = frozenset({"tcp", "udp"})
+MAX_VCPUS = 256
+
+_ARCH_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
+_SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+_OVERLAY_NAME_PATTERN = re.compile(r"^portal-p(\d+)-s(\d+)-i(\d+)\.qcow2$")
+# The hostfwd NIC gets a fixed PCI slot: libvirt cannot see devices passed on the qemu command line,
+# and qemu, left to choose, places it on slot 2 before libvirt's VGA is created there ("slot 2 function
+# 0 not available for VGA"). Slot 9 stays clear of what libvirt assigns to our handful of devices.
+_HOSTFWD_NETDEV_ID = "pub0"
+_HOSTFWD_PCI_ADDR = "0x9"
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def validate_name(kind: str, value: str) -> str:
+    """Return ``value`` if it is a safe libvirt object name, else raise ``InvalidRequest``."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise InvalidRequest(f"invalid {kind} name {value!r}: expected {NAME_PATTERN.pattern}")
+    return value
+
+
+def validate_disk_format(value: str) -> str:
+    if value not in DISK_FORMATS:
+        raise InvalidRequest(f"unsupported disk format {value!r}: expected one of {sorted(DISK_FORMATS)}")
+    return value
+
+
+def validate_absolute_path(kind: str, value: str) -> str:
+    """Paths live on the hypervisor host, so only their shape can be checked here."""
+    if not isinstance(value, str) or not value.startswith("/") or any(ord(ch) < 32 for ch in value):
+        raise InvalidRequest(f"invalid {kind} path {value!r}: expected an absolute path")
+    return value
+
+
+def _validate_int(kind: str, value: int, minimum: int, maximum: int | None = None) -> int:
+    # bool is an int subclass; True as a port or a vCPU count is a caller bug, not a value.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"invalid {kind} {value!r}: expected an integer")
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = "" if maximum is None else f"..{maximum}"
+        raise InvalidRequest(f"invalid {kind} {value}: expected {minimum}{upper}")
+    return value
+
+
+def validate_capacity(value: int) -> int:
+    return _validate_int("capacity in bytes", value, 1)
+
+
+def _validate_tags(tags: DomainTags) -> DomainTags:
+    _validate_int("project id", tags.project_id, 0)
+    _validate_int("stack id", tags.stack_id, 0)
+    _validate_int("instance id", tags.instance_id, 0)
+    return tags
+
+
+def _validate_port_forward(forward: PortForward) -> PortForward:
+    _validate_int("host port", forward.host_port, 1, 65535)
+    _validate_int("guest port", forward.guest_port, 1, 65535)
+    if forward.protocol not in PORT_PROTOCOLS:
+        raise InvalidRequest(f"invalid protocol {forward.protocol!r}: expected tcp or udp")
+    try:
+        address = ipaddress.ip_address(forward.host_address)
+    except ValueError:
+        raise InvalidRequest(f"invalid host address {forward.host_address!r}: expected an IP literal") from None
+    # qemu 7.2's user-mode hostfwd only parses IPv4 host addresses.
+    if address.version != 4:
+        raise InvalidRequest(f"invalid host address {forward.host_address!r}: hostfwd needs IPv4")
+    return forward
+
+
+def _validate_port_forwards(forwards: tuple[PortForward, ...]) -> None:
+    seen: set[tuple[str, str, int]] = set()
+    for forward in forwards:
+        _validate_port_forward(forward)
+        key = (forward.protocol, forward.host_address, forward.host_port)
+        if key in seen:
+            raise InvalidRequest(f"host port {forward.protocol}/{forward.host_port} is published twice")
+        seen.add(key)
+
+
+def validate_domain_spec(spec: DomainSpec) -> DomainSpec:
+    validate_name("domain", spec.name)
+    if spec.domain_type not in DOMAIN_TYPES:
+        raise InvalidRequest(f"unsupported domain type {spec.domain_type!r}: expected kvm or qemu")
+    if not isinstance(spec.arch, str) or not _ARCH_PATTERN.fullmatch(spec.arch):
+        raise InvalidRequest(f"invalid architecture {spec.arch!r}")
+    _validate_int("vCPU count", spec.vcpus, 1, MAX_VCPUS)
+    _validate_int("memory in MiB", spec.memory_mib, 16)
+    validate_absolute_path("disk", spec.disk_path)
+    validate_disk_format(spec.disk_format)
+    _validate_tags(spec.tags)
+    _validate_port_forwards(spec.port_forwards)
+    return spec
+
+
+# --- domain XML ---------------------------------------------------------------------------------
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _add_metadata(domain: ET.Element, tags: DomainTags) -> None:
+    # The reconciler finds portal domains by this element, so it is written on every domain.
+    metadata = _sub(domain, "metadata")
+    _sub(
+        metadata,
+        f"{{{PORTAL_NS}}}instance",
+        project=str(tags.project_id),
+        stack=str(tags.stack_id),
+        instance=str(tags.instance_id),
+    )
+
+
+def _add_os_and_features(domain: ET.Element, spec: DomainSpec) -> None:
+    os_element = _sub(domain, "os")
+    _sub(os_element, "type", "hvm", arch=spec.arch, machine="pc")
+    _sub(os_element, "boot", dev="hd")
+    # Both are emulated by TCG as well, so the same XML serves kvm and qemu domains.
+    features = _sub(domain, "features")
+    _sub(features, "acpi")
+    _sub(features, "apic")
+
+
+def _add_disk(devices: ET.Element, spec: DomainSpec) -> None:
+    disk = _sub(devices, "disk", type="file", device="disk")
+    _sub(disk, "driver", name="qemu", type=spec.disk_format)
+    _sub(disk, "source", file=spec.disk_path)
+    _sub(disk, "target", dev="vda", bus="virtio")
+
+
+def _add_console(devices: ET.Element) -> None:
+    serial = _sub(devices, "serial", type="pty")
+    _sub(serial, "target", port="0")
+    console = _sub(devices, "console", type="pty")
+    _sub(console, "target", type="serial", port="0")
+
+
+def _add_display(devices: ET.Element, spec: DomainSpec) -> None:
+    if spec.vnc:
+        # Loopback only: the portal proxies the console, VNC itself has no authentication here.
+        graphics = _sub(devices, "graphics", type="vnc", autoport="yes", listen="127.0.0.1")
+        _sub(graphics, "listen", type="address", address="127.0.0.1")
+    video = _sub(devices, "video")
+    _sub(video, "model", type="vga")
+
+
+def hostfwd_netdev_arg(forwards: tuple[PortForward, ...]) -> str:
+    """The ``-netdev`` value publishing ``forwards`` through qemu's user-mode network."""
+    rules = [f"hostfwd={fw.protocol}:{fw.host_address}:{fw.host_port}-:{fw.guest_port}" for fw in forwards]
+    return ",".join([f"user,id={_HOSTFWD_NETDEV_ID}", *rules])
+
+
+def _add_port_forwards(domain: ET.Element, forwards: tuple[PortForward, ...]) -> None:
+    # libvirt 9.0 has no passt backend and its <interface type='user'> cannot publish ports, so the
+    # user-mode NIC is passed straight to qemu. This taints the domain ("custom-argv") and only works
+    # on local qemu/kvm hosts. The cleaner production path is a bridged or routed libvirt network
+    # with a real <interface>, publishing ports with host firewall rules (or passt on libvirt >= 9.2
+    # via <portForward>), which libvirt manages and can hot-plug.
+    if not forwards:
+        return
+    commandline = _sub(domain, f"{{{QEMU_NS}}}commandline")
+    device = f"virtio-net-pci,netdev={_HOSTFWD_NETDEV_ID},bus=pci.0,addr={_HOSTFWD_PCI_ADDR}"
+    for value in ("-netdev", hostfwd_netdev_arg(forwards), "-device", device):
+        _sub(commandline, f"{{{QEMU_NS}}}arg", value=value)
+
+
+def build_domain_xml(spec: DomainSpec) -> str:
+    """Persistent domain XML for ``spec``. Raises ``InvalidRequest`` for unsafe or impossible values."""
+    validate_domain_spec(spec)
+    domain = ET.Element("domain", {"type": spec.domain_type})
+    _sub(domain, "name", spec.name)
+    _add_metadata(domain, spec.tags)
+    _sub(domain, "memory", str(spec.memory_mib), unit="MiB")
+    _sub(domain, "vcpu", str(spec.vcpus))
+    _add_os_and_features(domain, spec)
+    _sub(domain, "on_poweroff", "destroy")
+    devices = _sub(domain, "devices")
+    _add_disk(devices, spec)
+    _add_console(devices)
+    _add_display(devices, spec)
+    _add_port_forwards(domain, spec.port_forwards)
+    return ET.tostring(domain, encoding="unicode")
+
+
+# --- storage XML --------------------------------------------------------------------------------
+
+
+def build_dir_pool_xml(name: str, path: str) -> str:
+    validate_name("pool", name)
+    validate_absolute_path("pool", path)
+    pool = ET.Element("pool", {"type": "dir"})
+    _sub(pool, "name", name)
+    target = _sub(pool, "target")
+    _sub(target, "path", path)
+    return ET.tostring(pool, encoding="unicode")
+
+
+def _volume_element(name: str, capacity_bytes: int, disk_format: str) -> ET.Element:
+    validate_name("volume", name)
+    validate_capacity(capacity_bytes)
+    validate_disk_format(disk_format)
+    volume = ET.Element("volume")
+    _sub(volume, "name", name)
+    _sub(volume, "capacity", str(capacity_bytes), unit="bytes")
+    # Without an explicit allocation libvirt preallocates raw volumes to their full capacity.
+    _sub(volume, "allocation", "0", unit="bytes")
+    target = _sub(volume, "target")
+    _sub(target, "format", type=disk_format)
+    return volume
+
+
+def build_volume_xml(name: str, capacity_bytes: int, disk_format: str) -> str:
+    return ET.tostring(_volume_element(name, capacity_bytes, disk_format), encoding="unicode")
+
+
+def build_overlay_xml(name: str, capacity_bytes: int, backing_path: str, backing_format: str) -> str:
+    """A qcow2 volume whose writes land in itself while reads fall through to ``backing_path``."""
+    validate_absolute_path("backing volume", backing_path)
+    validate_disk_format(backing_format)
+    volume = _volume_element(name, capacity_bytes, "qcow2")
+    backing = _sub(volume, "backingStore")
+    _sub(backing, "path", backing_path)
+    _sub(backing, "format", type=backing_format)
+    return ET.tostring(volume, encoding="unicode")
+
+
+# --- reading libvirt's XML back -----------------------------------------------------------------
+
+
+def _parse(xml: str) -> ET.Element | None:
+    try:
+        return ET.fromstring(xml)  # noqa: S314 - the XML comes from libvirt, not from users
+    except ET.ParseError:
+        return None
+
+
+def _tags_from_element(element: ET.Element) -> DomainTags | None:
+    try:
+        return DomainTags(
+            project_id=int(element.attrib["project"]),
+            stack_id=int(element.attrib["stack"]),
+            instance_id=int(element.attrib["instance"]),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def parse_domain_tags(xml: str) -> DomainTags | None:
+    """Ownership tags of a domain, from its full XML or from the bare metadata element.
+
+    ``virDomainGetMetadata`` returns the element without its namespace, so a root ``<instance>``
+    is accepted as well. Domains without (valid) portal metadata yield ``None``.
+    """
+    root = _parse(xml)
+    if root is None:
+        return None
+    if root.tag in (f"{{{PORTAL_NS}}}instance", "instance"):
+        return _tags_from_element(root)
+    element = root.find(f"metadata/{{{PORTAL_NS}}}instance")
+    return None if element is None else _tags_from_element(element)
+
+
+def parse_vnc_port(xml: str) -> int | None:
+    """The VNC port of a running domain's live XML; ``None`` when there is none (yet)."""
+    root = _parse(xml)
+    graphics = None if root is None else root.find("devices/graphics[@type='vnc']")
+    if graphics is None:
+        return None
+    try:
+        port = int(graphics.attrib.get("port", "-1"))
+    except ValueError:
+        return None
+    # libvirt writes port='-1' until autoport has picked one (and always, on the test driver).
+    return port if port > 0 else None
+
+
+def parse_pool_path(xml: str) -> str:
+    root = _parse(xml)
+    path = None if root is None else root.findtext("target/path")
+    return path or ""
+
+
+def parse_volume_format(xml: str) -> str:
+    root = _parse(xml)
+    element = None if root is None else root.find("target/format")
+    return "" if element is None else element.attrib.get("type", "")
+
+
+# --- volume names as ownership tags -------------------------------------------------------------
+
+
+def overlay_volume_name(tags: DomainTags) -> str:
+    """Name of an instance's copy-on-write disk; ``parse_volume_tags`` reads the owner back."""
+    _validate_tags(tags)
+    return f"portal-p{tags.project_id}-s{tags.stack_id}-i{tags.instance_id}.qcow2"
+
+
+def parse_volume_tags(name: str) -> DomainTags | None:
+    match = _OVERLAY_NAME_PATTERN.fullmatch(name)
+    if match is None:
+        return None
+    project, stack, instance = (int(group) for group in match.groups())
+    return DomainTags(project_id=project, stack_id=stack, instance_id=instance)
+
+
+def base_volume_name(sha256: str, disk_format: str) -> str:
+    """Name of a shared base image, keyed by content so identical downloads share one volume."""
+    digest = sha256.lower() if isinstance(sha256, str) else ""
+    if not _SHA256_PATTERN.fullmatch(digest):
+        raise InvalidRequest(f"invalid sha256 {sha256!r}: expected 64 hex digits")
+    validate_disk_format(disk_format)
+    return f"portal-base-{digest[:32]}.{disk_format}"
+
+
+__all__ = [
+    "DISK_FORMATS",
+    "DOMAIN_TYPES",
+    "NAME_PATTERN",
+    "PORTAL_NS",
+    "PORTAL_NS_PREFIX",
+    "QEMU_NS",
+    "base_volume_name",
+    "build_dir_pool_xml",
+    "build_domain_xml",
+    "build_overlay_xml",
+    "build_volume_xml",
+    "hostfwd_netdev_arg",
+    "overlay_volume_name",
+    "parse_domain_tags",
+    "parse_pool_path",
+    "parse_vnc_port",
+    "parse_volume_format",
+    "parse_volume_tags",
+    "validate_absolute_path",
+    "validate_capacity",
+    "validate_disk_format",
+    "validate_domain_spec",
+    "validate_name",
+]

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install everything, start PostgreSQL and libvirtd, then run the linter and the whole test suite
+# (unit tests on libvirt's test driver, end-to-end tests that boot real VMs under qemu:///system).
+source "$(dirname "$0")/lib.sh"
+
+install_system
+install_python
+install_assets
+start_libvirt
+start_postgres
+
+export DATABASE_URL="${DATABASE_URL:-postgres://portal:portal@127.0.0.1:5432/portal}"
+export DJANGO_SETTINGS_MODULE=tests.settings
+
+say "ruff"
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+say "migrations are up to date"
+manage makemigrations --check --dry-run >/dev/null
+say "pytest"
+exec "$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@"

@@ -1,0 +1,83 @@
+"""Fixtures for end-to-end tests: real VMs under qemu:///system, a real django-q2 worker.
+
+Everything a test makes (storage pool, volumes, domains, the worker process) is removed
+afterwards, and only processes the fixtures started are stopped, by their process ids.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from catalog.demo_appliances import build_demo_appliances
+from provisioning.drivers import open_driver
+from tests.loopback_http import LoopbackServer
+from tests.worker_process import running_worker
+
+SYSTEM_URI = "qemu:///system"
+BUILD_CACHE = Path(settings.BASE_DIR) / "var" / "cache" / "demo-build"
+
+
+@pytest.fixture
+def demo_feed(tmp_path):
+    """The demo appliances, built (or reused from the cache) and served over HTTP on 127.0.0.1."""
+    root = tmp_path / "www"
+    root.mkdir()
+    with LoopbackServer(root) as server:
+        build_demo_appliances(out_dir=root, base_url=server.base_url, work_dir=BUILD_CACHE, log=lambda _: None)
+        yield f"{server.base_url}/feed.xml"
+
+
+@pytest.fixture
+def system_pool():
+    """A storage pool of our own on the local libvirtd, deleted with everything in it afterwards."""
+    name = f"portal-e2e-{secrets.token_hex(4)}"
+    path = f"/var/lib/libvirt/images/{name}"
+    yield name, path
+    with open_driver(SYSTEM_URI) as driver:
+        for volume in driver.list_volumes(pool=name):
+            driver.delete_volume(pool=name, name=volume.name)
+        driver.delete_pool(name=name)
+
+
+@pytest.fixture
+def worker(transactional_db, monkeypatch, tmp_path):
+    """A real ``manage.py qcluster`` on the test database; tasks are queued through the ORM broker."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": _database_url(),
+        "PORTAL_TASKS_SYNC": "0",
+        "PORTAL_WORKERS": "2",
+        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+        "PORTAL_IMAGE_CACHE": str(settings.IMAGE_CACHE_DIR),
+    }
+    env.pop("REDIS_URL", None)
+    with running_worker(log_path=tmp_path / "worker.log", env=env) as process:
+        yield process
+    connection.close()
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.25, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -1,0 +1,96 @@
+"""From VMcast feed to a page served by a real VM, and back to nothing left in libvirt."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+from provisioning.drivers import open_driver
+from tests.e2e.conftest import SYSTEM_URI, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-web")]
+
+
+def _get(client, url):
+    response = client.get(url)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _wait_for_status(client, url, *, field: str, done: tuple[str, ...], timeout: float) -> dict:
+    """Poll a resource until ``field`` takes one of the ``done`` values; return its last JSON."""
+
+    def settled():
+        body = _get(client, url)
+        return body if body[field] in done else None
+
+    return wait_for(settled, timeout=timeout, what=f"{url} {field} in {done}")
+
+
+def _page(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.read().decode()
+    except OSError:
+        return None
+
+
+def test_feed_to_running_web_stack_and_back(api, operator, member, project, demo_feed, system_pool, worker):
+    pool, pool_path = system_pool
+    admin, user = api(operator), api(member)
+
+    host = admin.post(
+        "/api/v1/hosts/",
+        {
+            "name": "local",
+            "uri": SYSTEM_URI,
+            "domain_type": "qemu",
+            "storage_pool": pool,
+            "storage_pool_path": pool_path,
+        },
+        format="json",
+    )
+    assert host.status_code == 201, host.content
+    assert host.json()["healthy"] is True
+
+    feed = user.post("/api/v1/feeds/", {"url": demo_feed, "project": project.pk}, format="json")
+    assert feed.status_code == 202, feed.content
+    feed_url = f"/api/v1/feeds/{feed.json()['id']}/"
+    imported = _wait_for_status(user, feed_url, field="last_status", done=("ok", "error"), timeout=60)
+    assert imported["last_status"] == "ok", imported["last_error"]
+    assert imported["last_item_count"] == 3
+
+    appliances = _get(user, "/api/v1/appliances/")["results"]
+    web = next(a for a in appliances if a["identifier"] == "demo-web")
+    launched = user.post(
+        "/api/v1/stacks/",
+        {"name": "e2e-web", "project": project.pk, "appliance": web["id"], "lease": 900},
+        format="json",
+    )
+    assert launched.status_code == 202, launched.content
+    stack_url = f"/api/v1/stacks/{launched.json()['id']}/"
+
+    stack = _wait_for_status(user, stack_url, field="status", done=("running", "error"), timeout=180)
+    assert stack["status"] == "running", stack["status_reason"]
+    (endpoint,) = stack["endpoints"]
+    assert endpoint["guest_port"] == 80
+    assert endpoint["url"].startswith("http://127.0.0.1:")
+    page = wait_for(lambda: _page(endpoint["url"]), timeout=120, interval=0.5, what="the appliance's page")
+    assert "demo-web appliance" in page
+
+    (instance,) = stack["instances"]
+    with open_driver(SYSTEM_URI) as driver:
+        ours = [d for d in driver.list_domains() if d.tags and d.tags.stack_id == stack["id"]]
+        assert [d.state for d in ours] == ["running"]
+
+    assert user.delete(stack_url).status_code == 202
+    gone = _wait_for_status(user, stack_url, field="status", done=("deleted", "error"), timeout=60)
+    assert gone["status"] == "deleted", gone["status_reason"]
+    assert _page(endpoint["url"]) is None
+    with open_driver(SYSTEM_URI) as driver:
+        assert [d for d in driver.list_domains() if d.tags and d.tags.stack_id == stack["id"]] == []
+        volumes = {v.name for v in driver.list_volumes(pool=pool)}
+    # Only the shared base image stays in the pool (the cache later stacks overlay); the fixture removes it.
+    assert all(name.startswith("portal-base-") for name in volumes), volumes
+    assert instance["id"]
