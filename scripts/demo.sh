@@ -20,9 +20,10 @@ manage collectstatic --noinput -v 0
 manage setup_demo --appliances "$APPLIANCES"
 
 say "starting the worker (django-q2) and the web server (daphne)"
-manage qcluster >var/worker.log 2>&1 &
+"$VENV/bin/python" manage.py qcluster >var/worker.log 2>&1 &
 WORKER=$!
-trap 'kill "$WORKER" 2>/dev/null; wait "$WORKER" 2>/dev/null' EXIT INT TERM
+# The cluster stops its own worker processes when its main process gets SIGTERM.
+trap 'kill -TERM "$WORKER" 2>/dev/null; wait "$WORKER" 2>/dev/null' EXIT
 echo "portal: http://127.0.0.1:$PORT/"
 cat var/demo-login
 "$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" portal.asgi:application
