@@ -17,5 +17,6 @@ urlpatterns = [
     path("stacks/<int:pk>/status/", stack_views.stack_status, name="stack-status"),
     path("stacks/<int:pk>/delete/", stack_views.stack_delete, name="stack-delete"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("portal.api.urls")),
+    # Namespaced so the router's names (stack-list, stack-detail...) never shadow the web pages'.
+    path("api/v1/", include(("portal.api.urls", "api"), namespace="api")),
 ]

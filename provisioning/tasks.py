@@ -22,3 +22,14 @@ def teardown_stack(stack_id: int) -> str:
 
 def expire_leases() -> int:
     return services.leases_expire()
+
+
+def refresh_hosts() -> int:
+    """Re-read every enabled host, so placement stops choosing one whose libvirtd went away."""
+    from provisioning.hosts import host_refresh
+    from provisioning.models import Host
+
+    hosts = list(Host.objects.filter(enabled=True))
+    for host in hosts:
+        host_refresh(host=host)
+    return sum(host.healthy for host in hosts)

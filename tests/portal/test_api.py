@@ -170,3 +170,9 @@ def test_schema_is_served(member, api):
     response = api(member).get("/api/v1/schema/")
     assert response.status_code == 200
     assert b"/api/v1/stacks/" in response.content
+
+
+def test_api_root_lists_the_collections(member, api):
+    response = api(member).get("/api/v1/")
+    assert response.status_code == 200
+    assert set(response.json()) == {"projects", "feeds", "appliances", "hosts", "stacks"}

@@ -228,3 +228,23 @@ def test_a_stuck_teardown_is_tried_again(member, project, test_host, ready_versi
     stack.refresh_from_db()
     assert stack.status == Status.DELETED
     assert stack.instances.get().domain_name not in domain_names()
+
+
+def test_host_health_refresh_marks_a_dead_host(db):
+    from provisioning.tasks import refresh_hosts
+
+    alive = HostFactory(name="alive", uri="test:///default")
+    dead = HostFactory(name="dead", uri="qemu+tcp://127.0.0.1:1/system")
+    assert refresh_hosts() == 1
+    alive.refresh_from_db()
+    dead.refresh_from_db()
+    assert alive.healthy
+    assert alive.cpus == 16
+    assert not dead.healthy
+    assert "127.0.0.1:1" in dead.health_error
+
+
+def test_schedules_are_installed(db):
+    from django_q.models import Schedule
+
+    assert set(Schedule.objects.values_list("name", flat=True)) >= {"expire-leases", "refresh-hosts"}

@@ -1,0 +1,111 @@
+"""The web pages: sign-in, catalog, launch form, stack page and its live part, delete; scoped like the API."""
+
+from __future__ import annotations
+
+import pytest
+
+from provisioning.models import Stack, Status
+
+
+@pytest.fixture
+def browser(client):
+    def sign_in(user):
+        client.force_login(user)
+        return client
+
+    return sign_in
+
+
+def test_pages_need_a_login(client, db):
+    for url in ("/stacks/", "/catalog/", "/stacks/launch/"):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response.url.startswith("/login/")
+
+
+def test_sign_in_with_password(client, member):
+    response = client.post("/login/", {"username": member.username, "password": "pw"})
+    assert response.status_code == 302
+    assert client.get("/stacks/").status_code == 200
+
+
+def test_catalog_lists_visible_appliances(browser, member, ready_version):
+    page = browser(member).get("/catalog/").content.decode()
+    assert "Demo web" in page
+    assert f"/stacks/launch/?version={ready_version.pk}" in page
+
+
+def test_launch_form_creates_a_stack_and_shows_it(
+    browser, member, project, test_host, ready_version, django_capture_on_commit_callbacks
+):
+    web = browser(member)
+    form = {"name": "site", "project": project.pk, "appliance_version": ready_version.pk, "lease_seconds": 3600}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = web.post("/stacks/launch/", form)
+    stack = Stack.objects.get(name="site")
+    assert response.status_code == 302
+    assert response.url == f"/stacks/{stack.pk}/"
+    page = web.get(response.url).content.decode()
+    assert "Running" in page
+    port = stack.instances.get().published_ports.get()
+    assert f'href="{port.url}"' in page
+    assert "hx-get" not in page  # a settled stack is no longer polled
+
+
+def test_launch_form_shows_the_quota_error(browser, member, project, test_host, ready_version):
+    project.max_instances = 0
+    project.save()
+    form = {"name": "site", "project": project.pk, "appliance_version": ready_version.pk, "lease_seconds": 3600}
+    page = browser(member).post("/stacks/launch/", form).content.decode()
+    assert "quota exceeded" in page
+    assert not Stack.objects.exists()
+
+
+def test_viewer_cannot_pick_the_project_in_the_form(browser, viewer, project, test_host, ready_version):
+    form = {"name": "site", "project": project.pk, "appliance_version": ready_version.pk, "lease_seconds": 3600}
+    response = browser(viewer).post("/stacks/launch/", form)
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not Stack.objects.exists()
+
+
+def test_pending_stack_page_polls_its_status(browser, member, project, test_host, ready_version):
+    from provisioning import services
+
+    stack = services.stack_launch(
+        user=member, project=project, name="slow", appliance_version=ready_version, lease_seconds=600
+    )
+    page = browser(member).get(f"/stacks/{stack.pk}/").content.decode()
+    assert f'hx-get="/stacks/{stack.pk}/status/"' in page
+    fragment = browser(member).get(f"/stacks/{stack.pk}/status/").content.decode()
+    assert "Pending" in fragment
+    assert "<html" not in fragment
+
+
+def test_outsider_gets_404_on_every_stack_page(browser, member, outsider, project, test_host, ready_version):
+    from provisioning import services
+
+    stack = services.stack_launch(
+        user=member, project=project, name="private", appliance_version=ready_version, lease_seconds=600
+    )
+    web = browser(outsider)
+    for url in (f"/stacks/{stack.pk}/", f"/stacks/{stack.pk}/status/"):
+        assert web.get(url).status_code == 404
+    assert web.post(f"/stacks/{stack.pk}/delete/").status_code == 404
+    assert "private" not in web.get("/stacks/").content.decode()
+    stack.refresh_from_db()
+    assert stack.status == Status.PENDING
+
+
+def test_delete_button(browser, member, project, test_host, ready_version, django_capture_on_commit_callbacks):
+    from provisioning import services
+
+    with django_capture_on_commit_callbacks(execute=True):
+        stack = services.stack_launch(
+            user=member, project=project, name="gone", appliance_version=ready_version, lease_seconds=600
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = browser(member).post(f"/stacks/{stack.pk}/delete/")
+    assert response.status_code == 302
+    stack.refresh_from_db()
+    assert stack.status == Status.DELETED
