@@ -50,6 +50,7 @@ from portal.models import Membership, Project, Role  # noqa: E402
 from provisioning import hosts  # noqa: E402
 from provisioning.drivers import DomainSpec, DomainTags, PortForward, open_driver  # noqa: E402
 from provisioning.drivers.domain_xml import base_volume_name, build_domain_xml, build_overlay_xml  # noqa: E402
+from tests.polling import wait_for  # noqa: E402
 from tests.worker_process import running_worker  # noqa: E402
 
 URI = "qemu:///system"
@@ -78,16 +79,6 @@ def set_up() -> tuple[APIClient, int, int]:
     return client, project.pk, appliance.pk
 
 
-def wait_until(predicate, *, timeout: float, interval: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise SystemExit(f"timed out waiting for {what} (worker log: {WORK / 'worker.log'})")
-
-
 def portal_launch(client: APIClient, project: int, appliance: int, name: str) -> tuple[float, int]:
     started = time.perf_counter()
     response = client.post(
@@ -100,7 +91,7 @@ def portal_launch(client: APIClient, project: int, appliance: int, name: str) ->
         body = client.get(url).json()
         return body if body["status"] in ("running", "error") else None
 
-    body = wait_until(settled, timeout=300, interval=0.01, what=f"{name} to run")
+    body = wait_for(settled, timeout=300, interval=0.01, what=f"{name} to run (worker log: {WORK / 'worker.log'})")
     if body["status"] == "error":
         raise SystemExit(f"launch failed: {body['status_reason']}")
     return time.perf_counter() - started, body["id"]
@@ -109,7 +100,7 @@ def portal_launch(client: APIClient, project: int, appliance: int, name: str) ->
 def portal_delete(client: APIClient, stack_id: int) -> None:
     url = f"/api/v1/stacks/{stack_id}/"
     client.delete(url)
-    wait_until(
+    wait_for(
         lambda: client.get(url).json()["status"] in ("deleted", "error"), timeout=120, interval=0.05, what="delete"
     )
 

@@ -9,17 +9,7 @@ class HostAdmin(admin.ModelAdmin):
     list_display = ["name", "uri", "domain_type", "enabled", "healthy", "cpus", "memory_mib", "last_checked_at"]
     list_filter = ["enabled", "healthy", "domain_type"]
     search_fields = ["name", "uri", "hostname"]
-    readonly_fields = [
-        "cpus",
-        "memory_mib",
-        "free_memory_mib",
-        "hypervisor",
-        "libvirt_version",
-        "hostname",
-        "healthy",
-        "health_error",
-        "last_checked_at",
-    ]
+    readonly_fields = Host.OBSERVED_FIELDS
     actions = ["refresh"]
 
     @admin.action(description="Re-read capacity and health")

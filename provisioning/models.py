@@ -12,6 +12,19 @@ from portal.models import Project
 class Host(models.Model):
     """A libvirt host. The portal only ever talks to it through ``uri`` and the driver."""
 
+    # Fields the driver reads from the host; operators and API clients never set them.
+    OBSERVED_FIELDS = (
+        "cpus",
+        "memory_mib",
+        "free_memory_mib",
+        "hypervisor",
+        "libvirt_version",
+        "hostname",
+        "healthy",
+        "health_error",
+        "last_checked_at",
+    )
+
     class DomainType(models.TextChoices):
         KVM = "kvm", "KVM (hardware virtualisation)"
         QEMU = "qemu", "QEMU (software emulation)"

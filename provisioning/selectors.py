@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from dataclasses import dataclass
 
-from portal.scoping import scope_to_user
-from provisioning.models import Instance, PublishedPort, Stack
+from django.db.models import Count, Prefetch, QuerySet, Sum
+
+from portal.models import Project, Role
+from portal.scoping import projects_for, scope_to_user
+from provisioning.models import ACTIVE_STATUSES, Instance, PublishedPort, Stack
 
 
 def stacks_visible_to(user) -> QuerySet[Stack]:
@@ -26,3 +29,26 @@ def stack_endpoints(stack: Stack) -> list[dict]:
         for instance in stack.instances.all()
         for port in instance.published_ports.all()
     ]
+
+
+@dataclass(frozen=True)
+class QuotaLine:
+    what: str
+    used: int
+    limit: int
+
+
+def project_usage(project: Project) -> list[QuotaLine]:
+    """What the project holds against each quota. Failed stacks hold theirs until they are deleted."""
+    usage = Instance.objects.filter(stack__project=project, status__in=ACTIVE_STATUSES).aggregate(
+        count=Count("id"), vcpus=Sum("vcpus"), memory=Sum("memory_mib")
+    )
+    return [
+        QuotaLine("instances", usage["count"] or 0, project.max_instances),
+        QuotaLine("vCPUs", usage["vcpus"] or 0, project.max_vcpus),
+        QuotaLine("MiB of memory", usage["memory"] or 0, project.max_memory_mib),
+    ]
+
+
+def quota_overview(user) -> list[tuple[Project, list[QuotaLine]]]:
+    return [(project, project_usage(project)) for project in projects_for(user, min_role=Role.VIEWER)]

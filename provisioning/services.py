@@ -13,7 +13,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Sum
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -33,7 +32,6 @@ from provisioning.drivers import (
 from provisioning.drivers.domain_xml import base_volume_name, overlay_volume_name
 from provisioning.hosts import driver_for
 from provisioning.models import (
-    ACTIVE_STATUSES,
     Host,
     HostImage,
     Instance,
@@ -43,6 +41,7 @@ from provisioning.models import (
     Status,
 )
 from provisioning.placement import NoCapacity, allocate_port, choose_host, host_loads
+from provisioning.selectors import project_usage
 
 logger = logging.getLogger(__name__)
 
@@ -144,19 +143,12 @@ def stack_launch(
 
 
 def _check_quota(project: Project, *, instances: int, vcpus: int, memory_mib: int) -> None:
-    usage = Instance.objects.filter(stack__project=project, status__in=ACTIVE_STATUSES).aggregate(
-        count=Count("id"), vcpus=Sum("vcpus"), memory=Sum("memory_mib")
-    )
-    checks = [
-        ("instances", usage["count"] or 0, instances, project.max_instances),
-        ("vCPUs", usage["vcpus"] or 0, vcpus, project.max_vcpus),
-        ("MiB of memory", usage["memory"] or 0, memory_mib, project.max_memory_mib),
-    ]
-    for what, used, wanted, limit in checks:
-        if used + wanted > limit:
+    wanted = {"instances": instances, "vCPUs": vcpus, "MiB of memory": memory_mib}
+    for line in project_usage(project):
+        if line.used + wanted[line.what] > line.limit:
             raise QuotaExceeded(
-                f"quota exceeded: project '{project.name}' may hold {limit} {what}, "
-                f"{used} are in use and this stack needs {wanted}"
+                f"quota exceeded: project '{project.name}' may hold {line.limit} {line.what}, "
+                f"{line.used} are in use and this stack needs {wanted[line.what]}"
             )
 
 

@@ -20,7 +20,8 @@ TERMINAL = {Status.RUNNING, Status.DELETED, Status.ERROR}
 @login_required
 def stack_list(request: HttpRequest) -> HttpResponse:
     stacks = selectors.stacks_visible_to(request.user).exclude(status=Status.DELETED)
-    return render(request, "provisioning/stack_list.html", {"stacks": stacks})
+    context = {"stacks": stacks, "quotas": selectors.quota_overview(request.user)}
+    return render(request, "provisioning/stack_list.html", context)
 
 
 @login_required

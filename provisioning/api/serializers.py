@@ -79,24 +79,6 @@ class HostSerializer(serializers.ModelSerializer):
             "storage_pool",
             "storage_pool_path",
             "public_address",
-            "cpus",
-            "memory_mib",
-            "free_memory_mib",
-            "hypervisor",
-            "libvirt_version",
-            "hostname",
-            "healthy",
-            "health_error",
-            "last_checked_at",
+            *Host.OBSERVED_FIELDS,
         ]
-        read_only_fields = [
-            "cpus",
-            "memory_mib",
-            "free_memory_mib",
-            "hypervisor",
-            "libvirt_version",
-            "hostname",
-            "healthy",
-            "health_error",
-            "last_checked_at",
-        ]
+        read_only_fields = Host.OBSERVED_FIELDS

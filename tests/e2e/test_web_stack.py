@@ -7,7 +7,8 @@ import urllib.request
 import pytest
 
 from provisioning.drivers import open_driver
-from tests.e2e.conftest import SYSTEM_URI, wait_for
+from tests.e2e.conftest import SYSTEM_URI
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-web")]
 

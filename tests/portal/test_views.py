@@ -109,3 +109,12 @@ def test_delete_button(browser, member, project, test_host, ready_version, djang
     assert response.status_code == 302
     stack.refresh_from_db()
     assert stack.status == Status.DELETED
+
+
+def test_stack_list_shows_quota_usage(browser, member, project, test_host, ready_version):
+    from provisioning import services
+
+    services.stack_launch(user=member, project=project, name="one", appliance_version=ready_version, lease_seconds=600)
+    page = browser(member).get("/stacks/").content.decode()
+    assert f'<progress max="{project.max_instances}" value="1">' in page
+    assert f"{ready_version.min_ram_mib} of {project.max_memory_mib}" in page
