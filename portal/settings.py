@@ -182,6 +182,9 @@ FETCH_ALLOWED_PRIVATE_HOSTS = env_list("PORTAL_FETCH_ALLOWED_PRIVATE_HOSTS", [])
 FETCH_FILE_ROOTS = [Path(p).resolve() for p in env_list("PORTAL_FETCH_FILE_ROOTS", [])]
 
 # Provisioning
+# Prefix of every domain name this portal makes, so several portals (or test runs) can share
+# a host without their names colliding.
+DEPLOYMENT_NAME = env_str("PORTAL_DEPLOYMENT", "portal")
 PUBLISH_PORT_RANGE = (
     env_int("PORTAL_PORT_MIN", 20000, minimum=1024, maximum=65535),
     env_int("PORTAL_PORT_MAX", 29999, minimum=1024, maximum=65535),

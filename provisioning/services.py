@@ -120,7 +120,7 @@ def stack_launch(
             vcpus=vcpus,
             memory_mib=memory_mib,
         )
-        instance.domain_name = f"portal-i{instance.pk}-{role}"[:100]
+        instance.domain_name = f"{settings.DEPLOYMENT_NAME}-i{instance.pk}-{role}"[:63]
         instance.volume_name = overlay_volume_name(_tags(instance))
         instance.save(update_fields=["domain_name", "volume_name"])
         PublishedPort.objects.bulk_create(

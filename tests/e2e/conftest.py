@@ -23,6 +23,21 @@ SYSTEM_URI = "qemu:///system"
 BUILD_CACHE = Path(settings.BASE_DIR) / "var" / "cache" / "demo-build"
 
 
+@pytest.fixture(autouse=True)
+def own_names_and_ports(settings, worker_id):
+    """Parallel test workers have separate databases, so ids repeat between them: each test gets
+    its own domain-name prefix and each worker its own range of published ports. Whatever
+    carries the prefix is destroyed afterwards, even when the test failed half-way."""
+    index = 0 if worker_id == "master" else int(worker_id.removeprefix("gw"))
+    settings.PUBLISH_PORT_RANGE = (20000 + 1000 * index, 20999 + 1000 * index)
+    settings.DEPLOYMENT_NAME = f"e2e{secrets.token_hex(3)}"
+    yield
+    with open_driver(SYSTEM_URI) as driver:
+        for domain in driver.list_domains():
+            if domain.name.startswith(f"{settings.DEPLOYMENT_NAME}-"):
+                driver.destroy_domain(name=domain.name)
+
+
 @pytest.fixture
 def demo_feed(tmp_path):
     """The demo appliances, built (or reused from the cache) and served over HTTP on 127.0.0.1."""
@@ -70,3 +85,20 @@ def _database_url() -> str:
     db = connection.settings_dict
     password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
     return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def demo_catalog(operator, project, demo_feed, system_pool, worker):
+    """The local host registered and the demo feed imported into ``project``: appliances by identifier."""
+    from catalog import services as catalog_services
+    from catalog.models import Appliance, Feed
+    from provisioning import hosts
+
+    pool, pool_path = system_pool
+    hosts.host_register(
+        user=operator, name="local", uri=SYSTEM_URI, domain_type="qemu", storage_pool=pool, storage_pool_path=pool_path
+    )
+    feed = Feed.objects.create(project=project, url=demo_feed)
+    catalog_services.feed_import(feed=feed)
+    assert feed.last_status == Feed.ImportStatus.OK, feed.last_error
+    return {appliance.identifier: appliance for appliance in Appliance.objects.filter(feed=feed)}

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import urllib.request
+from functools import partial
 
 import pytest
+from django.conf import settings
 
 from provisioning.drivers import open_driver
 from tests.e2e.conftest import SYSTEM_URI
 from tests.polling import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-web")]
+pytestmark = pytest.mark.e2e
 
 
 def _get(client, url):
@@ -29,6 +31,11 @@ def _wait_for_status(client, url, *, field: str, done: tuple[str, ...], timeout:
     return wait_for(settled, timeout=timeout, what=f"{url} {field} in {done}")
 
 
+def _our_domains(driver) -> list:
+    # Ids repeat across parallel test databases; this test's domains are known by their prefix.
+    return [d for d in driver.list_domains() if d.name.startswith(f"{settings.DEPLOYMENT_NAME}-")]
+
+
 def _page(url: str) -> str | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -37,6 +44,7 @@ def _page(url: str) -> str | None:
         return None
 
 
+@pytest.mark.xdist_group("e2e-web")
 def test_feed_to_running_web_stack_and_back(api, operator, member, project, demo_feed, system_pool, worker):
     pool, pool_path = system_pool
     admin, user = api(operator), api(member)
@@ -82,16 +90,41 @@ def test_feed_to_running_web_stack_and_back(api, operator, member, project, demo
 
     (instance,) = stack["instances"]
     with open_driver(SYSTEM_URI) as driver:
-        ours = [d for d in driver.list_domains() if d.tags and d.tags.stack_id == stack["id"]]
-        assert [d.state for d in ours] == ["running"]
+        assert [(d.state, d.tags.stack_id) for d in _our_domains(driver)] == [("running", stack["id"])]
 
     assert user.delete(stack_url).status_code == 202
     gone = _wait_for_status(user, stack_url, field="status", done=("deleted", "error"), timeout=60)
     assert gone["status"] == "deleted", gone["status_reason"]
     assert _page(endpoint["url"]) is None
     with open_driver(SYSTEM_URI) as driver:
-        assert [d for d in driver.list_domains() if d.tags and d.tags.stack_id == stack["id"]] == []
+        assert _our_domains(driver) == []
         volumes = {v.name for v in driver.list_volumes(pool=pool)}
     # Only the shared base image stays in the pool (the cache later stacks overlay); the fixture removes it.
     assert all(name.startswith("portal-base-") for name in volumes), volumes
     assert instance["id"]
+
+
+@pytest.mark.xdist_group("e2e-tiers")
+def test_app_and_db_tiers_build_side_by_side(api, member, project, demo_catalog):
+    """Two stacks launched at once (two workers, two base images) each serve their own tier's page."""
+    user = api(member)
+    urls = {}
+    for identifier in ("demo-app", "demo-db"):
+        body = {"name": identifier, "project": project.pk, "appliance": demo_catalog[identifier].pk, "lease": 900}
+        response = user.post("/api/v1/stacks/", body, format="json")
+        assert response.status_code == 202, response.content
+        urls[identifier] = f"/api/v1/stacks/{response.json()['id']}/"
+    for identifier, url in urls.items():
+        stack = _wait_for_status(user, url, field="status", done=("running", "error"), timeout=180)
+        assert stack["status"] == "running", stack["status_reason"]
+        (endpoint,) = stack["endpoints"]
+        assert endpoint["guest_port"] == {"demo-app": 8080, "demo-db": 5432}[identifier]
+        page = wait_for(partial(_page, endpoint["url"]), timeout=120, interval=0.5, what=f"{identifier} page")
+        assert f"{identifier} appliance" in page
+    for url in urls.values():
+        assert user.delete(url).status_code == 202
+    for url in urls.values():
+        gone = _wait_for_status(user, url, field="status", done=("deleted", "error"), timeout=60)
+        assert gone["status"] == "deleted", gone["status_reason"]
+    with open_driver(SYSTEM_URI) as driver:
+        assert _our_domains(driver) == []
