@@ -1,16 +1,36 @@
+from django import forms
 from django.contrib import admin, messages
+from django.forms.models import model_to_dict
 
 from provisioning import hosts, services
 from provisioning.models import Host, HostImage, Instance, PublishedPort, Stack, StackEvent
 
 
+class HostAdminForm(forms.ModelForm):
+    """Connects to the host before saving, so a wrong URI is refused instead of stored."""
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            probe = Host(**{**model_to_dict(self.instance, exclude=["id"]), **cleaned})
+            hosts.host_probe(host=probe)
+            self.observed = {field: getattr(probe, field) for field in Host.OBSERVED_FIELDS}
+        return cleaned
+
+
 @admin.register(Host)
 class HostAdmin(admin.ModelAdmin):
+    form = HostAdminForm
     list_display = ["name", "uri", "domain_type", "enabled", "healthy", "cpus", "memory_mib", "last_checked_at"]
     list_filter = ["enabled", "healthy", "domain_type"]
     search_fields = ["name", "uri", "hostname"]
     readonly_fields = Host.OBSERVED_FIELDS
     actions = ["refresh"]
+
+    def save_model(self, request, obj, form, change):
+        for field, value in form.observed.items():
+            setattr(obj, field, value)
+        super().save_model(request, obj, form, change)
 
     @admin.action(description="Re-read capacity and health")
     def refresh(self, request, queryset):

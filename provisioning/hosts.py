@@ -42,20 +42,25 @@ def host_register(
         public_address=public_address,
     )
     host.full_clean()
-    try:
-        _read_host(host, prepare_pool=True)
-    except DriverError as exc:
-        raise ValidationError({"uri": f"cannot use host {uri}: {exc.message}"}) from None
+    host_probe(host=host)
     with transaction.atomic():
         host.save()
         audit.record(actor=user, action="host.register", target=host, uri=uri)
     return host
 
 
+def host_probe(*, host: Host) -> None:
+    """Connect to a host not yet saved and read it; refuse it with a readable reason if that fails."""
+    try:
+        _read_host(host)
+    except DriverError as exc:
+        raise ValidationError({"uri": f"cannot use host {host.uri}: {exc.message}"}) from None
+
+
 def host_refresh(*, host: Host) -> Host:
     """Re-read capacity and health; a host that does not answer is marked unhealthy, not removed."""
     try:
-        _read_host(host, prepare_pool=True)
+        _read_host(host)
     except DriverError as exc:
         host.healthy = False
         host.health_error = exc.message
@@ -65,11 +70,10 @@ def host_refresh(*, host: Host) -> Host:
     return host
 
 
-def _read_host(host: Host, *, prepare_pool: bool) -> None:
+def _read_host(host: Host) -> None:
     with driver_for(host) as driver:
         info = driver.host_info()
-        if prepare_pool:
-            driver.ensure_dir_pool(name=host.storage_pool, path=host.storage_pool_path)
+        driver.ensure_dir_pool(name=host.storage_pool, path=host.storage_pool_path)
     host.cpus = info.cpus
     host.memory_mib = info.memory_mib
     host.free_memory_mib = info.free_memory_mib

@@ -118,3 +118,28 @@ def test_stack_list_shows_quota_usage(browser, member, project, test_host, ready
     page = browser(member).get("/stacks/").content.decode()
     assert f'<progress max="{project.max_instances}" value="1">' in page
     assert f"{ready_version.min_ram_mib} of {project.max_memory_mib}" in page
+
+
+def test_subscribe_form_queues_an_import(browser, member, project):
+    from catalog.models import Feed
+
+    response = browser(member).post("/catalog/feeds/", {"url": "https://example.org/feed.xml", "project": project.pk})
+    assert response.status_code == 302
+    feed = Feed.objects.get()
+    assert (feed.project, feed.last_status) == (project, Feed.ImportStatus.QUEUED)
+
+
+def test_subscribe_form_explains_a_bad_url(browser, member, project):
+    from catalog.models import Feed
+
+    page = browser(member).post("/catalog/feeds/", {"url": "ftp://example.org/f", "project": project.pk})
+    assert "unsupported URL scheme" in page.content.decode()
+    assert not Feed.objects.exists()
+
+
+def test_member_cannot_subscribe_the_shared_catalog(browser, member):
+    from catalog.models import Feed
+
+    page = browser(member).post("/catalog/feeds/", {"url": "https://example.org/feed.xml", "project": ""})
+    assert "This field is required" in page.content.decode()
+    assert not Feed.objects.exists()

@@ -248,3 +248,28 @@ def test_schedules_are_installed(db):
     from django_q.models import Schedule
 
     assert set(Schedule.objects.values_list("name", flat=True)) >= {"expire-leases", "refresh-hosts"}
+
+
+def test_admin_refuses_a_host_it_cannot_reach_and_reads_one_it_can(client, operator):
+    client.force_login(operator)
+    form = {
+        "name": "far",
+        "uri": "qemu+tcp://127.0.0.1:1/system",
+        "domain_type": "qemu",
+        "enabled": "on",
+        "storage_pool": "default-pool",
+        "storage_pool_path": "/default-pool",
+        "public_address": "127.0.0.1",
+        "cpu_overcommit": "4",
+        "memory_reserved_mib": "512",
+    }
+    page = client.post("/admin/provisioning/host/add/", form)
+    assert page.status_code == 200
+    assert "cannot use host qemu+tcp://127.0.0.1:1/system" in page.content.decode()
+    assert not Host.objects.exists()
+
+    with open_driver("test:///default"):  # keeps the test driver's state for the request
+        response = client.post("/admin/provisioning/host/add/", {**form, "name": "near", "uri": "test:///default"})
+    assert response.status_code == 302
+    host = Host.objects.get()
+    assert (host.name, host.healthy, host.cpus, host.hypervisor) == ("near", True, 16, "TEST")
