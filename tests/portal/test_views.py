@@ -116,6 +116,7 @@ def test_stack_list_shows_quota_usage(browser, member, project, test_host, ready
 
     services.stack_launch(user=member, project=project, name="one", appliance_version=ready_version, lease_seconds=600)
     page = browser(member).get("/stacks/").content.decode()
+    assert "<title>Stacks · Stack portal</title>" in page
     assert f'<progress max="{project.max_instances}" value="1">' in page
     assert f"{ready_version.min_ram_mib} of {project.max_memory_mib}" in page
 
