@@ -22,11 +22,13 @@ from portal import audit
 from portal.models import Project, Role
 from portal.scoping import require_role
 from provisioning.drivers import (
+    DomainInfo,
     DomainSpec,
     DomainTags,
     DriverError,
     HypervisorDriver,
     PortForward,
+    PortUnavailable,
     VolumeInfo,
 )
 from provisioning.drivers.domain_xml import base_volume_name, overlay_volume_name
@@ -48,6 +50,7 @@ logger = logging.getLogger(__name__)
 STACK_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DELETABLE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.ERROR)
 STUCK_TEARDOWN_AFTER = timedelta(minutes=10)
+PORT_ATTEMPTS = 3
 
 
 class LaunchError(Exception):
@@ -211,26 +214,52 @@ def _build_instance(*, stack: Stack, instance: Instance) -> None:
             if locked.status != Status.BUILDING:
                 raise StackStateError(f"stack became {locked.status} while building")
             overlay = driver.create_overlay(pool=host.storage_pool, name=instance.volume_name, backing=base)
-            forwards = tuple(
-                PortForward(host_port=p.host_port, guest_port=p.guest_port, host_address=host.public_address)
-                for p in instance.published_ports.all()
-            )
-            spec = DomainSpec(
-                name=instance.domain_name,
-                domain_type=host.domain_type,
-                vcpus=instance.vcpus,
-                memory_mib=instance.memory_mib,
-                disk_path=overlay.path,
-                tags=_tags(instance),
-                port_forwards=forwards,
-            )
             try:
-                info = driver.define_and_start(spec)
+                info = _start_domain(driver=driver, host=host, instance=instance, disk_path=overlay.path, stack=stack)
             except DriverError:
                 driver.delete_volume(pool=host.storage_pool, name=instance.volume_name)
                 raise
             Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING, vnc_port=info.vnc_port)
     stack_event(stack, f"{instance.name} started on {host.name}")
+
+
+def _start_domain(
+    *, driver: HypervisorDriver, host: Host, instance: Instance, disk_path: str, stack: Stack
+) -> DomainInfo:
+    """Define and start the domain; if a published port was grabbed by someone else meanwhile, move it."""
+    attempts_left = PORT_ATTEMPTS
+    while True:
+        try:
+            return driver.define_and_start(_domain_spec(host=host, instance=instance, disk_path=disk_path))
+        except PortUnavailable:
+            attempts_left -= 1
+            if not attempts_left:
+                raise
+            _move_published_ports(instance=instance, host=host, stack=stack)
+
+
+def _domain_spec(*, host: Host, instance: Instance, disk_path: str) -> DomainSpec:
+    return DomainSpec(
+        name=instance.domain_name,
+        domain_type=host.domain_type,
+        vcpus=instance.vcpus,
+        memory_mib=instance.memory_mib,
+        disk_path=disk_path,
+        tags=_tags(instance),
+        port_forwards=tuple(
+            PortForward(host_port=p.host_port, guest_port=p.guest_port, host_address=host.public_address)
+            for p in instance.published_ports.all()
+        ),
+    )
+
+
+def _move_published_ports(*, instance: Instance, host: Host, stack: Stack) -> None:
+    Host.objects.select_for_update().get(pk=host.pk)  # the same lock launches take to reserve ports
+    for published in instance.published_ports.all():
+        old_port = published.host_port
+        published.host_port = allocate_port(host, port_range=settings.PUBLISH_PORT_RANGE, taken_in_this_call=set())
+        published.save(update_fields=["host_port"])
+        stack_event(stack, f"port {old_port} on {host.name} is taken by another program; using {published.host_port}")
 
 
 def _ensure_base_volume(*, driver: HypervisorDriver, host: Host, image, stack: Stack) -> VolumeInfo:

@@ -15,6 +15,7 @@ from provisioning.drivers.base import (
     InvalidRequest,
     NotFound,
     PortForward,
+    PortUnavailable,
     VolumeInfo,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "InvalidRequest",
     "NotFound",
     "PortForward",
+    "PortUnavailable",
     "VolumeInfo",
     "open_driver",
 ]

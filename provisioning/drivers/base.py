@@ -40,6 +40,12 @@ class InvalidRequest(DriverError):
     """The host refused what we asked for (bad XML, unsupported feature, name clash...)."""
 
 
+class PortUnavailable(InvalidRequest):
+    """A port to publish was taken on the host (by something outside the portal) before the start."""
+
+    retryable = True
+
+
 class Unsupported(DriverError):
     """The host's driver does not implement the operation."""
 

@@ -28,6 +28,7 @@ from provisioning.drivers.base import (
     InvalidRequest,
     NotFound,
     PoolInfo,
+    PortUnavailable,
     ProgressCallback,
     Unsupported,
     VolumeInfo,
@@ -138,6 +139,11 @@ def _is_connection_error(exc: libvirt.libvirtError) -> bool:
     return code in _TRANSPORT_CODES and exc.get_error_domain() in _TRANSPORT_ORIGINS
 
 
+# QEMU's words when a user-networking hostfwd cannot bind its host port; libvirt passes them
+# through as an internal error with no code of their own.
+_HOSTFWD_FAILED = "Could not set up host forwarding rule"
+
+
 def _translate_error(exc: libvirt.libvirtError, *, uri: str, action: str, subject: _Subject) -> DriverError:
     """The ``DriverError`` for a failed libvirt call, with a message naming the host and the object."""
     code = exc.get_error_code()
@@ -149,6 +155,8 @@ def _translate_error(exc: libvirt.libvirtError, *, uri: str, action: str, subjec
         return HostUnreachable(message)
     if code in _UNSUPPORTED_CODES:
         return Unsupported(message)
+    if _HOSTFWD_FAILED in message:
+        return PortUnavailable(message)
     return InvalidRequest(message, retryable=code in _TRANSIENT_CODES)
 
 
