@@ -21,7 +21,7 @@ from catalog.images import ImageError, convert_to_qcow2, inspect_image
 from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed
 from portal import audit
 from portal.models import Project, Role
-from portal.scoping import is_operator, require_role
+from portal.scoping import User, is_operator, require_role
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class CatalogError(Exception):
     """A catalog operation failed for a reason the user should read."""
 
 
-def feed_subscribe(*, user, url: str, project: Project | None) -> Feed:
+def feed_subscribe(*, user: User, url: str, project: Project | None) -> Feed:
     """Subscribe ``project`` (or, for operators, the shared catalog) to a VMcast and queue its import."""
     if project is None:
         if not is_operator(user):

@@ -7,9 +7,10 @@ from typing import Any
 from django.db.models import Model
 
 from portal.models import AuditEvent, Project
+from portal.scoping import User
 
 
-def record(*, actor: Any, action: str, target: Model, project: Project | None = None, **detail: Any) -> None:
+def record(*, actor: User | None, action: str, target: Model, project: Project | None = None, **detail: Any) -> None:
     AuditEvent.objects.create(
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         project=project,

@@ -16,6 +16,7 @@ urlpatterns = [
     path("stacks/launch/", stack_views.stack_launch, name="stack-launch"),
     path("stacks/<int:pk>/", stack_views.stack_detail, name="stack-detail"),
     path("stacks/<int:pk>/status/", stack_views.stack_status, name="stack-status"),
+    path("stacks/<int:pk>/lease/", stack_views.stack_renew_lease, name="stack-renew-lease"),
     path("stacks/<int:pk>/delete/", stack_views.stack_delete, name="stack-delete"),
     path("admin/", admin.site.urls),
     # Namespaced so the router's names (stack-list, stack-detail...) never shadow the web pages'.

@@ -28,5 +28,9 @@ class LaunchForm(forms.Form):
         self.fields["appliance_version"].label_from_instance = _version_label
 
 
+class LeaseForm(forms.Form):
+    lease_seconds = forms.TypedChoiceField(choices=LEASE_CHOICES, coerce=int, initial=4 * 3600, label="Renew lease")
+
+
 def _version_label(version: ApplianceVersion) -> str:
     return f"{version.appliance.title} {version.version} ({version.min_vcpus} vCPU, {version.min_ram_mib} MiB)"

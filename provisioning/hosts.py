@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal import audit
-from portal.scoping import is_operator
+from portal.scoping import User, is_operator
 from provisioning.drivers import DriverError, HypervisorDriver, open_driver
 from provisioning.models import Host
 
@@ -22,7 +22,7 @@ def driver_for(host: Host) -> HypervisorDriver:
 
 def host_register(
     *,
-    user,
+    user: User,
     name: str,
     uri: str,
     domain_type: str = Host.DomainType.KVM,

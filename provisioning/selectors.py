@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from django.db.models import Count, Prefetch, QuerySet, Sum
 
 from portal.models import Project, Role
-from portal.scoping import projects_for, scope_to_user
+from portal.scoping import User, projects_for, scope_to_user
 from provisioning.models import ACTIVE_STATUSES, Instance, PublishedPort, Stack
 
 
-def stacks_visible_to(user) -> QuerySet[Stack]:
+def stacks_visible_to(user: User) -> QuerySet[Stack]:
     ports = PublishedPort.objects.select_related("host")
     instances = Instance.objects.select_related("host", "appliance_version__appliance").prefetch_related(
         Prefetch("published_ports", queryset=ports)
@@ -50,5 +50,5 @@ def project_usage(project: Project) -> list[QuotaLine]:
     ]
 
 
-def quota_overview(user) -> list[tuple[Project, list[QuotaLine]]]:
+def quota_overview(user: User) -> list[tuple[Project, list[QuotaLine]]]:
     return [(project, project_usage(project)) for project in projects_for(user, min_role=Role.VIEWER)]

@@ -20,7 +20,7 @@ from catalog.models import ApplianceVersion
 from catalog.services import CatalogError, image_ensure_cached
 from portal import audit
 from portal.models import Project, Role
-from portal.scoping import require_role
+from portal.scoping import User, require_role
 from provisioning.drivers import (
     DomainInfo,
     DomainSpec,
@@ -51,6 +51,7 @@ STACK_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DELETABLE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.ERROR)
 STUCK_TEARDOWN_AFTER = timedelta(minutes=10)
 PORT_ATTEMPTS = 3
+MIN_LEASE_SECONDS = 60
 
 
 class LaunchError(Exception):
@@ -80,7 +81,7 @@ def stack_event(stack: Stack, message: str, *, is_error: bool = False) -> None:
 
 def stack_launch(
     *,
-    user,
+    user: User,
     project: Project,
     name: str,
     appliance_version: ApplianceVersion,
@@ -93,8 +94,7 @@ def stack_launch(
             "name must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
         )
     lease = lease_seconds if lease_seconds is not None else settings.DEFAULT_LEASE_SECONDS
-    if not 60 <= lease <= settings.MAX_LEASE_SECONDS:
-        raise LaunchError(f"lease must be between 60 and {settings.MAX_LEASE_SECONDS} seconds")
+    _check_lease(lease)
     vcpus, memory_mib = appliance_version.min_vcpus, appliance_version.min_ram_mib
     role = appliance_version.appliance.role or "main"
 
@@ -143,6 +143,11 @@ def stack_launch(
             lambda: async_task("provisioning.tasks.build_stack", stack.pk, task_name=f"build-stack-{stack.pk}")
         )
     return stack
+
+
+def _check_lease(seconds: int) -> None:
+    if not MIN_LEASE_SECONDS <= seconds <= settings.MAX_LEASE_SECONDS:
+        raise LaunchError(f"lease must be between {MIN_LEASE_SECONDS} and {settings.MAX_LEASE_SECONDS} seconds")
 
 
 def _check_quota(project: Project, *, instances: int, vcpus: int, memory_mib: int) -> None:
@@ -323,7 +328,24 @@ def _remove_instances(instances: list[Instance]) -> list[str]:
 # --- destroy ----------------------------------------------------------------------------------
 
 
-def stack_destroy(*, user, stack: Stack, reason: str = "deleted by user") -> Stack:
+def stack_renew_lease(*, user: User, stack: Stack, lease_seconds: int) -> Stack:
+    """Set the stack to expire ``lease_seconds`` from now (longer or shorter than before)."""
+    require_role(user, stack.project, Role.MEMBER)
+    _check_lease(lease_seconds)
+    with transaction.atomic():
+        locked = Stack.objects.select_for_update().get(pk=stack.pk)
+        if locked.status not in DELETABLE_STATUSES:
+            raise StackStateError(f"stack is {locked.status}")
+        locked.expires_at = timezone.now() + timedelta(seconds=lease_seconds)
+        locked.save(update_fields=["expires_at", "updated_at"])
+        stack_event(locked, f"lease renewed until {locked.expires_at:%Y-%m-%d %H:%M:%S %Z}")
+        audit.record(
+            actor=user, action="stack.renew_lease", target=locked, project=locked.project, lease_seconds=lease_seconds
+        )
+    return locked
+
+
+def stack_destroy(*, user: User | None, stack: Stack, reason: str = "deleted by user") -> Stack:
     """Mark the stack for deletion and queue the teardown (domains and volumes, data and all)."""
     if user is not None:
         require_role(user, stack.project, Role.MEMBER)

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from catalog.selectors import appliance_versions_visible_to
 from portal.scoping import PermissionDeniedForRole
 from provisioning import selectors, services
-from provisioning.forms import LaunchForm
+from provisioning.forms import LaunchForm, LeaseForm
 from provisioning.models import Status
 
 TERMINAL = {Status.RUNNING, Status.DELETED, Status.ERROR}
@@ -54,6 +54,7 @@ def _stack_context(request: HttpRequest, pk: int) -> dict:
         "events": stack.events.all()[:200],
         "downloads": image_progress,
         "polling": stack.status not in TERMINAL,
+        "lease_form": LeaseForm(),
     }
 
 
@@ -66,6 +67,21 @@ def stack_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def stack_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The live part of the stack page, polled by htmx until the stack settles."""
     return render(request, "provisioning/_stack_status.html", _stack_context(request, pk))
+
+
+@login_required
+@require_POST
+def stack_renew_lease(request: HttpRequest, pk: int) -> HttpResponse:
+    stack = get_object_or_404(selectors.stacks_visible_to(request.user), pk=pk)
+    form = LeaseForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "choose one of the offered leases")
+        return redirect("stack-detail", pk=pk)
+    try:
+        services.stack_renew_lease(user=request.user, stack=stack, **form.cleaned_data)
+    except (services.LaunchError, services.StackStateError, PermissionDeniedForRole) as exc:
+        messages.error(request, str(exc))
+    return redirect("stack-detail", pk=pk)
 
 
 @login_required

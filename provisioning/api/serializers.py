@@ -67,6 +67,10 @@ class StackCreateSerializer(serializers.Serializer):
         return attrs
 
 
+class LeaseSerializer(serializers.Serializer):
+    lease = serializers.IntegerField(min_value=1, help_text="Seconds from now until the stack is destroyed")
+
+
 class HostSerializer(serializers.ModelSerializer):
     class Meta:
         model = Host

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from portal.api.base import ServiceError
 from provisioning import hosts, selectors, services
-from provisioning.api.serializers import HostSerializer, StackCreateSerializer, StackSerializer
+from provisioning.api.serializers import HostSerializer, LeaseSerializer, StackCreateSerializer, StackSerializer
 from provisioning.models import Host
 
 _LAUNCH_STATUS = {"invalid": 400, "quota_exceeded": 403, "no_capacity": 409}
@@ -46,6 +46,22 @@ class StackViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.R
         except services.StackStateError as exc:
             raise ServiceError(str(exc), code="invalid_state", status_code=409) from None
         return Response(StackSerializer(self.get_queryset().get(pk=stack.pk)).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=LeaseSerializer, responses={200: StackSerializer})
+    @action(detail=True, methods=["post"])
+    def lease(self, request, pk=None):
+        """Renew the lease: the stack is destroyed ``lease`` seconds from now."""
+        given = LeaseSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        try:
+            stack = services.stack_renew_lease(
+                user=request.user, stack=self.get_object(), lease_seconds=given.validated_data["lease"]
+            )
+        except services.LaunchError as exc:
+            raise ServiceError(str(exc), code=exc.code, status_code=400) from None
+        except services.StackStateError as exc:
+            raise ServiceError(str(exc), code="invalid_state", status_code=409) from None
+        return Response(StackSerializer(self.get_queryset().get(pk=stack.pk)).data)
 
 
 class HostViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):

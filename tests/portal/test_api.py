@@ -176,3 +176,21 @@ def test_api_root_lists_the_collections(member, api):
     response = api(member).get("/api/v1/")
     assert response.status_code == 200
     assert set(response.json()) == {"projects", "feeds", "appliances", "hosts", "stacks"}
+
+
+def test_renewing_the_lease_moves_the_expiry(launched, member, api):
+    from datetime import datetime, timedelta
+
+    from django.utils import timezone
+
+    response = api(member).post(f"/api/v1/stacks/{launched['id']}/lease/", {"lease": 7200}, format="json")
+    assert response.status_code == 200, response.content
+    expires = datetime.fromisoformat(response.json()["expires_at"])
+    assert timedelta(seconds=7100) < expires - timezone.now() <= timedelta(seconds=7200)
+
+
+def test_lease_renewal_is_checked(launched, member, viewer, outsider, api):
+    url = f"/api/v1/stacks/{launched['id']}/lease/"
+    assert api(member).post(url, {"lease": 10**9}, format="json").status_code == 400
+    assert api(viewer).post(url, {"lease": 3600}, format="json").status_code == 403
+    assert api(outsider).post(url, {"lease": 3600}, format="json").status_code == 404

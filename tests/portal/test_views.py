@@ -144,3 +144,18 @@ def test_member_cannot_subscribe_the_shared_catalog(browser, member):
     page = browser(member).post("/catalog/feeds/", {"url": "https://example.org/feed.xml", "project": ""})
     assert "This field is required" in page.content.decode()
     assert not Feed.objects.exists()
+
+
+def test_renew_lease_button(browser, member, project, test_host, ready_version):
+    from provisioning import services
+
+    stack = services.stack_launch(
+        user=member, project=project, name="keep", appliance_version=ready_version, lease_seconds=600
+    )
+    before = stack.expires_at
+    web = browser(member)
+    assert f'action="/stacks/{stack.pk}/lease/"' in web.get(f"/stacks/{stack.pk}/").content.decode()
+    assert web.post(f"/stacks/{stack.pk}/lease/", {"lease_seconds": 86400}).status_code == 302
+    stack.refresh_from_db()
+    assert stack.expires_at > before
+    assert stack.events.filter(message__startswith="lease renewed until").exists()

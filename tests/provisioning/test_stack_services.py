@@ -273,3 +273,18 @@ def test_admin_refuses_a_host_it_cannot_reach_and_reads_one_it_can(client, opera
     assert response.status_code == 302
     host = Host.objects.get()
     assert (host.name, host.healthy, host.cpus, host.hypervisor) == ("near", True, 16, "TEST")
+
+
+def test_deleted_before_the_worker_runs_builds_nothing(
+    member, project, test_host, ready_version, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as queued_build:
+        stack = launch(member, project, ready_version)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.stack_destroy(user=member, stack=stack)
+    for callback in queued_build:  # the build task arrives late
+        callback()
+    stack.refresh_from_db()
+    assert stack.status == Status.DELETED
+    assert stack.instances.get().domain_name not in domain_names()
+    assert not PublishedPort.objects.exists()
