@@ -12,3 +12,11 @@ def import_feed(feed_id: int) -> str:
         return "feed no longer exists"
     services.feed_import(feed=feed)
     return feed.last_status
+
+
+def refresh_feeds() -> int:
+    """Queue an import of every feed, so new appliance versions appear without anyone asking."""
+    feeds = list(Feed.objects.all())
+    for feed in feeds:
+        services.feed_queue_import(feed=feed)
+    return len(feeds)

@@ -1,7 +1,8 @@
 """Periodic work, run by the django-q2 cluster:
 
 - expire-leases, every minute: stacks whose lease ran out are destroyed, stuck teardowns retried;
-- refresh-hosts, every two minutes: each enabled host is asked for its capacity and health.
+- refresh-hosts, every two minutes: each enabled host is asked for its capacity and health;
+- refresh-feeds, every hour: every subscribed VMcast is imported again to pick up new versions.
 """
 
 from django.db import migrations
@@ -9,6 +10,7 @@ from django.db import migrations
 SCHEDULES = {
     "expire-leases": ("provisioning.tasks.expire_leases", 1),
     "refresh-hosts": ("provisioning.tasks.refresh_hosts", 2),
+    "refresh-feeds": ("catalog.tasks.refresh_feeds", 60),
 }
 
 

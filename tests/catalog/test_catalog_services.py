@@ -144,3 +144,16 @@ def test_sha256_mismatch_is_refused_and_leaves_no_file(http_server, db, settings
     assert version.image.status == CachedImage.Status.ERROR
     assert "sha256 mismatch" in version.image.error
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_hourly_refresh_reimports_every_feed(http_server, db, django_capture_on_commit_callbacks):
+    from catalog.tasks import refresh_feeds
+
+    feed = FeedFactory(url=publish(http_server))
+    services.feed_import(feed=feed)
+    publish(http_server, name="web2.qcow2", version="2.0")  # the publisher adds a version
+    with django_capture_on_commit_callbacks(execute=True):
+        assert refresh_feeds() == 1
+    feed.refresh_from_db()
+    assert feed.last_status == Feed.ImportStatus.OK
+    assert sorted(ApplianceVersion.objects.values_list("version", flat=True)) == ["1.0", "2.0"]
