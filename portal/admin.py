@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from portal.models import AuditEvent, Membership, Project
+from portal.models import ApiToken, AuditEvent, Membership, Project
 
 
 class MembershipInline(admin.TabularInline):
@@ -31,6 +31,20 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ["target", "actor__username"]
     date_hierarchy = "created_at"
     readonly_fields = ["created_at", "actor", "project", "action", "target", "detail"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are issued through the API; here operators see them and revoke them by deleting."""
+
+    list_display = ["prefix", "user", "name", "created_at", "last_used_at", "expires_at"]
+    list_filter = ["user"]
+    search_fields = ["prefix", "user__username", "name"]
+    readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at", "expires_at"]
+    exclude = ["digest"]
 
     def has_add_permission(self, request):
         return False

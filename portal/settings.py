@@ -36,7 +36,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "django_q",
@@ -126,6 +125,8 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 REDIS_URL = redis_url()
 
+API_TOKEN_DAYS = env_int("PORTAL_API_TOKEN_DAYS", 30, minimum=1)
+
 # Background work: django-q2. The ORM broker needs nothing besides the database; Redis is
 # faster and is used whenever REDIS_URL is set.
 TASK_TIMEOUT_SECONDS = env_int("PORTAL_TASK_TIMEOUT", 1800, minimum=10)
@@ -154,7 +155,7 @@ else:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "portal.api.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -1,9 +1,9 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from catalog.api.views import ApplianceViewSet, FeedViewSet
+from portal.api.tokens import TokenCreateView
 from portal.api.views import ProjectViewSet
 from provisioning.api.views import HostViewSet, StackViewSet
 
@@ -15,7 +15,7 @@ router.register("hosts", HostViewSet, basename="host")
 router.register("stacks", StackViewSet, basename="stack")
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", TokenCreateView.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include(router.urls)),
 ]

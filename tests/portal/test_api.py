@@ -18,19 +18,6 @@ def launched(member, project, test_host, ready_version, api, django_capture_on_c
     return response.json()
 
 
-def test_token_login_then_token_auth(member, api):
-    response = api().post("/api/v1/auth/token/", {"username": member.username, "password": "pw"}, format="json")
-    assert response.status_code == 200
-    client = api()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
-    assert client.get("/api/v1/stacks/").status_code == 200
-
-
-def test_wrong_password_gets_no_token(member, api):
-    response = api().post("/api/v1/auth/token/", {"username": member.username, "password": "nope"}, format="json")
-    assert response.status_code == 400
-
-
 def test_anonymous_is_refused(api, db):
     assert api().get("/api/v1/stacks/").status_code in (401, 403)
 
