@@ -1,5 +1,8 @@
-"""ASGI entry point, served by daphne. HTTP goes to Django; websocket routes join here as
-``URLRouter`` entries behind the session middleware and an Origin check."""
+"""ASGI entry point, served by daphne: HTTP through Django, websockets through Channels.
+
+Websockets pass an Origin check (only ALLOWED_HOSTS) and carry the Django session, so a
+consumer sees the same user, and the same scoping, as the page that opened it.
+"""
 
 import os
 
@@ -8,6 +11,21 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402 - needs the app registry loaded above
+# Imported after the app registry is ready: consumers import models.
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import path  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from provisioning.consumers import StackProgressConsumer  # noqa: E402
+
+websocket_routes = [
+    path("ws/stacks/<int:stack_id>/", StackProgressConsumer.as_asgi()),
+]
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_routes))),
+    }
+)

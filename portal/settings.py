@@ -149,7 +149,13 @@ else:
 
 # Websocket fan-out: in-memory within one process by default, Redis across processes.
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Several portals may share one Redis; their groups must not meet.
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("PORTAL_CHANNEL_PREFIX", "portal")},
+        }
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

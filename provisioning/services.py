@@ -43,6 +43,7 @@ from provisioning.models import (
     Status,
 )
 from provisioning.placement import NoCapacity, allocate_port, choose_host, host_loads
+from provisioning.progress import announce_stack_change
 from provisioning.selectors import project_usage
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ class StackStateError(Exception):
 
 
 def stack_event(stack: Stack, message: str, *, is_error: bool = False) -> None:
+    """Record a line of progress; every status change comes with one, so watchers are nudged here."""
     StackEvent.objects.create(stack=stack, message=message[:500], is_error=is_error)
+    announce_stack_change(stack.pk)
 
 
 # --- launch -----------------------------------------------------------------------------------
@@ -209,7 +212,8 @@ def _build_instance(*, stack: Stack, instance: Instance) -> None:
     Instance.objects.filter(pk=instance.pk).update(status=Status.BUILDING)
     if version.image.status != version.image.Status.READY:
         stack_event(stack, f"downloading image for {version} ({version.size_bytes // (1024 * 1024)} MiB)")
-    image = image_ensure_cached(version=version)
+    # Download progress lives on the cached image; nudging watchers lets the page redraw the bar.
+    image = image_ensure_cached(version=version, progress=lambda _done, _total: announce_stack_change(stack.pk))
     host = instance.host
     with driver_for(host) as driver:
         base = _ensure_base_volume(driver=driver, host=host, image=image, stack=stack)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -54,6 +55,8 @@ def _stack_context(request: HttpRequest, pk: int) -> dict:
         "events": stack.events.all()[:200],
         "downloads": image_progress,
         "polling": stack.status not in TERMINAL,
+        # Pushed nudges reach the page only when workers and web share a channel layer (Redis).
+        "live_updates": bool(settings.REDIS_URL),
         "lease_form": LeaseForm(),
     }
 

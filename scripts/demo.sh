@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Install everything and run the portal with demo data on embedded defaults (SQLite, the
-# django-q2 ORM broker, the local libvirtd): an admin account, the local host, the demo
-# appliances and their feed. Run again, it reuses what exists.
+# Install everything and run the portal with demo data: SQLite, the local libvirtd, and Redis
+# (the worker pushes progress to the browser across processes through it, and it is the
+# task broker). An admin account, the local host, the demo appliances and their feed are
+# created once; run again, it reuses what exists.
 source "$(dirname "$0")/lib.sh"
 
 install_system
 install_python
 install_assets
 start_libvirt
+start_redis
 
 PORT="${PORTAL_PORT:-8000}"
 APPLIANCES="$ROOT/var/demo-appliances"
 [ -s var/secret_key ] || "$VENV/bin/python" -c "import secrets; print(secrets.token_urlsafe(50))" >var/secret_key
 export DJANGO_SECRET_KEY="$(cat var/secret_key)"
 export PORTAL_FETCH_FILE_ROOTS="$APPLIANCES"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 
 manage migrate --noinput -v 0
 manage collectstatic --noinput -v 0

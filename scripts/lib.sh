@@ -103,4 +103,17 @@ start_postgres() {
     runuser -u postgres -- createdb -O portal portal
 }
 
+start_redis() {
+  apt_install redis-server
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    say "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/portal.log
+    for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return; sleep 0.2; done
+    echo "Redis did not answer on 127.0.0.1:6379" >&2
+    exit 1
+  fi
+}
+
 manage() { "$VENV/bin/python" manage.py "$@"; }
