@@ -531,13 +531,14 @@ class _Stopwatch:
 @pytest.fixture
 def system_host(tmp_path: Path) -> Iterator[tuple[LibvirtDriver, str]]:
     """A driver on qemu:///system and a unique prefix; everything under that prefix is removed after."""
+    # scripts/test.sh installs and starts all of this; a missing piece is a failure, not a skip.
     if shutil.which("qemu-img") is None or shutil.which("virsh") is None:
-        pytest.skip("qemu-img and virsh are needed")
+        pytest.fail("qemu-img and virsh are needed (Debian packages qemu-utils, libvirt-clients)")
     driver = LibvirtDriver(SYSTEM_URI)
     try:
         driver.host_info()
     except HostUnreachable as exc:
-        pytest.skip(f"{SYSTEM_URI} is not reachable: {exc}")
+        pytest.fail(f"{SYSTEM_URI} is not reachable (start libvirtd): {exc}")
     prefix = f"portal-test-{secrets.token_hex(4)}"
     try:
         yield driver, prefix
