@@ -108,7 +108,7 @@ def stack_launch(
         hosts = list(Host.objects.select_for_update().filter(enabled=True, healthy=True).order_by("pk"))
         try:
             host = choose_host(host_loads(hosts), vcpus=vcpus, memory_mib=memory_mib).host
-            ports = _reserve_ports_plan(host, appliance_version)
+            ports = _plan_published_ports(host, appliance_version)
         except NoCapacity as exc:
             raise CapacityExhausted(str(exc)) from None
         stack = Stack.objects.create(
@@ -163,11 +163,11 @@ def _check_quota(project: Project, *, instances: int, vcpus: int, memory_mib: in
             )
 
 
-def _reserve_ports_plan(host: Host, version: ApplianceVersion) -> list[tuple[int, int]]:
+def _plan_published_ports(host: Host, version: ApplianceVersion) -> list[tuple[int, int]]:
+    """(host port, guest port) pairs to reserve for an instance of ``version`` on ``host``."""
     if not version.service_port:
         return []
-    taken: set[int] = set()
-    host_port = allocate_port(host, port_range=settings.PUBLISH_PORT_RANGE, taken_in_this_call=taken)
+    host_port = allocate_port(host, port_range=settings.PUBLISH_PORT_RANGE, taken_in_this_call=set())
     return [(host_port, version.service_port)]
 
 
@@ -189,7 +189,14 @@ def stack_build(*, stack: Stack) -> Stack:
     try:
         for instance in instances:
             _build_instance(stack=stack, instance=instance)
-    except (DriverError, CatalogError, StackStateError) as exc:
+    except StackStateError:
+        # Deleted while building: not a failure. The teardown owns the stack now; this only
+        # removes what the build made after the teardown looked.
+        _remove_instances(instances)
+        stack_event(stack, "build stopped: the stack is being deleted")
+        stack.refresh_from_db()
+        return stack
+    except (DriverError, CatalogError) as exc:
         _fail_stack(stack, instances, str(exc))
         return stack
     except Exception as exc:

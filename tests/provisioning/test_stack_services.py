@@ -288,3 +288,24 @@ def test_deleted_before_the_worker_runs_builds_nothing(
     assert stack.status == Status.DELETED
     assert stack.instances.get().domain_name not in domain_names()
     assert not PublishedPort.objects.exists()
+
+
+def test_deleted_while_the_image_downloads_stops_the_build(
+    member, project, test_host, ready_version, monkeypatch, django_capture_on_commit_callbacks
+):
+    real_download = services.image_ensure_cached
+
+    def download_while_user_deletes(*, version, progress=None):
+        services.stack_destroy(user=member, stack=Stack.objects.get(name="racy"))
+        return real_download(version=version, progress=progress)
+
+    monkeypatch.setattr(services, "image_ensure_cached", download_while_user_deletes)
+    with django_capture_on_commit_callbacks(execute=True):
+        stack = launch(member, project, ready_version, name="racy")
+    stack.refresh_from_db()
+    assert stack.status == Status.DELETED
+    messages = [event.message for event in stack.events.all()]
+    assert "build stopped: the stack is being deleted" in messages
+    assert not stack.events.filter(is_error=True).exists()
+    assert stack.instances.get().domain_name not in domain_names()
+    assert stack.instances.get().volume_name not in volume_names()
