@@ -19,7 +19,7 @@ from catalog.feeds import FeedError, ParsedFeed, parse_vmcast
 from catalog.fetch import FetchError, FetchPolicy, fetch_bytes, fetch_to_file, validate_url
 from catalog.images import ImageError, convert_to_qcow2, inspect_image
 from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed
-from portal import audit
+from portal import audit, throttle
 from portal.models import Project, Role
 from portal.scoping import User, is_operator, require_role
 
@@ -154,18 +154,18 @@ def _download_image(*, image: CachedImage, version: ApplianceVersion, progress: 
     partial = cache_dir / f".{image.sha256}.{os.getpid()}.download"
     converted = cache_dir / f".{image.sha256}.{os.getpid()}.qcow2"
     final = cache_dir / f"{image.sha256}.qcow2"
-    last_report = [0.0]
+
+    def record(done: int, total: int) -> None:
+        # Also the claim's heartbeat: waiting workers see the download is alive.
+        CachedImage.objects.filter(pk=image.pk).update(bytes_done=done, bytes_total=total, updated_at=timezone.now())
+        if progress:
+            progress(done, total)
+
+    throttled = throttle.every(_PROGRESS_EVERY_SECONDS, record)
 
     def report(done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if now - last_report[0] < _PROGRESS_EVERY_SECONDS and done != total:
-            return
-        last_report[0] = now
-        CachedImage.objects.filter(pk=image.pk).update(
-            bytes_done=done, bytes_total=total or version.size_bytes, updated_at=timezone.now()
-        )
-        if progress:
-            progress(done, total or version.size_bytes)
+        # A server that sends no Content-Length still has the size the feed announced.
+        throttled(done, total or version.size_bytes)
 
     try:
         result = fetch_to_file(

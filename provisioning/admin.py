@@ -41,8 +41,8 @@ class HostAdmin(admin.ModelAdmin):
 
 @admin.register(HostImage)
 class HostImageAdmin(admin.ModelAdmin):
-    list_display = ["volume_name", "host", "image", "capacity_bytes", "uploaded_at"]
-    list_filter = ["host"]
+    list_display = ["volume_name", "host", "image", "state", "capacity_bytes", "uploaded_at"]
+    list_filter = ["host", "state"]
 
 
 class InstanceInline(admin.TabularInline):

@@ -67,14 +67,25 @@ class Host(models.Model):
 
 
 class HostImage(models.Model):
-    """A cached image uploaded once into a host's storage pool; overlays of instances point at it."""
+    """A cached image uploaded once into a host's storage pool; overlays of instances point at it.
+
+    The row is also the upload's claim: one build uploads while the others wait for "ready".
+    """
+
+    class State(models.TextChoices):
+        UPLOADING = "uploading", "Uploading"
+        READY = "ready", "Ready"
 
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="images")
     image = models.ForeignKey(CachedImage, on_delete=models.CASCADE, related_name="host_copies")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.UPLOADING)
     volume_name = models.CharField(max_length=200)
-    volume_path = models.CharField(max_length=500)
-    capacity_bytes = models.BigIntegerField()
-    uploaded_at = models.DateTimeField(auto_now_add=True)
+    volume_path = models.CharField(max_length=500, blank=True)
+    capacity_bytes = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+    uploaded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["host", "image"], name="one_base_volume_per_host")]

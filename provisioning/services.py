@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,9 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from catalog.models import ApplianceVersion
+from catalog.models import ApplianceVersion, CachedImage
 from catalog.services import CatalogError, image_ensure_cached
-from portal import audit
+from portal import audit, throttle
 from portal.models import Project, Role
 from portal.scoping import User, require_role
 from provisioning.drivers import (
@@ -52,6 +53,8 @@ STACK_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DELETABLE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.ERROR)
 STUCK_TEARDOWN_AFTER = timedelta(minutes=10)
 PORT_ATTEMPTS = 3
+# An upload whose worker has not reported for this long is taken over by the next build.
+STALE_UPLOAD_AFTER = timedelta(minutes=10)
 MIN_LEASE_SECONDS = 60
 
 
@@ -278,29 +281,76 @@ def _move_published_ports(*, instance: Instance, host: Host, stack: Stack) -> No
         stack_event(stack, f"port {old_port} on {host.name} is taken by another program; using {published.host_port}")
 
 
-def _ensure_base_volume(*, driver: HypervisorDriver, host: Host, image, stack: Stack) -> VolumeInfo:
-    """Upload the cached image into the host's pool once; later instances only overlay it."""
+def _ensure_base_volume(*, driver: HypervisorDriver, host: Host, image: CachedImage, stack: Stack) -> VolumeInfo:
+    """The image as a volume in the host's pool, uploaded once; later instances only overlay it.
+
+    The HostImage row is the claim: whoever creates it (or takes over a stale one) uploads,
+    the others wait. No transaction is held during the upload, which can take minutes.
+    """
     name = base_volume_name(image.sha256, "qcow2")
-    # Lock the image row: two builds on the same host must not upload the same volume at once.
-    with transaction.atomic():
-        type(image).objects.select_for_update().get(pk=image.pk)
-        existing = driver.find_volume(pool=host.storage_pool, name=name)
-        if existing is not None:
-            return existing
-        stack_event(stack, f"uploading base image to {host.name} ({image.size_bytes // (1024 * 1024)} MiB)")
+    while True:
+        copy, created = HostImage.objects.get_or_create(host=host, image=image, defaults={"volume_name": name})
+        if created:
+            # A volume already there was left by an earlier installation with the same name (sha256).
+            existing = driver.find_volume(pool=host.storage_pool, name=name)
+            if existing is not None:
+                _mark_uploaded(copy, existing)
+                return existing
+            return _upload_base_volume(driver=driver, host=host, image=image, copy=copy, stack=stack)
+        if copy.state == HostImage.State.READY:
+            existing = driver.find_volume(pool=host.storage_pool, name=name)
+            if existing is not None:
+                return existing
+        elif copy.updated_at > timezone.now() - STALE_UPLOAD_AFTER:
+            time.sleep(0.5)  # another build is uploading it
+            continue
+        # Ready but gone from the pool, or an upload whose worker stopped reporting: take it over.
+        taken = HostImage.objects.filter(pk=copy.pk, updated_at=copy.updated_at).update(
+            state=HostImage.State.UPLOADING, bytes_done=0, updated_at=timezone.now()
+        )
+        if taken:
+            driver.delete_volume(pool=host.storage_pool, name=name)  # a partial upload must not be reused
+            return _upload_base_volume(driver=driver, host=host, image=image, copy=copy, stack=stack)
+
+
+def _upload_base_volume(
+    *, driver: HypervisorDriver, host: Host, image: CachedImage, copy: HostImage, stack: Stack
+) -> VolumeInfo:
+    size_mib = image.size_bytes // (1024 * 1024)
+    stack_event(stack, f"uploading base image to {host.name} ({size_mib} MiB)")
+    quarters_told = [0]
+
+    def record(done: int, total: int) -> None:
+        HostImage.objects.filter(pk=copy.pk).update(bytes_done=done, bytes_total=total, updated_at=timezone.now())
+        quarter = 4 * done // total if total else 4
+        if 0 < quarter < 4 and quarter > quarters_told[0]:
+            quarters_told[0] = quarter
+            stack_event(stack, f"uploading base image to {host.name}: {25 * quarter}%")
+
+    try:
         volume = driver.upload_volume(
             pool=host.storage_pool,
-            name=name,
+            name=copy.volume_name,
             source_path=image.path,
             disk_format="qcow2",
             capacity_bytes=image.virtual_size_bytes,
+            progress=throttle.every(1.0, record),
         )
-        HostImage.objects.update_or_create(
-            host=host,
-            image=image,
-            defaults={"volume_name": volume.name, "volume_path": volume.path, "capacity_bytes": volume.capacity_bytes},
-        )
-        return volume
+    except BaseException:
+        copy.delete()  # release the claim so the next build tries again
+        raise
+    _mark_uploaded(copy, volume)
+    return volume
+
+
+def _mark_uploaded(copy: HostImage, volume: VolumeInfo) -> None:
+    HostImage.objects.filter(pk=copy.pk).update(
+        state=HostImage.State.READY,
+        volume_path=volume.path,
+        capacity_bytes=volume.capacity_bytes,
+        uploaded_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
 
 
 def _fail_stack(stack: Stack, instances: list[Instance], reason: str) -> None:
