@@ -12,6 +12,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("catalog/", catalog_views.catalog_index, name="catalog"),
     path("catalog/feeds/", catalog_views.feed_subscribe, name="feed-subscribe"),
+    path("hosts/", stack_views.host_overview, name="host-overview"),
     path("stacks/", stack_views.stack_list, name="stack-list"),
     path("stacks/launch/", stack_views.stack_launch, name="stack-launch"),
     path("stacks/<int:pk>/", stack_views.stack_detail, name="stack-detail"),

@@ -52,3 +52,24 @@ def project_usage(project: Project) -> list[QuotaLine]:
 
 def quota_overview(user: User) -> list[tuple[Project, list[QuotaLine]]]:
     return [(project, project_usage(project)) for project in projects_for(user, min_role=Role.VIEWER)]
+
+
+def host_capacity() -> list[dict]:
+    """Per host, what placement has handed out against what it may hand out (operators' view)."""
+    from provisioning.models import Host
+    from provisioning.placement import host_loads
+
+    return [
+        {
+            "name": load.host.name,
+            "uri": load.host.uri,
+            "healthy": load.host.healthy,
+            "enabled": load.host.enabled,
+            "instances": load.instances,
+            "vcpus_used": load.vcpus,
+            "vcpus_capacity": load.host.vcpu_capacity,
+            "memory_used_mib": load.memory_mib,
+            "memory_capacity_mib": load.host.memory_capacity_mib,
+        }
+        for load in host_loads(list(Host.objects.order_by("name")))
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,6 +17,13 @@ from provisioning.forms import LaunchForm, LeaseForm
 from provisioning.models import Status
 
 TERMINAL = {Status.RUNNING, Status.DELETED, Status.ERROR}
+
+
+@staff_member_required
+def host_overview(request: HttpRequest) -> HttpResponse:
+    hosts = selectors.host_capacity()
+    # Chart.js fills its box; give each host's pair of bars room to be read.
+    return render(request, "provisioning/hosts.html", {"hosts": hosts, "chart_height_rem": 5 + 3 * len(hosts)})
 
 
 @login_required

@@ -159,3 +159,35 @@ def test_renew_lease_button(browser, member, project, test_host, ready_version):
     stack.refresh_from_db()
     assert stack.expires_at > before
     assert stack.events.filter(message__startswith="lease renewed until").exists()
+
+
+def test_operators_see_host_capacity(client, operator, member, project, test_host, ready_version):
+    import json
+    import re
+
+    from provisioning import services
+
+    services.stack_launch(user=member, project=project, name="load", appliance_version=ready_version, lease_seconds=600)
+    client.force_login(operator)
+    page = client.get("/hosts/").content.decode()
+    data = json.loads(re.search(r'<script id="capacity-data" type="application/json">(.*?)</script>', page).group(1))
+    assert data == [
+        {
+            "name": "test-host",
+            "uri": "test:///default",
+            "healthy": True,
+            "enabled": True,
+            "instances": 1,
+            "vcpus_used": ready_version.min_vcpus,
+            "vcpus_capacity": test_host.vcpu_capacity,
+            "memory_used_mib": ready_version.min_ram_mib,
+            "memory_capacity_mib": test_host.memory_capacity_mib,
+        }
+    ]
+    assert "vendor/chartjs/chart.umd.min.js" in page
+
+
+def test_members_do_not_see_hosts(browser, member):
+    response = browser(member).get("/hosts/")
+    assert response.status_code == 302
+    assert response.url.startswith("/admin/login/")
