@@ -31,6 +31,8 @@ os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(32))
 os.environ.setdefault("PORTAL_VAR_DIR", str(WORK))
 os.environ.setdefault("PORTAL_FETCH_FILE_ROOTS", str(WORK / "appliances"))
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver")
+# Its own domain-name prefix, so no other portal's reconciler on this host takes its VMs for leftovers.
+os.environ.setdefault("PORTAL_DEPLOYMENT", f"bench{secrets.token_hex(3)}")
 
 import django  # noqa: E402
 

@@ -4,6 +4,7 @@ from django.forms.models import model_to_dict
 
 from provisioning import hosts, services
 from provisioning.models import Host, HostImage, Instance, PublishedPort, Stack, StackEvent
+from provisioning.reconciler import reconcile_host
 
 
 class HostAdminForm(forms.ModelForm):
@@ -25,12 +26,21 @@ class HostAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "healthy", "domain_type"]
     search_fields = ["name", "uri", "hostname"]
     readonly_fields = Host.OBSERVED_FIELDS
-    actions = ["refresh"]
+    actions = ["refresh", "reconcile"]
 
     def save_model(self, request, obj, form, change):
         for field, value in form.observed.items():
             setattr(obj, field, value)
         super().save_model(request, obj, form, change)
+
+    @admin.action(description="Remove leftovers no instance claims")
+    def reconcile(self, request, queryset):
+        for host in queryset:
+            result = reconcile_host(host=host)
+            names = ", ".join(f"{item.kind} {item.name}" for item in result.removed) or "nothing"
+            messages.info(request, f"{host}: removed {names}")
+            for problem in result.failed:
+                messages.error(request, f"{host}: {problem}")
 
     @admin.action(description="Re-read capacity and health")
     def refresh(self, request, queryset):

@@ -33,3 +33,11 @@ def refresh_hosts() -> int:
     for host in hosts:
         host_refresh(host=host)
     return sum(host.healthy for host in hosts)
+
+
+def reconcile_hosts() -> int:
+    """Remove leftovers on every enabled, healthy host; return how many were removed."""
+    from provisioning.models import Host
+    from provisioning.reconciler import reconcile_host
+
+    return sum(len(reconcile_host(host=host).removed) for host in Host.objects.filter(enabled=True, healthy=True))

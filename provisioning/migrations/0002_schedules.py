@@ -2,7 +2,8 @@
 
 - expire-leases, every minute: stacks whose lease ran out are destroyed, stuck teardowns retried;
 - refresh-hosts, every two minutes: each enabled host is asked for its capacity and health;
-- refresh-feeds, every hour: every subscribed VMcast is imported again to pick up new versions.
+- refresh-feeds, every hour: every subscribed VMcast is imported again to pick up new versions;
+- reconcile-hosts, every ten minutes: domains and overlay volumes no instance claims are removed.
 """
 
 from django.db import migrations
@@ -11,6 +12,7 @@ SCHEDULES = {
     "expire-leases": ("provisioning.tasks.expire_leases", 1),
     "refresh-hosts": ("provisioning.tasks.refresh_hosts", 2),
     "refresh-feeds": ("catalog.tasks.refresh_feeds", 60),
+    "reconcile-hosts": ("provisioning.tasks.reconcile_hosts", 10),
 }
 
 

@@ -74,6 +74,8 @@ def worker(transactional_db, monkeypatch, tmp_path):
         "PORTAL_WORKERS": "2",
         "PORTAL_VAR_DIR": str(settings.VAR_DIR),
         "PORTAL_IMAGE_CACHE": str(settings.IMAGE_CACHE_DIR),
+        # The worker's reconciler must only ever consider this test's domains.
+        "PORTAL_DEPLOYMENT": settings.DEPLOYMENT_NAME,
     }
     env.pop("REDIS_URL", None)
     with running_worker(log_path=tmp_path / "worker.log", env=env) as process:

@@ -539,7 +539,7 @@ def system_host(tmp_path: Path) -> Iterator[tuple[LibvirtDriver, str]]:
         driver.host_info()
     except HostUnreachable as exc:
         pytest.fail(f"{SYSTEM_URI} is not reachable (start libvirtd): {exc}")
-    prefix = f"portal-test-{secrets.token_hex(4)}"
+    prefix = f"drvtest-{secrets.token_hex(4)}"
     try:
         yield driver, prefix
     finally:
