@@ -12,12 +12,17 @@ from __future__ import annotations
 import json
 import resource
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 QEMU_IMG = "qemu-img"
-# Enough for qemu-img's metadata work on a multi-GB image, small enough to stop a crafted header.
-_MEMORY_LIMIT_BYTES = 1024 * 1024 * 1024
+# Address-space caps (RLIMIT_AS counts reserved, not used, memory). Reading metadata needs
+# little, so 1 GiB stops a crafted header early. Converting starts a pool of I/O threads whose
+# stacks reserve 8 MiB each; under 1 GiB that intermittently failed with "qemu_thread_create:
+# Resource temporarily unavailable", so conversion gets 4 GiB.
+_INFO_MEMORY_LIMIT_BYTES = 1024**3
+_CONVERT_MEMORY_LIMIT_BYTES = 4 * 1024**3
 _CPU_LIMIT_SECONDS = 300
 _WALL_LIMIT_SECONDS = 900
 
@@ -41,19 +46,22 @@ class ImageFacts:
     actual_size_bytes: int
 
 
-def _limit_resources() -> None:  # runs in the child between fork and exec
-    resource.setrlimit(resource.RLIMIT_AS, (_MEMORY_LIMIT_BYTES, _MEMORY_LIMIT_BYTES))
-    resource.setrlimit(resource.RLIMIT_CPU, (_CPU_LIMIT_SECONDS, _CPU_LIMIT_SECONDS))
+def _resource_limits(memory_bytes: int) -> Callable[[], None]:
+    def apply() -> None:  # runs in the child between fork and exec
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (_CPU_LIMIT_SECONDS, _CPU_LIMIT_SECONDS))
+
+    return apply
 
 
-def _run_qemu_img(arguments: list[str]) -> str:
+def _run_qemu_img(arguments: list[str], *, memory_bytes: int) -> str:
     try:
         completed = subprocess.run(  # noqa: S603 - fixed program, arguments are a list
             [QEMU_IMG, *arguments],
             capture_output=True,
             text=True,
             timeout=_WALL_LIMIT_SECONDS,
-            preexec_fn=_limit_resources,
+            preexec_fn=_resource_limits(memory_bytes),
             check=False,
         )
     except FileNotFoundError:
@@ -79,7 +87,11 @@ def inspect_image(path: Path, *, declared_format: str, max_virtual_bytes: int) -
     sniffed = sniff_format(path)
     if sniffed != declared_format:
         raise ImageError(f"the feed says the image is {declared_format}, but its header says {sniffed}")
-    info = json.loads(_run_qemu_img(["info", "-f", declared_format, "--output=json", str(path)]))
+    info = json.loads(
+        _run_qemu_img(
+            ["info", "-f", declared_format, "--output=json", str(path)], memory_bytes=_INFO_MEMORY_LIMIT_BYTES
+        )
+    )
     if info.get("backing-filename") or info.get("full-backing-filename"):
         raise ImageError("the image names a backing file; refusing it (it could read files on the host)")
     specific = info.get("format-specific", {}).get("data", {})
@@ -101,4 +113,7 @@ def inspect_image(path: Path, *, declared_format: str, max_virtual_bytes: int) -
 
 def convert_to_qcow2(source: Path, *, source_format: str, destination: Path) -> None:
     """Rewrite the image as a fresh qcow2 (this also drops anything unusual in a qcow2 source)."""
-    _run_qemu_img(["convert", "-f", source_format, "-O", "qcow2", str(source), str(destination)])
+    _run_qemu_img(
+        ["convert", "-f", source_format, "-O", "qcow2", str(source), str(destination)],
+        memory_bytes=_CONVERT_MEMORY_LIMIT_BYTES,
+    )

@@ -247,7 +247,12 @@ def test_host_health_refresh_marks_a_dead_host(db):
 def test_schedules_are_installed(db):
     from django_q.models import Schedule
 
-    assert set(Schedule.objects.values_list("name", flat=True)) >= {"expire-leases", "refresh-hosts", "refresh-feeds", "reconcile-hosts"}
+    assert set(Schedule.objects.values_list("name", flat=True)) >= {
+        "expire-leases",
+        "refresh-hosts",
+        "refresh-feeds",
+        "reconcile-hosts",
+    }
 
 
 def test_admin_refuses_a_host_it_cannot_reach_and_reads_one_it_can(client, operator):
