@@ -8,7 +8,7 @@ projects are reported as missing (404), never as forbidden, so their existence d
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, OuterRef, Q, QuerySet, Subquery, Value
 from django.http import Http404
 
 from portal.models import Membership, Project, Role
@@ -44,6 +44,15 @@ def project_ids_for(user: User, *, min_role: Role = Role.VIEWER) -> QuerySet:
 
 def projects_for(user: User, *, min_role: Role = Role.VIEWER) -> QuerySet[Project]:
     return Project.objects.filter(pk__in=project_ids_for(user, min_role=min_role))
+
+
+def projects_with_role(user: User) -> QuerySet[Project]:
+    """The user's projects, each annotated with ``user_role`` (operators count as owners everywhere)."""
+    role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+    annotated = projects_for(user).annotate(user_role=Subquery(role))
+    if is_operator(user):
+        annotated = annotated.annotate(user_role=Value(Role.OWNER.value))
+    return annotated
 
 
 def scope_to_user(

@@ -38,20 +38,35 @@ class QuotaLine:
     limit: int
 
 
-def project_usage(project: Project) -> list[QuotaLine]:
-    """What the project holds against each quota. Failed stacks hold theirs until they are deleted."""
-    usage = Instance.objects.filter(stack__project=project, status__in=ACTIVE_STATUSES).aggregate(
-        count=Count("id"), vcpus=Sum("vcpus"), memory=Sum("memory_mib")
-    )
+_USAGE = {"count": Count("id"), "vcpus": Sum("vcpus"), "memory": Sum("memory_mib")}
+
+
+def _active_instances():
+    # Failed stacks hold their quota until they are deleted.
+    return Instance.objects.filter(status__in=ACTIVE_STATUSES)
+
+
+def _quota_lines(project: Project, usage: dict) -> list[QuotaLine]:
     return [
-        QuotaLine("instances", usage["count"] or 0, project.max_instances),
-        QuotaLine("vCPUs", usage["vcpus"] or 0, project.max_vcpus),
-        QuotaLine("MiB of memory", usage["memory"] or 0, project.max_memory_mib),
+        QuotaLine("instances", usage.get("count") or 0, project.max_instances),
+        QuotaLine("vCPUs", usage.get("vcpus") or 0, project.max_vcpus),
+        QuotaLine("MiB of memory", usage.get("memory") or 0, project.max_memory_mib),
     ]
 
 
+def project_usage(project: Project) -> list[QuotaLine]:
+    """What the project holds against each quota."""
+    return _quota_lines(project, _active_instances().filter(stack__project=project).aggregate(**_USAGE))
+
+
 def quota_overview(user: User) -> list[tuple[Project, list[QuotaLine]]]:
-    return [(project, project_usage(project)) for project in projects_for(user, min_role=Role.VIEWER)]
+    """Quota usage of every project the user sees, in one query for all of them."""
+    projects = list(projects_for(user, min_role=Role.VIEWER))
+    usage = {
+        row["stack__project"]: row
+        for row in _active_instances().filter(stack__project__in=projects).values("stack__project").annotate(**_USAGE)
+    }
+    return [(project, _quota_lines(project, usage.get(project.pk, {}))) for project in projects]
 
 
 def host_capacity() -> list[dict]:

@@ -181,3 +181,9 @@ def test_lease_renewal_is_checked(launched, member, viewer, outsider, api):
     assert api(member).post(url, {"lease": 10**9}, format="json").status_code == 400
     assert api(viewer).post(url, {"lease": 3600}, format="json").status_code == 403
     assert api(outsider).post(url, {"lease": 3600}, format="json").status_code == 404
+
+
+def test_projects_show_the_callers_role(member, viewer, operator, project, api):
+    assert [p["role"] for p in api(member).get("/api/v1/projects/").json()["results"]] == ["member"]
+    assert [p["role"] for p in api(viewer).get("/api/v1/projects/").json()["results"]] == ["viewer"]
+    assert {p["role"] for p in api(operator).get("/api/v1/projects/").json()["results"]} == {"owner"}
