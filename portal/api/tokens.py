@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from portal import audit
+from portal.models import ApiToken
 from portal.tokens import token_issue
 
 
@@ -44,5 +46,26 @@ class TokenCreateView(APIView):
     def post(self, request):
         given = AuthTokenSerializer(data=request.data, context={"request": request})
         given.is_valid(raise_exception=True)
-        token, secret = token_issue(user=given.validated_data["user"], name=request.data.get("name", "") or "api")
+        user = given.validated_data["user"]
+        token, secret = token_issue(user=user, name=request.data.get("name", "") or "api")
+        audit.record(actor=user, action="token.issue", target=token)
         return Response({"token": secret, "expires_at": token.expires_at}, status=status.HTTP_201_CREATED)
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at"]
+
+
+class ApiTokenViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+    """The caller's own API tokens: list them (never their secrets) and revoke one by deleting it."""
+
+    serializer_class = ApiTokenSerializer
+
+    def get_queryset(self):
+        return ApiToken.objects.filter(user=self.request.user)
+
+    def perform_destroy(self, instance: ApiToken) -> None:
+        audit.record(actor=self.request.user, action="token.revoke", target=instance)
+        instance.delete()

@@ -3,12 +3,13 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from catalog.api.views import ApplianceViewSet, FeedViewSet
-from portal.api.tokens import TokenCreateView
+from portal.api.tokens import ApiTokenViewSet, TokenCreateView
 from portal.api.views import ProjectViewSet
 from provisioning.api.views import HostViewSet, StackViewSet
 
 router = DefaultRouter()
 router.register("projects", ProjectViewSet, basename="project")
+router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("feeds", FeedViewSet, basename="feed")
 router.register("appliances", ApplianceViewSet, basename="appliance")
 router.register("hosts", HostViewSet, basename="host")

@@ -71,3 +71,19 @@ def test_use_is_recorded(member, api, issue):
     secret = issue(member).json()["token"]
     bearer(api, secret).get("/api/v1/projects/")
     assert ApiToken.objects.get().last_used_at is not None
+
+
+def test_users_list_and_revoke_only_their_own_tokens(member, outsider, api, issue):
+    from portal.models import AuditEvent
+
+    mine = issue(member).json()["token"]
+    issue(outsider, password="pw")
+    client = bearer(api, mine)
+    listed = client.get("/api/v1/tokens/").json()["results"]
+    assert [token["prefix"] for token in listed] == [mine[:8]]
+    assert "digest" not in listed[0]
+    theirs = ApiToken.objects.exclude(user=member).get()
+    assert client.delete(f"/api/v1/tokens/{theirs.pk}/").status_code == 404
+    assert client.delete(f"/api/v1/tokens/{listed[0]['id']}/").status_code == 204
+    assert client.get("/api/v1/projects/").status_code == 401  # the revoked token no longer works
+    assert set(AuditEvent.objects.values_list("action", flat=True)) == {"token.issue", "token.revoke"}
