@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from provisioning import services
 from provisioning.drivers import DomainSpec, DomainTags, open_driver
 from provisioning.drivers.domain_xml import overlay_volume_name
@@ -27,15 +29,19 @@ def _names(driver) -> tuple[set[str], set[str]]:
     return {d.name for d in driver.list_domains()}, {v.name for v in driver.list_volumes(pool=POOL)}
 
 
-def test_removes_unclaimed_leftovers_and_keeps_the_rest(
-    member, project, test_host, ready_version, settings, django_capture_on_commit_callbacks
-):
+@pytest.fixture
+def running_instance(member, project, test_host, ready_version, settings, django_capture_on_commit_callbacks):
+    """An instance built by the portal (deployment "portal") on the test host."""
     settings.DEPLOYMENT_NAME = "portal"
     with django_capture_on_commit_callbacks(execute=True):
         stack = services.stack_launch(
             user=member, project=project, name="kept", appliance_version=ready_version, lease_seconds=600
         )
-    kept = stack.instances.get()
+    return stack.instances.get()
+
+
+def test_removes_unclaimed_leftovers_and_keeps_the_rest(running_instance, test_host):
+    kept = running_instance
     with open_driver("test:///default") as driver:
         _domain(driver, "portal-i999999-web", 999999)  # a build whose row is gone
         _domain(driver, "otherportal-i1-web", 1)  # another deployment's: not ours to judge
@@ -57,17 +63,10 @@ def test_removes_unclaimed_leftovers_and_keeps_the_rest(
     assert "portal-p1-s2-i999999.qcow2" not in volumes
 
 
-def test_a_deleted_instance_no_longer_claims_its_domain(
-    member, project, test_host, ready_version, settings, django_capture_on_commit_callbacks
-):
+def test_a_deleted_instance_no_longer_claims_its_domain(running_instance, test_host):
     from provisioning.models import Instance, Status
 
-    settings.DEPLOYMENT_NAME = "portal"
-    with django_capture_on_commit_callbacks(execute=True):
-        stack = services.stack_launch(
-            user=member, project=project, name="gone", appliance_version=ready_version, lease_seconds=600
-        )
-    instance = stack.instances.get()
+    instance = running_instance
     Instance.objects.filter(pk=instance.pk).update(status=Status.DELETED)  # as if teardown lost the host
     removed = {item.name for item in reconcile_host(host=test_host).removed}
     assert removed == {instance.domain_name, instance.volume_name}
