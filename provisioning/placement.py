@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Count, Sum
 
 from provisioning.models import ACTIVE_STATUSES, Host, Instance, PublishedPort
@@ -77,12 +78,11 @@ def _ports_are_real_here(host: Host) -> bool:
     return rest.startswith("/") and scheme != "test"
 
 
-def allocate_port(host: Host, *, port_range: tuple[int, int], taken_in_this_call: set[int]) -> int:
-    """Lowest port in range not reserved on ``host`` (and, for a local host, not bound by anyone)."""
+def allocate_port(host: Host) -> int:
+    """Lowest port in PUBLISH_PORT_RANGE not reserved on ``host`` (and, on a local host, not bound by anyone)."""
     reserved = set(PublishedPort.objects.filter(host=host).values_list("host_port", flat=True))
-    reserved |= taken_in_this_call
     check_locally = _ports_are_real_here(host)
-    low, high = port_range
+    low, high = settings.PUBLISH_PORT_RANGE
     for port in range(low, high + 1):
         if port in reserved:
             continue

@@ -170,7 +170,7 @@ def _plan_published_ports(host: Host, version: ApplianceVersion) -> list[tuple[i
     """(host port, guest port) pairs to reserve for an instance of ``version`` on ``host``."""
     if not version.service_port:
         return []
-    host_port = allocate_port(host, port_range=settings.PUBLISH_PORT_RANGE, taken_in_this_call=set())
+    host_port = allocate_port(host)
     return [(host_port, version.service_port)]
 
 
@@ -276,7 +276,7 @@ def _move_published_ports(*, instance: Instance, host: Host, stack: Stack) -> No
     Host.objects.select_for_update().get(pk=host.pk)  # the same lock launches take to reserve ports
     for published in instance.published_ports.all():
         old_port = published.host_port
-        published.host_port = allocate_port(host, port_range=settings.PUBLISH_PORT_RANGE, taken_in_this_call=set())
+        published.host_port = allocate_port(host)
         published.save(update_fields=["host_port"])
         stack_event(stack, f"port {old_port} on {host.name} is taken by another program; using {published.host_port}")
 
