@@ -465,7 +465,9 @@ def leases_expire(*, now=None) -> int:
         except StackStateError:
             continue
     stuck = Stack.objects.filter(status=Status.DELETING, updated_at__lte=now - STUCK_TEARDOWN_AFTER)
-    for stack_id in stuck.values_list("pk", flat=True):
+    for stack_id in list(stuck.values_list("pk", flat=True)):
+        # Touching updated_at spaces the retries out instead of queueing one every minute.
+        Stack.objects.filter(pk=stack_id).update(updated_at=now)
         stack_event(Stack(pk=stack_id), "teardown is taking too long; trying again")
         _queue_teardown(stack_id)
     return count

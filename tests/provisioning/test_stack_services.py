@@ -374,3 +374,19 @@ def test_a_base_volume_already_in_the_pool_is_adopted(
     assert stack.status == Status.RUNNING, stack.status_reason
     assert not stack.events.filter(message__startswith="uploading base image").exists()
     assert HostImage.objects.get().state == HostImage.State.READY
+
+
+def test_a_stuck_teardown_is_retried_once_per_period_not_every_minute(
+    member, project, test_host, ready_version, monkeypatch
+):
+    queued: list[int] = []
+    monkeypatch.setattr(services, "_queue_teardown", queued.append)  # the worker is still down
+    stack = launch(member, project, ready_version)
+    Stack.objects.filter(pk=stack.pk).update(
+        status=Status.DELETING, updated_at=timezone.now() - services.STUCK_TEARDOWN_AFTER - timedelta(seconds=1)
+    )
+    services.leases_expire()
+    services.leases_expire(now=timezone.now() + timedelta(minutes=1))
+    assert queued == [stack.pk]
+    services.leases_expire(now=timezone.now() + services.STUCK_TEARDOWN_AFTER + timedelta(seconds=1))
+    assert queued == [stack.pk, stack.pk]
