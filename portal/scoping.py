@@ -48,11 +48,11 @@ def projects_for(user: User, *, min_role: Role = Role.VIEWER) -> QuerySet[Projec
 
 def projects_with_role(user: User) -> QuerySet[Project]:
     """The user's projects, each annotated with ``user_role`` (operators count as owners everywhere)."""
-    role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
-    annotated = projects_for(user).annotate(user_role=Subquery(role))
     if is_operator(user):
-        annotated = annotated.annotate(user_role=Value(Role.OWNER.value))
-    return annotated
+        role = Value(Role.OWNER.value)
+    else:
+        role = Subquery(Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1])
+    return projects_for(user).annotate(user_role=role)
 
 
 def scope_to_user(
