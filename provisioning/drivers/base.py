@@ -78,8 +78,13 @@ class VolumeInfo:
 
 @dataclass(frozen=True)
 class DomainTags:
-    """Who owns a domain or volume; written into libvirt so the reconciler can find orphans."""
+    """Who owns a domain or volume; written into libvirt so the reconciler can find orphans.
 
+    ``deployment`` is the portal installation (``PORTAL_DEPLOYMENT``): portals sharing a host
+    each reconcile only what carries their own name.
+    """
+
+    deployment: str
     project_id: int
     stack_id: int
     instance_id: int

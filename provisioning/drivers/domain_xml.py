@@ -2,8 +2,8 @@
 
 Pure functions: no libvirt import, no connection. Every value that ends up in XML is validated
 first and then placed as element text or an attribute, so ElementTree does the escaping and a
-hostile name can never add elements. Names of portal-owned volumes double as their ownership
-tags, because libvirt volumes have no ``<metadata>`` element.
+hostile name can never add elements. Names of libvirt objects are chosen in
+``provisioning.naming``, not here.
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ PORT_PROTOCOLS = frozenset({"tcp", "udp"})
 MAX_VCPUS = 256
 
 _ARCH_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
-_SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-_OVERLAY_NAME_PATTERN = re.compile(r"^portal-p(\d+)-s(\d+)-i(\d+)\.qcow2$")
 # The hostfwd NIC gets a fixed PCI slot: libvirt cannot see devices passed on the qemu command line,
 # and qemu, left to choose, places it on slot 2 before libvirt's VGA is created there ("slot 2 function
 # 0 not available for VGA"). Slot 9 stays clear of what libvirt assigns to our handful of devices.
@@ -80,6 +78,7 @@ def validate_capacity(value: int) -> int:
 
 
 def _validate_tags(tags: DomainTags) -> DomainTags:
+    validate_name("deployment", tags.deployment)
     _validate_int("project id", tags.project_id, 0)
     _validate_int("stack id", tags.stack_id, 0)
     _validate_int("instance id", tags.instance_id, 0)
@@ -142,6 +141,7 @@ def _add_metadata(domain: ET.Element, tags: DomainTags) -> None:
     _sub(
         metadata,
         f"{{{PORTAL_NS}}}instance",
+        deployment=tags.deployment,
         project=str(tags.project_id),
         stack=str(tags.stack_id),
         instance=str(tags.instance_id),
@@ -274,6 +274,7 @@ def _parse(xml: str) -> ET.Element | None:
 def _tags_from_element(element: ET.Element) -> DomainTags | None:
     try:
         return DomainTags(
+            deployment=element.attrib["deployment"],
             project_id=int(element.attrib["project"]),
             stack_id=int(element.attrib["stack"]),
             instance_id=int(element.attrib["instance"]),
@@ -323,32 +324,6 @@ def parse_volume_format(xml: str) -> str:
     return "" if element is None else element.attrib.get("type", "")
 
 
-# --- volume names as ownership tags -------------------------------------------------------------
-
-
-def overlay_volume_name(tags: DomainTags) -> str:
-    """Name of an instance's copy-on-write disk; ``parse_volume_tags`` reads the owner back."""
-    _validate_tags(tags)
-    return f"portal-p{tags.project_id}-s{tags.stack_id}-i{tags.instance_id}.qcow2"
-
-
-def parse_volume_tags(name: str) -> DomainTags | None:
-    match = _OVERLAY_NAME_PATTERN.fullmatch(name)
-    if match is None:
-        return None
-    project, stack, instance = (int(group) for group in match.groups())
-    return DomainTags(project_id=project, stack_id=stack, instance_id=instance)
-
-
-def base_volume_name(sha256: str, disk_format: str) -> str:
-    """Name of a shared base image, keyed by content so identical downloads share one volume."""
-    digest = sha256.lower() if isinstance(sha256, str) else ""
-    if not _SHA256_PATTERN.fullmatch(digest):
-        raise InvalidRequest(f"invalid sha256 {sha256!r}: expected 64 hex digits")
-    validate_disk_format(disk_format)
-    return f"portal-base-{digest[:32]}.{disk_format}"
-
-
 __all__ = [
     "DISK_FORMATS",
     "DOMAIN_TYPES",
@@ -356,18 +331,15 @@ __all__ = [
     "PORTAL_NS",
     "PORTAL_NS_PREFIX",
     "QEMU_NS",
-    "base_volume_name",
     "build_dir_pool_xml",
     "build_domain_xml",
     "build_overlay_xml",
     "build_volume_xml",
     "hostfwd_netdev_arg",
-    "overlay_volume_name",
     "parse_domain_tags",
     "parse_pool_path",
     "parse_vnc_port",
     "parse_volume_format",
-    "parse_volume_tags",
     "validate_absolute_path",
     "validate_capacity",
     "validate_disk_format",
