@@ -1,12 +1,24 @@
-from django.contrib import admin
+"""Admin pages for tenancy. Memberships and tokens change only through their services."""
 
-from portal.models import ApiToken, AuditEvent, Membership, Project
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+
+from portal import errors, services, tokens
+from portal.admin_tools import ObservedOnlyInline, ServiceForm, ServiceFormAdmin
+from portal.models import ApiToken, AuditEvent, Membership, Project, Role
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ObservedOnlyInline):
+    """Members shown on their project; added, changed and removed on the Memberships page (with the rules)."""
+
     model = Membership
-    extra = 1
-    autocomplete_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = fields
 
 
 @admin.register(Project)
@@ -16,12 +28,46 @@ class ProjectAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
 
+class MembershipForm(ServiceForm):
+    class Meta:
+        model = Membership
+        fields = ["project", "user", "role"]
+
+    def save_through_service(self, cleaned: dict[str, Any]) -> Model:
+        return services.membership_set(
+            actor=self.request.user,
+            project=cleaned["project"],
+            username=cleaned["user"].get_username(),
+            role=Role(cleaned["role"]),
+        )
+
+    def validate_unique(self) -> None:
+        pass  # adding an existing member changes their role, as the service does
+
+
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ServiceFormAdmin):
+    form = MembershipForm
     list_display = ["user", "project", "role", "created_at"]
     list_filter = ["role", "project"]
     search_fields = ["user__username", "project__name"]
     autocomplete_fields = ["user", "project"]
+    actions = ["remove"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False  # removal is the "remove" action: the last-owner rule can refuse it
+
+    @admin.action(description="Remove the selected members from their projects")
+    def remove(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset.select_related("project", "user"):
+            try:
+                services.membership_remove(
+                    actor=request.user, project=membership.project, username=membership.user.get_username()
+                )
+            except errors.PortalError as exc:
+                messages.error(request, f"{membership}: {exc.detail}")
+            else:
+                messages.info(request, f"Removed {membership.user} from {membership.project}.")
 
 
 @admin.register(AuditEvent)
@@ -32,8 +78,11 @@ class AuditEventAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = ["created_at", "actor", "project", "action", "target", "detail"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False  # the audit trail is append-only
 
 
 @admin.register(ApiToken)
@@ -46,5 +95,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at", "expires_at"]
     exclude = ["digest"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        tokens.token_revoke(actor=request.user, token=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset:
+            tokens.token_revoke(actor=request.user, token=token)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+
 
 class PortalError(Exception):
     """A request the portal refuses, for a reason the caller can read."""
@@ -37,6 +39,17 @@ class PortalError(Exception):
 
 class Invalid(PortalError):
     """The request itself is wrong (a bad name, an out-of-range lease, an unknown user)."""
+
+    @classmethod
+    def from_django(cls, exc: ValidationError) -> Invalid:
+        """Django's model or form validation error, with its field messages kept."""
+        if not hasattr(exc, "error_dict"):
+            return cls(exc.messages[0] if exc.messages else "invalid input")
+        by_field = exc.message_dict
+        fields = {name: messages for name, messages in by_field.items() if name != NON_FIELD_ERRORS}
+        general = by_field.get(NON_FIELD_ERRORS, [])
+        first = general[0] if general else next((f"{name}: {m[0]}" for name, m in fields.items()), "invalid input")
+        return cls(first, fields=fields)
 
 
 class NotFound(PortalError):

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
+from django.db.models import OuterRef, Subquery, Value
+
+from portal.querysets import ProjectScopedQuerySet
+
+if TYPE_CHECKING:
+    from portal.scoping import User
 
 
 class Role(models.TextChoices):
@@ -15,6 +23,20 @@ class Role(models.TextChoices):
     def rank(self) -> int:
         # Roles are ordered: every right of a viewer is a member's too, and an owner's.
         return [Role.VIEWER, Role.MEMBER, Role.OWNER].index(self)
+
+
+class ProjectQuerySet(ProjectScopedQuerySet):
+    project_path = "pk"
+
+    def with_role(self, user: User) -> ProjectQuerySet:
+        """The user's projects, each annotated with ``user_role`` (operators count as owners everywhere)."""
+        from portal.scoping import is_operator
+
+        if is_operator(user):
+            role = Value(Role.OWNER.value)
+        else:
+            role = Subquery(Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1])
+        return self.visible_to(user).annotate(user_role=role)
 
 
 class Project(models.Model):
@@ -30,6 +52,8 @@ class Project(models.Model):
 
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
 
+    objects = ProjectQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
@@ -37,11 +61,17 @@ class Project(models.Model):
         return self.name
 
 
+class MembershipQuerySet(ProjectScopedQuerySet):
+    project_path = "project"
+
+
 class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]

@@ -1,28 +1,21 @@
 """The one place that decides what a user may see and do.
 
-Every selector, viewset and consumer narrows its queryset with ``scope_to_user``, and every
-service that changes something checks ``require_role`` first. Objects outside the caller's
+Every tenant-owned model's queryset derives from ``portal.querysets.ProjectScopedQuerySet`` and
+says once where its project is; selectors, viewsets, views and consumers all narrow with ``.visible_to(user)``.
+Services that change something check ``require_role`` first. Objects outside the caller's
 projects are reported as missing (404), never as forbidden, so their existence does not leak.
 """
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Model, OuterRef, Q, QuerySet, Subquery, Value
-from django.http import Http404
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from portal import errors
 from portal.models import Membership, Project, Role
 
 User = AbstractBaseUser | AnonymousUser
-
-
-class PermissionDeniedForRole(Exception):
-    """The user is in the project but their role does not allow the action."""
-
-    def __init__(self, *, project: Project, needed: Role) -> None:
-        super().__init__(f"this needs the {needed.label.lower()} role in project '{project.name}'")
-        self.project = project
-        self.needed = needed
 
 
 def _roles_at_least(min_role: Role) -> list[str]:
@@ -35,49 +28,12 @@ def is_operator(user: User) -> bool:
 
 
 def project_ids_for(user: User, *, min_role: Role = Role.VIEWER) -> QuerySet:
+    """A subquery of the ids of the projects ``user`` holds at least ``min_role`` in."""
     if not (user.is_authenticated and user.is_active):
         return Project.objects.none().values("pk")
     if is_operator(user):
         return Project.objects.values("pk")
     return Membership.objects.filter(user=user, role__in=_roles_at_least(min_role)).values("project_id")
-
-
-def projects_for(user: User, *, min_role: Role = Role.VIEWER) -> QuerySet[Project]:
-    return Project.objects.filter(pk__in=project_ids_for(user, min_role=min_role))
-
-
-def projects_with_role(user: User) -> QuerySet[Project]:
-    """The user's projects, each annotated with ``user_role`` (operators count as owners everywhere)."""
-    if is_operator(user):
-        role = Value(Role.OWNER.value)
-    else:
-        role = Subquery(Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1])
-    return projects_for(user).annotate(user_role=role)
-
-
-def scope_to_user(
-    queryset: QuerySet,
-    user: User,
-    *,
-    project_field: str = "project",
-    min_role: Role = Role.VIEWER,
-    include_shared: bool = False,
-) -> QuerySet:
-    """Narrow ``queryset`` to rows whose ``project_field`` is one of the user's projects.
-
-    ``include_shared`` also keeps rows with no project (the operator-run public catalog).
-    """
-    condition = Q(**{f"{project_field}__in": project_ids_for(user, min_role=min_role)})
-    if include_shared:
-        condition |= Q(**{f"{project_field}__isnull": True})
-    return queryset.filter(condition)
-
-
-def get_scoped_or_404(queryset: QuerySet, user: User, *, project_field: str = "project", **lookup) -> Model:
-    try:
-        return scope_to_user(queryset, user, project_field=project_field).get(**lookup)
-    except queryset.model.DoesNotExist:
-        raise Http404(f"no such {queryset.model._meta.verbose_name}") from None
 
 
 def role_in(user: User, project: Project) -> Role | None:
@@ -90,10 +46,10 @@ def role_in(user: User, project: Project) -> Role | None:
 
 
 def require_role(user: User, project: Project, min_role: Role) -> Role:
-    """Return the user's role in ``project`` or raise: Http404 if not a member, PermissionDeniedForRole if too low."""
+    """Return the user's role in ``project`` or raise: NotFound if not a member, PermissionDenied if too low."""
     role = role_in(user, project)
     if role is None:
-        raise Http404("no such project")
+        raise errors.NotFound("no such project")
     if role.rank < min_role.rank:
-        raise PermissionDeniedForRole(project=project, needed=min_role)
+        raise errors.PermissionDenied(f"this needs the {min_role.label.lower()} role in project '{project.name}'")
     return role

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from portal import audit
+from portal import audit, errors
 from portal.models import Membership, Project, Role
 from portal.scoping import User, require_role
 
@@ -16,7 +15,7 @@ def membership_set(*, actor: User, project: Project, username: str, role: Role) 
     require_role(actor, project, Role.OWNER)
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
-        raise ValidationError({"username": f"no active user '{username}'"})
+        raise errors.Invalid.for_field("username", f"no active user '{username}'")
     with transaction.atomic():
         # Locking the project serialises membership changes, so two owners cannot demote each other at once.
         Project.objects.select_for_update().get(pk=project.pk)
@@ -34,7 +33,7 @@ def membership_remove(*, actor: User, project: Project, username: str) -> None:
         Project.objects.select_for_update().get(pk=project.pk)
         membership = Membership.objects.filter(project=project, user__username=username).first()
         if membership is None:
-            raise ValidationError({"username": f"'{username}' is not in project '{project.name}'"})
+            raise errors.Invalid.for_field("username", f"'{username}' is not in project '{project.name}'")
         if membership.role == Role.OWNER:
             _keep_an_owner(project, leaving=membership)
         audit.record(actor=actor, action="membership.remove", target=membership, project=project)
@@ -43,4 +42,4 @@ def membership_remove(*, actor: User, project: Project, username: str) -> None:
 
 def _keep_an_owner(project: Project, *, leaving: Membership) -> None:
     if not Membership.objects.filter(project=project, role=Role.OWNER).exclude(pk=leaving.pk).exists():
-        raise ValidationError({"role": f"project '{project.name}' must keep at least one owner"})
+        raise errors.Invalid.for_field("role", f"project '{project.name}' must keep at least one owner")

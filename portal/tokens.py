@@ -7,8 +7,10 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
+from portal import audit
 from portal.models import ApiToken
 from portal.scoping import User
 
@@ -23,14 +25,23 @@ def _digest(secret: str) -> str:
 def token_issue(*, user: User, name: str = "") -> tuple[ApiToken, str]:
     """Create a token for ``user``; return it with its secret, which is not stored anywhere."""
     secret = secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
-        user=user,
-        name=name[:100],
-        prefix=secret[:8],
-        digest=_digest(secret),
-        expires_at=timezone.now() + timedelta(days=settings.API_TOKEN_DAYS),
-    )
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user,
+            name=name[:100],
+            prefix=secret[:8],
+            digest=_digest(secret),
+            expires_at=timezone.now() + timedelta(days=settings.API_TOKEN_DAYS),
+        )
+        audit.record(actor=user, action="token.issue", target=token)
     return token, secret
+
+
+def token_revoke(*, actor: User, token: ApiToken) -> None:
+    """Delete a token (its owner through the API, or an operator in the admin); it stops working at once."""
+    with transaction.atomic():
+        audit.record(actor=actor, action="token.revoke", target=token)
+        token.delete()
 
 
 def token_check(secret: str) -> ApiToken | None:

@@ -1,40 +1,46 @@
-from django import forms
+"""Admin pages for hosts and stacks. Every change goes through a service; owned state is read-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
 from django.contrib import admin, messages
-from django.forms.models import model_to_dict
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 
-from provisioning import hosts, services
+from portal import errors
+from portal.admin_tools import ObservedOnlyAdmin, ObservedOnlyInline, ServiceForm, ServiceFormAdmin
 from provisioning.models import Host, HostImage, Instance, PublishedPort, Stack, StackEvent
-from provisioning.reconciler import reconcile_host
+from provisioning.services import hosts, lifecycle
+from provisioning.services.reconcile import reconcile_host
 
 
-class HostAdminForm(forms.ModelForm):
+class HostForm(ServiceForm):
     """Connects to the host before saving, so a wrong URI is refused instead of stored."""
 
-    def clean(self):
-        cleaned = super().clean()
-        if not self.errors:
-            probe = Host(**{**model_to_dict(self.instance, exclude=["id"]), **cleaned})
-            hosts.host_probe(host=probe)
-            self.observed = {field: getattr(probe, field) for field in Host.OBSERVED_FIELDS}
-        return cleaned
+    class Meta:
+        model = Host
+        fields = list(hosts.SETTABLE_FIELDS)
+
+    def save_through_service(self, cleaned: dict[str, Any]) -> Model:
+        settable = {field: cleaned[field] for field in hosts.SETTABLE_FIELDS if field in cleaned}
+        if self.instance.pk is None:
+            return hosts.host_register(user=self.request.user, **settable)
+        current = Host.objects.get(pk=self.instance.pk)
+        return hosts.host_update(user=self.request.user, host=current, **settable)
 
 
 @admin.register(Host)
-class HostAdmin(admin.ModelAdmin):
-    form = HostAdminForm
+class HostAdmin(ServiceFormAdmin):
+    form = HostForm
     list_display = ["name", "uri", "domain_type", "enabled", "healthy", "cpus", "memory_mib", "last_checked_at"]
     list_filter = ["enabled", "healthy", "domain_type"]
     search_fields = ["name", "uri", "hostname"]
     readonly_fields = Host.OBSERVED_FIELDS
     actions = ["refresh", "reconcile"]
 
-    def save_model(self, request, obj, form, change):
-        for field, value in form.observed.items():
-            setattr(obj, field, value)
-        super().save_model(request, obj, form, change)
-
     @admin.action(description="Remove leftovers no instance claims")
-    def reconcile(self, request, queryset):
+    def reconcile(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
         for host in queryset:
             result = reconcile_host(host=host)
             names = ", ".join(f"{item.kind} {item.name}" for item in result.removed) or "nothing"
@@ -43,35 +49,35 @@ class HostAdmin(admin.ModelAdmin):
                 messages.error(request, f"{host}: {problem}")
 
     @admin.action(description="Re-read capacity and health")
-    def refresh(self, request, queryset):
+    def refresh(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
         for host in queryset:
             hosts.host_refresh(host=host)
         messages.info(request, "Hosts refreshed.")
 
 
 @admin.register(HostImage)
-class HostImageAdmin(admin.ModelAdmin):
+class HostImageAdmin(ObservedOnlyAdmin):
     list_display = ["volume_name", "host", "image", "state", "capacity_bytes", "uploaded_at"]
     list_filter = ["host", "state"]
 
 
-class InstanceInline(admin.TabularInline):
+class InstanceInline(ObservedOnlyInline):
     model = Instance
-    extra = 0
     fields = ["name", "role", "host", "status", "status_reason", "domain_name", "volume_name"]
     readonly_fields = fields
-    can_delete = False
 
 
-class EventInline(admin.TabularInline):
+class EventInline(ObservedOnlyInline):
     model = StackEvent
-    extra = 0
-    readonly_fields = ["created_at", "message", "is_error"]
-    can_delete = False
+    fields = ["created_at", "message", "is_error"]
+    readonly_fields = fields
+    show_change_link = False
 
 
 @admin.register(Stack)
-class StackAdmin(admin.ModelAdmin):
+class StackAdmin(ObservedOnlyAdmin):
+    """Stacks are launched by their projects; operators delete them with the action (domains and disks go too)."""
+
     list_display = ["name", "project", "status", "created_by", "created_at", "expires_at"]
     list_filter = ["status", "project"]
     search_fields = ["name", "project__name", "created_by__username"]
@@ -80,22 +86,22 @@ class StackAdmin(admin.ModelAdmin):
     actions = ["destroy"]
 
     @admin.action(description="Delete the selected stacks (domains and disks)")
-    def destroy(self, request, queryset):
+    def destroy(self, request: HttpRequest, queryset: QuerySet[Stack]) -> None:
         for stack in queryset:
             try:
-                services.stack_destroy(user=request.user, stack=stack, reason="deleted by operator")
-            except services.StackStateError as exc:
-                messages.warning(request, f"{stack}: {exc}")
+                lifecycle.stack_destroy(user=request.user, stack=stack, reason="deleted by operator")
+            except errors.PortalError as exc:
+                messages.warning(request, f"{stack}: {exc.detail}")
 
 
 @admin.register(Instance)
-class InstanceAdmin(admin.ModelAdmin):
+class InstanceAdmin(ObservedOnlyAdmin):
     list_display = ["name", "stack", "role", "host", "status", "vcpus", "memory_mib"]
     list_filter = ["status", "host", "role"]
     search_fields = ["name", "domain_name", "stack__name"]
 
 
 @admin.register(PublishedPort)
-class PublishedPortAdmin(admin.ModelAdmin):
+class PublishedPortAdmin(ObservedOnlyAdmin):
     list_display = ["host", "host_port", "guest_port", "instance"]
     list_filter = ["host"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from provisioning import selectors
+from provisioning.models import Stack
 from provisioning.progress import stack_group
 
 # Application close codes (4000-4999): the page stops trying and keeps polling.
@@ -32,4 +32,4 @@ class StackProgressConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _may_watch(self) -> bool:
-        return selectors.stacks_visible_to(self.scope["user"]).filter(pk=self.stack_id).exists()
+        return Stack.objects.visible_to(self.scope["user"]).filter(pk=self.stack_id).exists()

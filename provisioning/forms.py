@@ -3,8 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from catalog.models import ApplianceVersion
-from portal.models import Role
-from portal.scoping import projects_for
+from portal.models import Project, Role
 
 LEASE_CHOICES = [
     (15 * 60, "15 minutes"),
@@ -23,7 +22,7 @@ class LaunchForm(forms.Form):
 
     def __init__(self, *args, user, versions, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects_for(user, min_role=Role.MEMBER)
+        self.fields["project"].queryset = Project.objects.visible_to(user, min_role=Role.MEMBER)
         self.fields["appliance_version"].queryset = versions
         self.fields["appliance_version"].label_from_instance = _version_label
 

@@ -7,6 +7,7 @@ from django.db import models
 
 from catalog.models import ApplianceVersion, CachedImage
 from portal.models import Project
+from portal.querysets import ProjectScopedQuerySet
 
 
 class Host(models.Model):
@@ -23,6 +24,7 @@ class Host(models.Model):
         "healthy",
         "health_error",
         "last_checked_at",
+        "guests_bind_host_ports",
     )
 
     class DomainType(models.TextChoices):
@@ -50,6 +52,9 @@ class Host(models.Model):
     healthy = models.BooleanField(default=False)
     health_error = models.TextField(blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
+    guests_bind_host_ports = models.BooleanField(
+        default=True, help_text="Whether published ports are bound on the host (not on simulated hosts)"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -105,6 +110,24 @@ class Status(models.TextChoices):
 
 # Statuses in which an instance holds quota, host capacity and a published port.
 ACTIVE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.DELETING, Status.ERROR)
+# Statuses from which a stack may be deleted or have its lease changed.
+DELETABLE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.ERROR)
+
+
+class StackQuerySet(ProjectScopedQuerySet):
+    project_path = "project"
+
+
+class InstanceQuerySet(ProjectScopedQuerySet):
+    project_path = "stack__project"
+
+
+class PublishedPortQuerySet(ProjectScopedQuerySet):
+    project_path = "instance__stack__project"
+
+
+class StackEventQuerySet(ProjectScopedQuerySet):
+    project_path = "stack__project"
 
 
 class Stack(models.Model):
@@ -118,6 +141,8 @@ class Stack(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     running_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StackQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -140,6 +165,8 @@ class Instance(models.Model):
     volume_name = models.CharField(max_length=200, blank=True)
     vnc_port = models.PositiveIntegerField(null=True, blank=True)
 
+    objects = InstanceQuerySet.as_manager()
+
     class Meta:
         ordering = ["stack", "id"]
 
@@ -158,6 +185,8 @@ class PublishedPort(models.Model):
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="published_ports")
     host_port = models.PositiveIntegerField()
     guest_port = models.PositiveIntegerField()
+
+    objects = PublishedPortQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["host", "host_port"], name="one_reservation_per_port")]
@@ -181,6 +210,8 @@ class StackEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     message = models.CharField(max_length=500)
     is_error = models.BooleanField(default=False)
+
+    objects = StackEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Count, Sum
 
+from portal.errors import NoCapacity
 from provisioning.models import ACTIVE_STATUSES, Host, Instance, PublishedPort
-
-
-class NoCapacity(Exception):
-    """No enabled, healthy host can take the instance."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +69,10 @@ def _port_is_free_locally(address: str, port: int) -> bool:
 
 
 def _ports_are_real_here(host: Host) -> bool:
-    # Only a local libvirt URI (no host part) lets us probe the port on this machine, and the
-    # test driver's guests never bind anything.
-    scheme, _, rest = host.uri.partition("://")
-    return rest.startswith("/") and scheme != "test"
+    # Only a local libvirt URI (no host part) lets us probe the port on this machine, and only on a
+    # host whose guests really bind their published ports (a simulated host's never do).
+    _scheme, _, rest = host.uri.partition("://")
+    return rest.startswith("/") and host.guests_bind_host_ports
 
 
 def allocate_port(host: Host) -> int:

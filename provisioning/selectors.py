@@ -6,20 +6,27 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Prefetch, QuerySet, Sum
 
-from portal.models import Project, Role
-from portal.scoping import User, projects_for, scope_to_user
-from provisioning.models import ACTIVE_STATUSES, Instance, PublishedPort, Stack
+from portal.models import Project
+from portal.scoping import User
+from provisioning.models import ACTIVE_STATUSES, Host, Instance, PublishedPort, Stack
+from provisioning.placement import host_loads
 
 
-def stacks_visible_to(user: User) -> QuerySet[Stack]:
+def _stacks_with_details() -> QuerySet[Stack]:
     ports = PublishedPort.objects.select_related("host")
     instances = Instance.objects.select_related("host", "appliance_version__appliance").prefetch_related(
         Prefetch("published_ports", queryset=ports)
     )
-    return scope_to_user(
-        Stack.objects.select_related("project").prefetch_related(Prefetch("instances", queryset=instances)),
-        user,
-    )
+    return Stack.objects.select_related("project").prefetch_related(Prefetch("instances", queryset=instances))
+
+
+def stacks_visible_to(user: User) -> QuerySet[Stack]:
+    return _stacks_with_details().visible_to(user)
+
+
+def stack_visible_to(user: User, *, stack_id: int) -> Stack:
+    """One of the user's stacks with its instances and ports; ``errors.NotFound`` for any other id."""
+    return _stacks_with_details().get_visible(user, pk=stack_id)
 
 
 def stack_endpoints(stack: Stack) -> list[dict]:
@@ -61,7 +68,7 @@ def project_usage(project: Project) -> list[QuotaLine]:
 
 def quota_overview(user: User) -> list[tuple[Project, list[QuotaLine]]]:
     """Quota usage of every project the user sees, in one query for all of them."""
-    projects = list(projects_for(user, min_role=Role.VIEWER))
+    projects = list(Project.objects.visible_to(user))
     usage = {
         row["stack__project"]: row
         for row in _active_instances().filter(stack__project__in=projects).values("stack__project").annotate(**_USAGE)
@@ -71,9 +78,6 @@ def quota_overview(user: User) -> list[tuple[Project, list[QuotaLine]]]:
 
 def host_capacity() -> list[dict]:
     """Per host, what placement has handed out against what it may hand out (operators' view)."""
-    from provisioning.models import Host
-    from provisioning.placement import host_loads
-
     return [
         {
             "name": load.host.name,

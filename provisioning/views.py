@@ -7,14 +7,15 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from catalog.selectors import appliance_versions_visible_to
-from portal.scoping import PermissionDeniedForRole
-from provisioning import selectors, services
+from portal.web_errors import errors_as_messages, errors_on
+from provisioning import selectors
 from provisioning.forms import LaunchForm, LeaseForm
-from provisioning.models import Status
+from provisioning.models import Stack, Status
+from provisioning.services import launch, lifecycle
 
 TERMINAL = {Status.RUNNING, Status.DELETED, Status.ERROR}
 
@@ -41,17 +42,14 @@ def stack_launch(request: HttpRequest) -> HttpResponse:
         initial["appliance_version"] = request.GET["version"]
     form = LaunchForm(request.POST or None, user=request.user, versions=versions, initial=initial)
     if request.method == "POST" and form.is_valid():
-        try:
-            stack = services.stack_launch(user=request.user, **form.cleaned_data)
-        except (services.LaunchError, PermissionDeniedForRole) as exc:
-            form.add_error(None, str(exc))
-        else:
+        with errors_on(form):
+            stack = launch.stack_launch(user=request.user, **form.cleaned_data)
             return redirect("stack-detail", pk=stack.pk)
     return render(request, "provisioning/launch.html", {"form": form})
 
 
 def _stack_context(request: HttpRequest, pk: int) -> dict:
-    stack = get_object_or_404(selectors.stacks_visible_to(request.user), pk=pk)
+    stack = selectors.stack_visible_to(request.user, stack_id=pk)
     image_progress = [
         instance.appliance_version.image
         for instance in stack.instances.all()
@@ -83,24 +81,20 @@ def stack_status(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def stack_renew_lease(request: HttpRequest, pk: int) -> HttpResponse:
-    stack = get_object_or_404(selectors.stacks_visible_to(request.user), pk=pk)
+    stack = Stack.objects.get_visible(request.user, pk=pk)
     form = LeaseForm(request.POST)
     if not form.is_valid():
         messages.error(request, "choose one of the offered leases")
         return redirect("stack-detail", pk=pk)
-    try:
-        services.stack_renew_lease(user=request.user, stack=stack, **form.cleaned_data)
-    except (services.LaunchError, services.StackStateError, PermissionDeniedForRole) as exc:
-        messages.error(request, str(exc))
+    with errors_as_messages(request):
+        lifecycle.stack_renew_lease(user=request.user, stack=stack, **form.cleaned_data)
     return redirect("stack-detail", pk=pk)
 
 
 @login_required
 @require_POST
 def stack_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    stack = get_object_or_404(selectors.stacks_visible_to(request.user), pk=pk)
-    try:
-        services.stack_destroy(user=request.user, stack=stack)
-    except (services.StackStateError, PermissionDeniedForRole) as exc:
-        messages.error(request, str(exc))
+    stack = Stack.objects.get_visible(request.user, pk=pk)
+    with errors_as_messages(request):
+        lifecycle.stack_destroy(user=request.user, stack=stack)
     return redirect("stack-detail", pk=pk)

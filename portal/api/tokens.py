@@ -11,9 +11,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from portal import audit
 from portal.models import ApiToken
-from portal.tokens import token_issue
+from portal.tokens import token_issue, token_revoke
 
 
 class HashedTokenScheme(OpenApiAuthenticationExtension):
@@ -48,7 +47,6 @@ class TokenCreateView(APIView):
         given.is_valid(raise_exception=True)
         user = given.validated_data["user"]
         token, secret = token_issue(user=user, name=request.data.get("name", "") or "api")
-        audit.record(actor=user, action="token.issue", target=token)
         return Response({"token": secret, "expires_at": token.expires_at}, status=status.HTTP_201_CREATED)
 
 
@@ -67,5 +65,4 @@ class ApiTokenViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
         return ApiToken.objects.filter(user=self.request.user)
 
     def perform_destroy(self, instance: ApiToken) -> None:
-        audit.record(actor=self.request.user, action="token.revoke", target=instance)
-        instance.delete()
+        token_revoke(actor=self.request.user, token=instance)

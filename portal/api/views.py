@@ -7,8 +7,7 @@ from rest_framework.response import Response
 
 from portal import services
 from portal.api.serializers import MembershipSerializer, MembershipSetSerializer, ProjectSerializer
-from portal.models import Role
-from portal.scoping import projects_with_role
+from portal.models import Project, Role
 
 
 class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
@@ -17,7 +16,7 @@ class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
-        return projects_with_role(self.request.user)
+        return Project.objects.with_role(self.request.user)
 
     @extend_schema(methods=["GET"], responses={200: MembershipSerializer(many=True)})
     @extend_schema(methods=["POST"], request=MembershipSetSerializer, responses={200: MembershipSerializer})

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from catalog.models import Appliance
-from catalog.selectors import appliances_visible_to
+from catalog.selectors import appliance_version_for_launch, appliances_visible_to
 from portal.api.fields import ScopedPrimaryKeyField
-from portal.scoping import projects_for
+from portal.models import Project
 from provisioning.models import Host, Instance, Stack
 from provisioning.selectors import stack_endpoints
 
@@ -51,19 +50,15 @@ class StackSerializer(serializers.ModelSerializer):
 
 class StackCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=63)
-    project = ScopedPrimaryKeyField(scope=projects_for)
+    project = ScopedPrimaryKeyField(scope=Project.objects.visible_to)
     appliance = ScopedPrimaryKeyField(scope=appliances_visible_to)
     version = serializers.CharField(required=False, help_text="Appliance version; the newest when omitted")
     lease = serializers.IntegerField(required=False, min_value=1, help_text="Lease in seconds")
 
-    def validate(self, attrs):
-        appliance: Appliance = attrs["appliance"]
-        wanted = attrs.get("version")
-        versions = appliance.versions.all()
-        version = next((v for v in versions if v.version == wanted), None) if wanted else appliance.latest_version()
-        if version is None:
-            raise serializers.ValidationError({"version": f"appliance '{appliance}' has no such version"})
-        attrs["appliance_version"] = version
+    def validate(self, attrs: dict) -> dict:
+        attrs["appliance_version"] = appliance_version_for_launch(
+            user=self.context["request"].user, appliance=attrs["appliance"], version=attrs.get("version")
+        )
         return attrs
 
 

@@ -3,14 +3,13 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal.api.base import ServiceError
-from provisioning import hosts, selectors, services
+from provisioning import selectors
 from provisioning.api.serializers import HostSerializer, LeaseSerializer, StackCreateSerializer, StackSerializer
 from provisioning.models import Host
-
-_LAUNCH_STATUS = {"invalid": 400, "quota_exceeded": 403, "no_capacity": 409}
+from provisioning.services import hosts, launch, lifecycle
 
 
 class StackViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -22,46 +21,38 @@ class StackViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.R
     def get_queryset(self):
         return selectors.stacks_visible_to(self.request.user)
 
+    def _answer(self, stack_id: int, code: int = status.HTTP_200_OK) -> Response:
+        return Response(StackSerializer(self.get_queryset().get(pk=stack_id)).data, status=code)
+
     @extend_schema(request=StackCreateSerializer, responses={202: StackSerializer})
-    def create(self, request, *args, **kwargs):
+    def create(self, request: Request, *args, **kwargs) -> Response:
         given = StackCreateSerializer(data=request.data, context={"request": request})
         given.is_valid(raise_exception=True)
         data = given.validated_data
-        try:
-            stack = services.stack_launch(
-                user=request.user,
-                project=data["project"],
-                name=data["name"],
-                appliance_version=data["appliance_version"],
-                lease_seconds=data.get("lease"),
-            )
-        except services.LaunchError as exc:
-            raise ServiceError(str(exc), code=exc.code, status_code=_LAUNCH_STATUS[exc.code]) from None
-        return Response(StackSerializer(self.get_queryset().get(pk=stack.pk)).data, status=status.HTTP_202_ACCEPTED)
+        stack = launch.stack_launch(
+            user=request.user,
+            project=data["project"],
+            name=data["name"],
+            appliance_version=data["appliance_version"],
+            lease_seconds=data.get("lease"),
+        )
+        return self._answer(stack.pk, status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={202: StackSerializer})
-    def destroy(self, request, *args, **kwargs):
-        try:
-            stack = services.stack_destroy(user=request.user, stack=self.get_object())
-        except services.StackStateError as exc:
-            raise ServiceError(str(exc), code="invalid_state", status_code=409) from None
-        return Response(StackSerializer(self.get_queryset().get(pk=stack.pk)).data, status=status.HTTP_202_ACCEPTED)
+    def destroy(self, request: Request, *args, **kwargs) -> Response:
+        stack = lifecycle.stack_destroy(user=request.user, stack=self.get_object())
+        return self._answer(stack.pk, status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=LeaseSerializer, responses={200: StackSerializer})
     @action(detail=True, methods=["post"])
-    def lease(self, request, pk=None):
+    def lease(self, request: Request, pk: str | None = None) -> Response:
         """Renew the lease: the stack is destroyed ``lease`` seconds from now."""
         given = LeaseSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        try:
-            stack = services.stack_renew_lease(
-                user=request.user, stack=self.get_object(), lease_seconds=given.validated_data["lease"]
-            )
-        except services.LaunchError as exc:
-            raise ServiceError(str(exc), code=exc.code, status_code=400) from None
-        except services.StackStateError as exc:
-            raise ServiceError(str(exc), code="invalid_state", status_code=409) from None
-        return Response(StackSerializer(self.get_queryset().get(pk=stack.pk)).data)
+        stack = lifecycle.stack_renew_lease(
+            user=request.user, stack=self.get_object(), lease_seconds=given.validated_data["lease"]
+        )
+        return self._answer(stack.pk)
 
 
 class HostViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -71,14 +62,13 @@ class HostViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = [permissions.IsAdminUser]
     queryset = Host.objects.all()
 
-    def create(self, request, *args, **kwargs):
+    def create(self, request: Request, *args, **kwargs) -> Response:
         given = HostSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        fields = {k: v for k, v in given.validated_data.items() if k != "enabled"}
-        host = hosts.host_register(user=request.user, **fields)
+        host = hosts.host_register(user=request.user, **given.validated_data)
         return Response(HostSerializer(host).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
-    def refresh(self, request, pk=None):
+    def refresh(self, request: Request, pk: str | None = None) -> Response:
         host = hosts.host_refresh(host=self.get_object())
         return Response(HostSerializer(host).data)

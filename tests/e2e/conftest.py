@@ -91,10 +91,23 @@ def _database_url() -> str:
 
 @pytest.fixture
 def demo_catalog(operator, project, demo_feed, system_pool, worker):
-    """The local host registered and the demo feed imported into ``project``: appliances by identifier."""
+    """The local host registered and the demo feed imported into ``project``: appliances by identifier.
+
+    Builds and teardowns run in the ``worker`` process, as in production.
+    """
+    return _local_host_and_demo_catalog(operator, project, demo_feed, system_pool)
+
+
+@pytest.fixture
+def inline_demo_catalog(operator, project, demo_feed, system_pool):
+    """As ``demo_catalog``, but tasks run inline in the test process (with this process's settings)."""
+    return _local_host_and_demo_catalog(operator, project, demo_feed, system_pool)
+
+
+def _local_host_and_demo_catalog(operator, project, demo_feed, system_pool) -> dict:
     from catalog import services as catalog_services
     from catalog.models import Appliance, Feed
-    from provisioning import hosts
+    from provisioning.services import hosts
 
     pool, pool_path = system_pool
     hosts.host_register(

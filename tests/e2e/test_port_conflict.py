@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from provisioning import hosts, services
+from provisioning.services import hosts, launch, lifecycle
 from provisioning.models import Status
 from tests.e2e.conftest import SYSTEM_URI
 
@@ -21,7 +21,7 @@ def test_port_grabbed_before_start_is_replaced(
         user=operator, name="local", uri=SYSTEM_URI, domain_type="qemu", storage_pool=pool, storage_pool_path=pool_path
     )
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        stack = services.stack_launch(
+        stack = launch.stack_launch(
             user=member, project=project, name="ports", appliance_version=ready_version, lease_seconds=600
         )
     reserved = stack.instances.get().published_ports.get().host_port
@@ -38,6 +38,6 @@ def test_port_grabbed_before_start_is_replaced(
         with socket.create_connection(("127.0.0.1", moved), timeout=5):
             pass  # QEMU listens on the new port
     with django_capture_on_commit_callbacks(execute=True):
-        services.stack_destroy(user=member, stack=stack)
+        lifecycle.stack_destroy(user=member, stack=stack)
     stack.refresh_from_db()
     assert stack.status == Status.DELETED

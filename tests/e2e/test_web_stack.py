@@ -8,6 +8,7 @@ from functools import partial
 import pytest
 from django.conf import settings
 
+from provisioning import naming
 from provisioning.drivers import open_driver
 from tests.e2e.conftest import SYSTEM_URI
 from tests.polling import wait_for
@@ -32,8 +33,8 @@ def _wait_for_status(client, url, *, field: str, done: tuple[str, ...], timeout:
 
 
 def _our_domains(driver) -> list:
-    # Ids repeat across parallel test databases; this test's domains are known by their prefix.
-    return [d for d in driver.list_domains() if d.name.startswith(f"{settings.DEPLOYMENT_NAME}-")]
+    # Ids repeat across parallel test databases; each test runs as its own deployment.
+    return [d for d in driver.list_domains() if naming.is_ours(d.tags)]
 
 
 def _page(url: str) -> str | None:
@@ -99,9 +100,11 @@ def test_feed_to_running_web_stack_and_back(api, operator, member, project, demo
     with open_driver(SYSTEM_URI) as driver:
         assert _our_domains(driver) == []
         volumes = {v.name for v in driver.list_volumes(pool=pool)}
-    # Only the shared base image stays in the pool (the cache later stacks overlay); the fixture removes it.
-    assert all(name.startswith("portal-base-") for name in volumes), volumes
-    assert instance["id"]
+    # Only the base image stays in the pool (the cache later stacks overlay); the fixture removes it.
+    (base,) = volumes
+    assert base.startswith(f"{settings.DEPLOYMENT_NAME}-base-"), volumes
+    tags = naming.instance_tags(project_id=stack["project"], stack_id=stack["id"], instance_id=instance["id"])
+    assert naming.overlay_volume_name(tags) not in volumes
 
 
 @pytest.mark.xdist_group("e2e-tiers")

@@ -18,8 +18,11 @@ def launched(member, project, test_host, ready_version, api, django_capture_on_c
     return response.json()
 
 
-def test_anonymous_is_refused(api, db):
-    assert api().get("/api/v1/stacks/").status_code in (401, 403)
+def test_anonymous_is_asked_to_authenticate(api, db):
+    response = api().get("/api/v1/stacks/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json() == {"code": "not_authenticated", "detail": "Authentication credentials were not provided."}
 
 
 def test_launch_answers_at_once_with_the_stack(launched, project):
@@ -61,14 +64,19 @@ def test_owner_sees_and_deletes(launched, owner, api, django_capture_on_commit_c
 def test_viewer_may_look_but_not_delete(launched, viewer, api):
     client = api(viewer)
     assert client.get(f"/api/v1/stacks/{launched['id']}/").status_code == 200
-    assert client.delete(f"/api/v1/stacks/{launched['id']}/").status_code == 403
+    response = client.delete(f"/api/v1/stacks/{launched['id']}/")
+    assert response.status_code == 403
+    assert response.json() == {"code": "permission_denied", "detail": "this needs the member role in project 'alpha'"}
 
 
 def test_launch_into_a_foreign_project_is_refused(outsider, project, ready_version, test_host, api):
     body = {"name": "x", "project": project.pk, "appliance": ready_version.appliance.pk}
     response = api(outsider).post("/api/v1/stacks/", body, format="json")
     assert response.status_code == 400
-    assert "project" in response.json()
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert list(body["fields"]) == ["project"]
+    assert "does not exist" in body["fields"]["project"][0]
     assert not Stack.objects.exists()
 
 
@@ -78,6 +86,7 @@ def test_over_quota_is_403_with_a_reason(member, project, ready_version, test_ho
     body = {"name": "x", "project": project.pk, "appliance": ready_version.appliance.pk}
     response = api(member).post("/api/v1/stacks/", body, format="json")
     assert response.status_code == 403
+    assert response.json()["code"] == "quota_exceeded"
     assert "quota exceeded" in response.json()["detail"]
 
 
@@ -85,12 +94,15 @@ def test_no_host_is_409(member, project, ready_version, api):
     body = {"name": "x", "project": project.pk, "appliance": ready_version.appliance.pk}
     response = api(member).post("/api/v1/stacks/", body, format="json")
     assert response.status_code == 409
+    assert response.json()["code"] == "no_capacity"
     assert "no host" in response.json()["detail"]
 
 
 def test_unknown_version_is_400(member, project, ready_version, test_host, api):
     body = {"name": "x", "project": project.pk, "appliance": ready_version.appliance.pk, "version": "9.9"}
-    assert api(member).post("/api/v1/stacks/", body, format="json").status_code == 400
+    response = api(member).post("/api/v1/stacks/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"version": ["appliance 'Demo web' has no such version"]}
 
 
 def test_projects_list_only_mine(member, project, other_project, api):
@@ -126,7 +138,9 @@ def test_appliances_of_other_projects_are_invisible(member, other_project, ready
 
 
 def test_hosts_are_for_operators_only(member, api, db):
-    assert api(member).get("/api/v1/hosts/").status_code == 403
+    response = api(member).get("/api/v1/hosts/")
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
 
 
 def test_operator_registers_a_host_through_the_driver(operator, api):
@@ -149,7 +163,9 @@ def test_operator_registers_a_host_through_the_driver(operator, api):
 def test_unknown_host_uri_is_400_and_adds_nothing(operator, api, uri):
     response = api(operator).post("/api/v1/hosts/", {"name": "bad", "uri": uri}, format="json")
     assert response.status_code == 400
-    assert "cannot use host" in str(response.json())
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert body["fields"]["uri"][0].startswith(f"cannot use host {uri}: ")
     assert not Host.objects.exists()
 
 

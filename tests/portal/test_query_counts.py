@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from portal.models import Role
-from provisioning import services
+from provisioning.services import launch
 from tests.factories import ApplianceVersionFactory, MembershipFactory, ProjectFactory
 
 
@@ -24,7 +24,7 @@ def many(member, project, test_host, ready_version):
 
     def grow(count: int) -> None:
         for index in range(count):
-            services.stack_launch(
+            launch.stack_launch(
                 user=member,
                 project=project,
                 name=f"s{index}-{count}",

@@ -70,9 +70,9 @@ def test_viewer_cannot_pick_the_project_in_the_form(browser, viewer, project, te
 
 
 def test_pending_stack_page_polls_its_status(browser, member, project, test_host, ready_version):
-    from provisioning import services
+    from provisioning.services import launch
 
-    stack = services.stack_launch(
+    stack = launch.stack_launch(
         user=member, project=project, name="slow", appliance_version=ready_version, lease_seconds=600
     )
     page = browser(member).get(f"/stacks/{stack.pk}/").content.decode()
@@ -83,9 +83,9 @@ def test_pending_stack_page_polls_its_status(browser, member, project, test_host
 
 
 def test_outsider_gets_404_on_every_stack_page(browser, member, outsider, project, test_host, ready_version):
-    from provisioning import services
+    from provisioning.services import launch
 
-    stack = services.stack_launch(
+    stack = launch.stack_launch(
         user=member, project=project, name="private", appliance_version=ready_version, lease_seconds=600
     )
     web = browser(outsider)
@@ -98,10 +98,10 @@ def test_outsider_gets_404_on_every_stack_page(browser, member, outsider, projec
 
 
 def test_delete_button(browser, member, project, test_host, ready_version, django_capture_on_commit_callbacks):
-    from provisioning import services
+    from provisioning.services import launch
 
     with django_capture_on_commit_callbacks(execute=True):
-        stack = services.stack_launch(
+        stack = launch.stack_launch(
             user=member, project=project, name="gone", appliance_version=ready_version, lease_seconds=600
         )
     with django_capture_on_commit_callbacks(execute=True):
@@ -112,9 +112,9 @@ def test_delete_button(browser, member, project, test_host, ready_version, djang
 
 
 def test_stack_list_shows_quota_usage(browser, member, project, test_host, ready_version):
-    from provisioning import services
+    from provisioning.services import launch
 
-    services.stack_launch(user=member, project=project, name="one", appliance_version=ready_version, lease_seconds=600)
+    launch.stack_launch(user=member, project=project, name="one", appliance_version=ready_version, lease_seconds=600)
     page = browser(member).get("/stacks/").content.decode()
     assert "<title>Stacks · Stack portal</title>" in page
     assert f'<progress max="{project.max_instances}" value="1">' in page
@@ -147,9 +147,9 @@ def test_member_cannot_subscribe_the_shared_catalog(browser, member):
 
 
 def test_renew_lease_button(browser, member, project, test_host, ready_version):
-    from provisioning import services
+    from provisioning.services import launch
 
-    stack = services.stack_launch(
+    stack = launch.stack_launch(
         user=member, project=project, name="keep", appliance_version=ready_version, lease_seconds=600
     )
     before = stack.expires_at
@@ -165,9 +165,9 @@ def test_operators_see_host_capacity(client, operator, member, project, test_hos
     import json
     import re
 
-    from provisioning import services
+    from provisioning.services import launch
 
-    services.stack_launch(user=member, project=project, name="load", appliance_version=ready_version, lease_seconds=600)
+    launch.stack_launch(user=member, project=project, name="load", appliance_version=ready_version, lease_seconds=600)
     client.force_login(operator)
     page = client.get("/hosts/").content.decode()
     data = json.loads(re.search(r'<script id="capacity-data" type="application/json">(.*?)</script>', page).group(1))

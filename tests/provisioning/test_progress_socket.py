@@ -15,7 +15,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 
 from portal.asgi import application
-from provisioning import services
+from provisioning.services import events, launch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,7 +25,7 @@ TEST_REDIS_URL = os.environ.get("PORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379
 
 @pytest.fixture
 def stack(member, project, test_host, ready_version):
-    return services.stack_launch(
+    return launch.stack_launch(
         user=member, project=project, name="watched", appliance_version=ready_version, lease_seconds=600
     )
 
@@ -52,7 +52,7 @@ def test_member_is_nudged_when_the_stack_changes(client, member, stack):
     async def scenario():
         socket, connected, _ = await _open(stack.pk, headers)
         assert connected
-        await database_sync_to_async(services.stack_event)(stack, "something happened")
+        await database_sync_to_async(events.stack_event)(stack, "something happened")
         assert await socket.receive_json_from(timeout=5) == {"type": "changed", "stack": stack.pk}
         await socket.disconnect()
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from provisioning import services
 from provisioning.drivers import DomainSpec, DomainTags, open_driver
-from provisioning.drivers.domain_xml import overlay_volume_name
 from provisioning.models import Host
-from provisioning.reconciler import Leftover, reconcile_host
+from provisioning.naming import overlay_volume_name
+from provisioning.services import launch
+from provisioning.services.reconcile import Leftover, reconcile_host
 from tests.factories import HostFactory
 
 POOL = "default-pool"
 
 
-def _domain(driver, name: str, instance_id: int) -> None:
-    tags = DomainTags(project_id=1, stack_id=1, instance_id=instance_id)
+def _domain(driver, name: str, instance_id: int, deployment: str = "portal") -> None:
+    tags = DomainTags(deployment=deployment, project_id=1, stack_id=1, instance_id=instance_id)
     driver.define_and_start(
         DomainSpec(name=name, domain_type="qemu", vcpus=1, memory_mib=64, disk_path="/default-pool/x", tags=tags)
     )
@@ -34,7 +34,7 @@ def running_instance(member, project, test_host, ready_version, settings, django
     """An instance built by the portal (deployment "portal") on the test host."""
     settings.DEPLOYMENT_NAME = "portal"
     with django_capture_on_commit_callbacks(execute=True):
-        stack = services.stack_launch(
+        stack = launch.stack_launch(
             user=member, project=project, name="kept", appliance_version=ready_version, lease_seconds=600
         )
     return stack.instances.get()
@@ -44,8 +44,11 @@ def test_removes_unclaimed_leftovers_and_keeps_the_rest(running_instance, test_h
     kept = running_instance
     with open_driver("test:///default") as driver:
         _domain(driver, "portal-i999999-web", 999999)  # a build whose row is gone
-        _domain(driver, "otherportal-i1-web", 1)  # another deployment's: not ours to judge
-        _volume(driver, overlay_volume_name(DomainTags(project_id=1, stack_id=2, instance_id=999999)))
+        _domain(driver, "otherportal-i1-web", 1, deployment="otherportal")  # not ours to judge
+        # Another deployment whose name starts like ours, and its disk: the prefix alone proves nothing.
+        _domain(driver, "portal-b-i7-web", 7, deployment="portal-b")
+        _volume(driver, "portal-b-p1-s2-i7.qcow2")
+        _volume(driver, overlay_volume_name(DomainTags(deployment="portal", project_id=1, stack_id=2, instance_id=999999)))
         _volume(driver, "someone-elses.img")
 
         result = reconcile_host(host=test_host)
@@ -56,9 +59,9 @@ def test_removes_unclaimed_leftovers_and_keeps_the_rest(running_instance, test_h
         ]
         assert result.failed == []
         domains, volumes = _names(driver)
-    assert {kept.domain_name, "otherportal-i1-web"} <= domains
+    assert {kept.domain_name, "otherportal-i1-web", "portal-b-i7-web"} <= domains
     assert "portal-i999999-web" not in domains
-    assert {kept.volume_name, "someone-elses.img"} <= volumes
+    assert {kept.volume_name, "someone-elses.img", "portal-b-p1-s2-i7.qcow2"} <= volumes
     assert any(name.startswith("portal-base-") for name in volumes)  # the image cache stays
     assert "portal-p1-s2-i999999.qcow2" not in volumes
 
@@ -77,3 +80,53 @@ def test_an_unreachable_host_is_reported_not_raised(db):
     result = reconcile_host(host=host)
     assert result.removed == []
     assert "127.0.0.1:1" in result.failed[0]
+
+
+def test_two_deployments_share_a_host_and_a_pool_without_touching_each_other(
+    member, project, test_host, ready_version, settings, django_capture_on_commit_callbacks
+):
+    """"portal" and "portal-b" launch, reconcile and delete side by side on one pool."""
+    from provisioning.models import Status
+    from provisioning.services import lifecycle
+
+    stacks = {}
+    for deployment in ("portal", "portal-b"):
+        settings.DEPLOYMENT_NAME = deployment
+        with django_capture_on_commit_callbacks(execute=True):
+            stacks[deployment] = launch.stack_launch(
+                user=member, project=project, name=f"s-{deployment}", appliance_version=ready_version, lease_seconds=600
+            )
+    instances = {deployment: stack.instances.get() for deployment, stack in stacks.items()}
+    assert instances["portal-b"].volume_name.startswith("portal-b-p")
+    with open_driver("test:///default") as driver:
+        domains, volumes = _names(driver)
+    for instance in instances.values():
+        assert instance.domain_name in domains
+        assert instance.volume_name in volumes
+    # Both deployments share this test's database, so the second reuses the first's base-volume row;
+    # real portals keep their own rows and each uploads its own base.
+    assert {name for name in volumes if "-base-" in name} == {f"portal-base-{ready_version.image.sha256[:32]}.qcow2"}
+
+    # Each deployment's rows are gone from the other's point of view: mark "portal"'s instance as
+    # if its rows were lost, then let "portal-b" reconcile. It must remove nothing of "portal".
+    from provisioning.models import Instance
+
+    Instance.objects.filter(pk=instances["portal"].pk).update(status=Status.DELETED)
+    settings.DEPLOYMENT_NAME = "portal-b"
+    assert reconcile_host(host=test_host).removed == []
+    settings.DEPLOYMENT_NAME = "portal"
+    assert {item.name for item in reconcile_host(host=test_host).removed} == {
+        instances["portal"].domain_name,
+        instances["portal"].volume_name,
+    }
+
+    settings.DEPLOYMENT_NAME = "portal-b"
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.stack_destroy(user=member, stack=stacks["portal-b"])
+    stacks["portal-b"].refresh_from_db()
+    assert stacks["portal-b"].status == Status.DELETED
+    with open_driver("test:///default") as driver:
+        domains, volumes = _names(driver)
+    assert instances["portal-b"].domain_name not in domains
+    assert instances["portal-b"].volume_name not in volumes
+    assert "portal-base-" + ready_version.image.sha256[:32] + ".qcow2" in volumes  # the other's cache stays

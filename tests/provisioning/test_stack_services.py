@@ -7,18 +7,18 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.http import Http404
 from django.utils import timezone
 
-from portal.scoping import PermissionDeniedForRole
-from provisioning import services
+from portal import errors
 from provisioning.drivers import open_driver
 from provisioning.models import Host, Instance, PublishedPort, Stack, Status
+from provisioning.services import base_images, build, lifecycle
+from provisioning.services.launch import stack_launch
 from tests.factories import HostFactory
 
 
 def launch(user, project, version, name="demo", lease=3600):
-    return services.stack_launch(user=user, project=project, name=name, appliance_version=version, lease_seconds=lease)
+    return stack_launch(user=user, project=project, name=name, appliance_version=version, lease_seconds=lease)
 
 
 def domain_names(uri="test:///default") -> set[str]:
@@ -69,7 +69,7 @@ def test_delete_removes_domain_and_volume(
         stack = launch(member, project, ready_version)
     instance = stack.instances.get()
     with django_capture_on_commit_callbacks(execute=True):
-        services.stack_destroy(user=member, stack=stack)
+        lifecycle.stack_destroy(user=member, stack=stack)
     stack.refresh_from_db()
     assert stack.status == Status.DELETED
     assert stack.deleted_at is not None
@@ -79,28 +79,30 @@ def test_delete_removes_domain_and_volume(
 
 
 def test_viewer_cannot_launch_and_outsider_cannot_see(viewer, outsider, project, test_host, ready_version):
-    with pytest.raises(PermissionDeniedForRole):
+    with pytest.raises(errors.PermissionDenied, match="needs the member role in project 'alpha'"):
         launch(viewer, project, ready_version)
-    with pytest.raises(Http404):
+    with pytest.raises(errors.NotFound, match="no such project"):
         launch(outsider, project, ready_version)
     assert not Stack.objects.exists()
 
 
 def test_outsider_cannot_delete(member, outsider, project, test_host, ready_version):
     stack = launch(member, project, ready_version)
-    with pytest.raises(Http404):
-        services.stack_destroy(user=outsider, stack=stack)
+    with pytest.raises(errors.NotFound, match="no such project"):
+        lifecycle.stack_destroy(user=outsider, stack=stack)
+    stack.refresh_from_db()
+    assert stack.status == Status.PENDING
 
 
 @pytest.mark.parametrize("name", ["", "UPPER", "-dash", "a" * 64, "x_y", "bad name"])
 def test_bad_names_are_refused(member, project, test_host, ready_version, name):
-    with pytest.raises(services.LaunchError, match="name must be"):
+    with pytest.raises(errors.Invalid, match="name must be"):
         launch(member, project, ready_version, name=name)
     assert not Stack.objects.exists()
 
 
 def test_lease_out_of_range_is_refused(member, project, test_host, ready_version):
-    with pytest.raises(services.LaunchError, match="lease must be"):
+    with pytest.raises(errors.Invalid, match="lease must be"):
         launch(member, project, ready_version, lease=10)
 
 
@@ -108,7 +110,7 @@ def test_over_quota_launch_creates_nothing(member, project, test_host, ready_ver
     project.max_instances = 1
     project.save()
     launch(member, project, ready_version, name="first")
-    with pytest.raises(services.QuotaExceeded, match="may hold 1 instances, 1 are in use"):
+    with pytest.raises(errors.QuotaExceeded, match="may hold 1 instances, 1 are in use"):
         launch(member, project, ready_version, name="second")
     assert Stack.objects.count() == 1
     assert Instance.objects.count() == 1
@@ -117,33 +119,43 @@ def test_over_quota_launch_creates_nothing(member, project, test_host, ready_ver
 def test_memory_quota_counts_the_appliance_minimum(member, project, test_host, ready_version):
     project.max_memory_mib = ready_version.min_ram_mib - 1
     project.save()
-    with pytest.raises(services.QuotaExceeded, match="MiB of memory"):
+    with pytest.raises(errors.QuotaExceeded, match="MiB of memory"):
         launch(member, project, ready_version)
 
 
 def test_no_usable_host_is_a_clear_error_and_creates_nothing(member, project, ready_version):
     HostFactory(name="down", uri="test:///down", healthy=False)
     HostFactory(name="off", uri="test:///off", enabled=False)
-    with pytest.raises(services.CapacityExhausted, match="no host is enabled and healthy"):
+    with pytest.raises(errors.NoCapacity, match="no host is enabled and healthy"):
         launch(member, project, ready_version)
     assert not Stack.objects.exists()
     assert not PublishedPort.objects.exists()
 
 
 def test_full_host_is_skipped(member, project, ready_version):
-    HostFactory(name="tiny", uri="test:///tiny", memory_mib=600, memory_reserved_mib=512)
-    with pytest.raises(services.CapacityExhausted, match="no host has room"):
-        launch(member, project, ready_version)
+    # "full" has by far the most free memory, so placement prefers it, but only one vCPU.
+    full = HostFactory(name="full", uri="test:///full", memory_mib=65536, cpus=1, cpu_overcommit=1)
+    roomy = HostFactory(name="roomy", uri="test:///roomy", memory_mib=8192)
+    assert launch(member, project, ready_version, name="a").instances.get().host == full
+    assert launch(member, project, ready_version, name="b").instances.get().host == roomy
+    Host.objects.filter(pk=roomy.pk).update(enabled=False)
+    with pytest.raises(errors.NoCapacity, match="no host has room for 1 vCPU and 128 MiB"):
+        launch(member, project, ready_version, name="c")
+    assert Stack.objects.count() == 2
 
 
 def test_placement_spreads_over_hosts(member, project, ready_version):
-    small = HostFactory(name="small", uri="test:///small", memory_mib=4096)
-    big = HostFactory(name="big", uri="test:///big", memory_mib=8192)
-    first = launch(member, project, ready_version, name="a").instances.get()
-    assert first.host == big
-    ports = {p.host_port for p in PublishedPort.objects.all()}
-    assert len(ports) == 1
-    assert small.vcpu_capacity == 64
+    # Capacities after the 512 MiB reserve: small 256 MiB, big 384 MiB; each instance takes 128 MiB.
+    small = HostFactory(name="small", uri="test:///small", memory_mib=512 + 256)
+    big = HostFactory(name="big", uri="test:///big", memory_mib=512 + 384)
+    placed = [launch(member, project, ready_version, name=f"s{n}").instances.get().host for n in range(5)]
+    # Most free memory first; on a tie the older host. Then both are full.
+    assert [host.name for host in placed] == ["big", "small", "big", "small", "big"]
+    with pytest.raises(errors.NoCapacity, match="no host has room"):
+        launch(member, project, ready_version, name="s5")
+    for host in (small, big):
+        ports = list(PublishedPort.objects.filter(host=host).values_list("host_port", flat=True))
+        assert len(ports) == len(set(ports)) == sum(h == host for h in placed)
 
 
 def test_failed_build_cleans_up_and_says_why(
@@ -181,7 +193,7 @@ def test_expired_leases_are_destroyed(member, project, test_host, ready_version,
         current = launch(member, project, ready_version, name="new")
     Stack.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.leases_expire() == 1
+        assert lifecycle.leases_expire() == 1
     expired.refresh_from_db()
     current.refresh_from_db()
     assert expired.status == Status.DELETED
@@ -202,7 +214,7 @@ def test_parallel_launches_cannot_pass_the_quota(member, project, test_host, rea
             barrier.wait()
             launch(member, project, ready_version, name=f"burst-{index}")
             outcomes.append("ok")
-        except services.QuotaExceeded:
+        except errors.QuotaExceeded:
             outcomes.append("quota")
         finally:
             connection.close()
@@ -222,9 +234,9 @@ def test_a_stuck_teardown_is_tried_again(member, project, test_host, ready_versi
         stack = launch(member, project, ready_version)
     # As if the worker died after the stack was marked for deletion.
     Stack.objects.filter(pk=stack.pk).update(
-        status=Status.DELETING, updated_at=timezone.now() - services.STUCK_TEARDOWN_AFTER - timedelta(seconds=1)
+        status=Status.DELETING, updated_at=timezone.now() - lifecycle.STUCK_TEARDOWN_AFTER - timedelta(seconds=1)
     )
-    services.leases_expire()
+    lifecycle.leases_expire()
     stack.refresh_from_db()
     assert stack.status == Status.DELETED
     assert stack.instances.get().domain_name not in domain_names()
@@ -233,13 +245,13 @@ def test_a_stuck_teardown_is_tried_again(member, project, test_host, ready_versi
 def test_host_health_refresh_marks_a_dead_host(db):
     from provisioning.tasks import refresh_hosts
 
-    alive = HostFactory(name="alive", uri="test:///default")
-    dead = HostFactory(name="dead", uri="qemu+tcp://127.0.0.1:1/system")
+    alive = HostFactory(name="alive", uri="test:///default", cpus=2, memory_mib=1024, healthy=False)
+    dead = HostFactory(name="dead", uri="qemu+tcp://127.0.0.1:1/system", healthy=True)
     assert refresh_hosts() == 1
     alive.refresh_from_db()
     dead.refresh_from_db()
     assert alive.healthy
-    assert alive.cpus == 16
+    assert (alive.cpus, alive.memory_mib) == (16, 3072)  # what libvirt's test node reports
     assert not dead.healthy
     assert "127.0.0.1:1" in dead.health_error
 
@@ -286,7 +298,7 @@ def test_deleted_before_the_worker_runs_builds_nothing(
     with django_capture_on_commit_callbacks(execute=False) as queued_build:
         stack = launch(member, project, ready_version)
     with django_capture_on_commit_callbacks(execute=True):
-        services.stack_destroy(user=member, stack=stack)
+        lifecycle.stack_destroy(user=member, stack=stack)
     for callback in queued_build:  # the build task arrives late
         callback()
     stack.refresh_from_db()
@@ -298,13 +310,13 @@ def test_deleted_before_the_worker_runs_builds_nothing(
 def test_deleted_while_the_image_downloads_stops_the_build(
     member, project, test_host, ready_version, monkeypatch, django_capture_on_commit_callbacks
 ):
-    real_download = services.image_ensure_cached
+    real_download = build.image_ensure_cached
 
     def download_while_user_deletes(*, version, progress=None):
-        services.stack_destroy(user=member, stack=Stack.objects.get(name="racy"))
+        lifecycle.stack_destroy(user=member, stack=Stack.objects.get(name="racy"))
         return real_download(version=version, progress=progress)
 
-    monkeypatch.setattr(services, "image_ensure_cached", download_while_user_deletes)
+    monkeypatch.setattr(build, "image_ensure_cached", download_while_user_deletes)
     with django_capture_on_commit_callbacks(execute=True):
         stack = launch(member, project, ready_version, name="racy")
     stack.refresh_from_db()
@@ -317,7 +329,7 @@ def test_deleted_while_the_image_downloads_stops_the_build(
 
 
 def _base_volume_name(version) -> str:
-    from provisioning.drivers.domain_xml import base_volume_name
+    from provisioning.naming import base_volume_name
 
     return base_volume_name(version.image.sha256, "qcow2")
 
@@ -346,7 +358,7 @@ def test_an_upload_abandoned_by_a_dead_worker_is_taken_over(
         host=test_host, image=ready_version.image, volume_name=_base_volume_name(ready_version)
     )
     HostImage.objects.filter(pk=abandoned.pk).update(
-        updated_at=timezone.now() - services.STALE_UPLOAD_AFTER - timedelta(seconds=1)
+        updated_at=timezone.now() - base_images.STALE_UPLOAD_AFTER - timedelta(seconds=1)
     )
     with django_capture_on_commit_callbacks(execute=True):
         stack = launch(member, project, ready_version)
@@ -379,14 +391,21 @@ def test_a_base_volume_already_in_the_pool_is_adopted(
 def test_a_stuck_teardown_is_retried_once_per_period_not_every_minute(
     member, project, test_host, ready_version, monkeypatch
 ):
-    queued: list[int] = []
-    monkeypatch.setattr(services, "_queue_teardown", queued.append)  # the worker is still down
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    monkeypatch.setattr(Conf, "SYNC", False)  # tasks wait in the broker: the worker is still down
     stack = launch(member, project, ready_version)
     Stack.objects.filter(pk=stack.pk).update(
-        status=Status.DELETING, updated_at=timezone.now() - services.STUCK_TEARDOWN_AFTER - timedelta(seconds=1)
+        status=Status.DELETING, updated_at=timezone.now() - lifecycle.STUCK_TEARDOWN_AFTER - timedelta(seconds=1)
     )
-    services.leases_expire()
-    services.leases_expire(now=timezone.now() + timedelta(minutes=1))
-    assert queued == [stack.pk]
-    services.leases_expire(now=timezone.now() + services.STUCK_TEARDOWN_AFTER + timedelta(seconds=1))
-    assert queued == [stack.pk, stack.pk]
+
+    def teardowns_queued() -> int:
+        return sum(task.func() == "provisioning.tasks.teardown_stack" for task in OrmQ.objects.all())
+
+    retry_events = stack.events.filter(message="teardown is taking too long; trying again")
+    lifecycle.leases_expire()
+    lifecycle.leases_expire(now=timezone.now() + timedelta(minutes=1))
+    assert (teardowns_queued(), retry_events.count()) == (1, 1)
+    lifecycle.leases_expire(now=timezone.now() + lifecycle.STUCK_TEARDOWN_AFTER + timedelta(seconds=1))
+    assert (teardowns_queued(), retry_events.count()) == (2, 2)

@@ -5,8 +5,9 @@ teardown that lost its host: each can leave a domain or an overlay volume that n
 the database claims. Everything the portal makes carries its tags (domain metadata, overlay
 volume names), so the reconciler can tell its own leftovers from anything else on the host.
 
-Only names this deployment made are considered (domains prefixed with DEPLOYMENT_NAME,
-overlay volumes in the host's own pool); base images are the cache and are never touched.
+Only what this deployment made is considered (domains whose metadata names DEPLOYMENT_NAME,
+overlay volumes whose names match this deployment's pattern exactly, see ``provisioning.naming``);
+base images are the cache and are never touched.
 An instance row is written before its domain or volume exists, so a build in progress is
 always claimed and never mistaken for an orphan.
 """
@@ -16,13 +17,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.conf import settings
-
 from portal import audit
+from provisioning import naming
 from provisioning.drivers import DriverError, HypervisorDriver
-from provisioning.drivers.domain_xml import parse_volume_tags
-from provisioning.hosts import driver_for
 from provisioning.models import Host, Instance, Status
+from provisioning.services.hosts import driver_for
 
 logger = logging.getLogger(__name__)
 
@@ -58,16 +57,15 @@ def find_leftovers(*, driver: HypervisorDriver, host: Host) -> list[Leftover]:
     claimed = Instance.objects.filter(host=host).exclude(status=Status.DELETED)
     claimed_domains = set(claimed.values_list("domain_name", flat=True))
     claimed_volumes = set(claimed.values_list("volume_name", flat=True))
-    prefix = f"{settings.DEPLOYMENT_NAME}-"
     leftovers = [
         Leftover("domain", domain.name)
         for domain in driver.list_domains()
-        if domain.name.startswith(prefix) and domain.name not in claimed_domains
+        if naming.is_ours(domain.tags) and domain.name not in claimed_domains
     ]
     leftovers += [
         Leftover("volume", volume.name)
         for volume in driver.list_volumes(pool=host.storage_pool)
-        if parse_volume_tags(volume.name) is not None and volume.name not in claimed_volumes
+        if naming.parse_overlay_volume_name(volume.name) is not None and volume.name not in claimed_volumes
     ]
     return leftovers
 

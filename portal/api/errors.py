@@ -1,0 +1,65 @@
+"""The API's one exception handler: every error answers ``{"code", "detail", "fields"?}``.
+
+Services raise ``portal.errors.PortalError``; DRF raises its own exceptions for bad bodies,
+missing credentials or unknown ids; Django's model validation raises ``ValidationError``. All of
+them leave here in the same shape, so clients handle one error format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from portal import errors
+
+
+def _flatten(detail: Any) -> list[str]:
+    if isinstance(detail, dict):
+        return [message for value in detail.values() for message in _flatten(value)]
+    if isinstance(detail, list):
+        return [message for value in detail for message in _flatten(value)]
+    return [str(detail)]
+
+
+def _from_drf_validation(exc: exceptions.ValidationError) -> errors.PortalError:
+    detail = exc.detail
+    if isinstance(detail, dict):
+        general = detail.get("non_field_errors", [])
+        fields = {name: _flatten(value) for name, value in detail.items() if name != "non_field_errors"}
+        messages = _flatten(general) or [f"{name}: {text[0]}" for name, text in fields.items()][:1]
+        return errors.Invalid(messages[0] if messages else "invalid input", fields=fields)
+    messages = _flatten(detail)
+    return errors.Invalid(messages[0] if messages else "invalid input")
+
+
+def as_portal_error(exc: Exception) -> errors.PortalError | None:
+    """The portal error ``exc`` stands for, or None for exceptions that are not the caller's fault."""
+    if isinstance(exc, errors.PortalError):
+        return exc
+    if isinstance(exc, DjangoValidationError):
+        return errors.Invalid.from_django(exc)
+    if isinstance(exc, Http404):
+        return errors.NotFound(str(exc) or "not found")
+    if isinstance(exc, DjangoPermissionDenied):
+        return errors.PermissionDenied(str(exc) or "you may not do this")
+    if isinstance(exc, exceptions.ValidationError):
+        return _from_drf_validation(exc)
+    return None
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    portal_error = as_portal_error(exc)
+    if portal_error is not None:
+        return Response(portal_error.as_body(), status=portal_error.status)
+    response = exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+        response.data = {"code": code, "detail": " ".join(_flatten(exc.detail))}
+    return response

@@ -1,0 +1,151 @@
+"""The worker's side of a launch: bring every instance of a pending stack to running.
+
+Image download (catalog), base volume upload, copy-on-write overlay, domain define and start. A
+failed build removes what it made and records a readable reason; a stack deleted mid-build stops
+quietly, because the teardown owns it from then on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.services import CatalogError, image_ensure_cached
+from provisioning.drivers import DomainInfo, DomainSpec, DriverError, HypervisorDriver, PortForward, PortUnavailable
+from provisioning.models import Host, Instance, PublishedPort, Stack, Status
+from provisioning.placement import allocate_port
+from provisioning.progress import announce_stack_change
+from provisioning.services.base_images import ensure_base_volume
+from provisioning.services.cleanup import remove_instances
+from provisioning.services.events import stack_event
+from provisioning.services.hosts import driver_for
+from provisioning.services.launch import instance_tags
+
+logger = logging.getLogger(__name__)
+
+PORT_ATTEMPTS = 3
+
+
+class _StackLeftBuilding(Exception):
+    """The stack was deleted while it was being built."""
+
+
+def stack_build(*, stack: Stack) -> Stack:
+    """Bring every instance of a pending stack to running; on failure clean up and say why."""
+    started = Stack.objects.filter(pk=stack.pk, status=Status.PENDING).update(status=Status.BUILDING)
+    if not started:
+        stack.refresh_from_db()
+        return stack  # deleted or already handled while queued
+    stack_event(stack, "building")
+    instances = list(stack.instances.select_related("host", "appliance_version__image", "stack"))
+    try:
+        for instance in instances:
+            _build_instance(stack=stack, instance=instance)
+    except _StackLeftBuilding:
+        # Not a failure. The teardown owns the stack now; this only removes what the build made
+        # after the teardown looked.
+        remove_instances(instances)
+        stack_event(stack, "build stopped: the stack is being deleted")
+        stack.refresh_from_db()
+        return stack
+    except (DriverError, CatalogError) as exc:
+        _fail_stack(stack, instances, str(exc))
+        return stack
+    except Exception as exc:
+        # A bug must not leave a stack "building" forever with a VM nobody owns.
+        logger.exception("stack %s build crashed", stack.pk)
+        _fail_stack(stack, instances, f"internal error: {exc.__class__.__name__}: {exc}")
+        return stack
+    with transaction.atomic():
+        marked = Stack.objects.filter(pk=stack.pk, status=Status.BUILDING).update(
+            status=Status.RUNNING, running_at=timezone.now(), status_reason=""
+        )
+    if marked:
+        stack_event(stack, "running")
+    stack.refresh_from_db()
+    return stack
+
+
+def _build_instance(*, stack: Stack, instance: Instance) -> None:
+    version = instance.appliance_version
+    Instance.objects.filter(pk=instance.pk).update(status=Status.BUILDING)
+    if version.image.status != version.image.Status.READY:
+        stack_event(stack, f"downloading image for {version} ({version.size_bytes // (1024 * 1024)} MiB)")
+    # Download progress lives on the cached image; nudging watchers lets the page redraw the bar.
+    image = image_ensure_cached(version=version, progress=lambda _done, _total: announce_stack_change(stack.pk))
+    host = instance.host
+    assert host is not None, "placement gives every instance a host before its build is queued"
+    with driver_for(host) as driver:
+        base = ensure_base_volume(driver=driver, host=host, image=image, stack=stack)
+        # Held across create-and-start so a concurrent delete either sees the domain or stops us first.
+        with transaction.atomic():
+            locked = Stack.objects.select_for_update().get(pk=stack.pk)
+            if locked.status != Status.BUILDING:
+                raise _StackLeftBuilding(f"stack became {locked.status} while building")
+            overlay = driver.create_overlay(pool=host.storage_pool, name=instance.volume_name, backing=base)
+            try:
+                info = _start_domain(driver=driver, host=host, instance=instance, disk_path=overlay.path, stack=stack)
+            except DriverError:
+                driver.delete_volume(pool=host.storage_pool, name=instance.volume_name)
+                raise
+            Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING, vnc_port=info.vnc_port)
+    stack_event(stack, f"{instance.name} started on {host.name}")
+
+
+def _start_domain(
+    *, driver: HypervisorDriver, host: Host, instance: Instance, disk_path: str, stack: Stack
+) -> DomainInfo:
+    """Define and start the domain; if a published port was grabbed by someone else meanwhile, move it."""
+    attempts_left = PORT_ATTEMPTS
+    while True:
+        try:
+            return driver.define_and_start(_domain_spec(host=host, instance=instance, disk_path=disk_path))
+        except PortUnavailable:
+            attempts_left -= 1
+            if not attempts_left:
+                raise
+            _move_published_ports(instance=instance, host=host, stack=stack)
+
+
+def _domain_spec(*, host: Host, instance: Instance, disk_path: str) -> DomainSpec:
+    return DomainSpec(
+        name=instance.domain_name,
+        domain_type=host.domain_type,
+        vcpus=instance.vcpus,
+        memory_mib=instance.memory_mib,
+        disk_path=disk_path,
+        tags=instance_tags(instance),
+        port_forwards=tuple(
+            PortForward(host_port=p.host_port, guest_port=p.guest_port, host_address=host.public_address)
+            for p in instance.published_ports.all()
+        ),
+    )
+
+
+def _move_published_ports(*, instance: Instance, host: Host, stack: Stack) -> None:
+    Host.objects.select_for_update().get(pk=host.pk)  # the same lock launches take to reserve ports
+    for published in instance.published_ports.all():
+        old_port = published.host_port
+        published.host_port = allocate_port(host)
+        published.save(update_fields=["host_port"])
+        stack_event(stack, f"port {old_port} on {host.name} is taken by another program; using {published.host_port}")
+
+
+def _fail_stack(stack: Stack, instances: list[Instance], reason: str) -> None:
+    logger.warning("stack %s failed: %s", stack.pk, reason)
+    cleanup_problems = remove_instances(instances)
+    if cleanup_problems:
+        reason = f"{reason} (cleanup incomplete: {'; '.join(cleanup_problems)})"
+    with transaction.atomic():
+        Instance.objects.filter(stack=stack).exclude(status=Status.DELETED).update(
+            status=Status.ERROR, status_reason=reason[:1000]
+        )
+        if not cleanup_problems:
+            PublishedPort.objects.filter(instance__stack=stack).delete()
+        Stack.objects.filter(pk=stack.pk).exclude(status__in=(Status.DELETING, Status.DELETED)).update(
+            status=Status.ERROR, status_reason=reason
+        )
+    stack_event(stack, f"failed: {reason}", is_error=True)
+    stack.refresh_from_db()

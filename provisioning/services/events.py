@@ -1,0 +1,12 @@
+"""Progress lines on a stack: recorded for the stack page and announced to its watchers."""
+
+from __future__ import annotations
+
+from provisioning.models import Stack, StackEvent
+from provisioning.progress import announce_stack_change
+
+
+def stack_event(stack: Stack, message: str, *, is_error: bool = False) -> None:
+    """Record a line of progress; every status change comes with one, so watchers are nudged here."""
+    StackEvent.objects.create(stack=stack, message=message[:500], is_error=is_error)
+    announce_stack_change(stack.pk)

@@ -1,0 +1,129 @@
+"""Registering and changing hosts, and reading their capacity and health through the driver."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from portal import audit, errors
+from portal.scoping import User, is_operator
+from provisioning.drivers import DriverError, HypervisorDriver, open_driver
+from provisioning.models import Host
+
+logger = logging.getLogger(__name__)
+
+# What an operator may set on a host; everything else is observed from the host itself.
+SETTABLE_FIELDS = (
+    "name",
+    "uri",
+    "domain_type",
+    "enabled",
+    "storage_pool",
+    "storage_pool_path",
+    "public_address",
+    "cpu_overcommit",
+    "memory_reserved_mib",
+)
+
+
+def driver_for(host: Host) -> HypervisorDriver:
+    return open_driver(host.uri)
+
+
+def _require_operator(user: User) -> None:
+    if not is_operator(user):
+        raise errors.PermissionDenied("only operators may register or change hosts")
+
+
+def _validated(host: Host) -> None:
+    try:
+        host.full_clean()
+    except ValidationError as exc:
+        raise errors.Invalid.from_django(exc) from None
+
+
+def host_register(*, user: User, name: str, uri: str, **settings: Any) -> Host:
+    """Add a host after proving the portal can reach it; an unreachable URI adds nothing."""
+    _require_operator(user)
+    unknown = set(settings) - set(SETTABLE_FIELDS)
+    if unknown:
+        raise errors.Invalid(f"hosts have no settable field {', '.join(sorted(unknown))}")
+    host = Host(name=name, uri=uri, **settings)
+    _validated(host)
+    _apply(host, host_probe(host=host))
+    with transaction.atomic():
+        host.save()
+        audit.record(actor=user, action="host.register", target=host, uri=uri)
+    return host
+
+
+def host_update(*, user: User, host: Host, **changes: Any) -> Host:
+    """Change an operator-set field of a host; a changed URI or pool is connected to before it is saved."""
+    _require_operator(user)
+    unknown = set(changes) - set(SETTABLE_FIELDS)
+    if unknown:
+        raise errors.Invalid(f"hosts have no settable field {', '.join(sorted(unknown))}")
+    changed = {field: value for field, value in changes.items() if getattr(host, field) != value}
+    if not changed:
+        return host
+    for field, value in changed.items():
+        setattr(host, field, value)
+    _validated(host)
+    touched = list(changed)
+    if {"uri", "storage_pool", "storage_pool_path"} & set(changed):
+        _apply(host, host_probe(host=host))
+        touched += list(Host.OBSERVED_FIELDS)
+    with transaction.atomic():
+        host.save(update_fields=touched)
+        audit.record(actor=user, action="host.update", target=host, fields=sorted(changed))
+    return host
+
+
+def host_probe(*, host: Host) -> dict[str, Any]:
+    """Connect to a host and read what the portal observes; refuse it with a readable reason if that fails."""
+    try:
+        return _observe(host)
+    except DriverError as exc:
+        raise errors.Invalid.for_field("uri", f"cannot use host {host.uri}: {exc.message}") from None
+
+
+def host_refresh(*, host: Host) -> Host:
+    """Re-read capacity and health; a host that does not answer is marked unhealthy, not removed.
+
+    Only the observed fields are written: an operator's edit made during the (slow) read stays.
+    """
+    try:
+        observed = _observe(host)
+    except DriverError as exc:
+        logger.warning("host %s unhealthy: %s", host.name, exc.message)
+        observed = {"healthy": False, "health_error": exc.message, "last_checked_at": timezone.now()}
+    Host.objects.filter(pk=host.pk).update(**observed)
+    _apply(host, observed)
+    return host
+
+
+def _apply(host: Host, observed: dict[str, Any]) -> None:
+    for field, value in observed.items():
+        setattr(host, field, value)
+
+
+def _observe(host: Host) -> dict[str, Any]:
+    with driver_for(host) as driver:
+        info = driver.host_info()
+        driver.ensure_dir_pool(name=host.storage_pool, path=host.storage_pool_path)
+    return {
+        "cpus": info.cpus,
+        "memory_mib": info.memory_mib,
+        "free_memory_mib": info.free_memory_mib,
+        "hypervisor": info.hypervisor,
+        "libvirt_version": info.libvirt_version,
+        "hostname": info.hostname,
+        "guests_bind_host_ports": info.capabilities.guests_bind_host_ports,
+        "healthy": True,
+        "health_error": "",
+        "last_checked_at": timezone.now(),
+    }

@@ -1,0 +1,107 @@
+"""A stack after launch: renew its lease, destroy it (data and all), expire leases that ran out."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from portal import audit, errors
+from portal.models import Role
+from portal.scoping import User, require_role
+from provisioning.models import DELETABLE_STATUSES, Instance, PublishedPort, Stack, Status
+from provisioning.services.cleanup import remove_instances
+from provisioning.services.events import stack_event
+from provisioning.services.launch import check_lease
+
+STUCK_TEARDOWN_AFTER = timedelta(minutes=10)
+
+
+def stack_renew_lease(*, user: User, stack: Stack, lease_seconds: int) -> Stack:
+    """Set the stack to expire ``lease_seconds`` from now (longer or shorter than before)."""
+    require_role(user, stack.project, Role.MEMBER)
+    check_lease(lease_seconds)
+    with transaction.atomic():
+        locked = Stack.objects.select_for_update().get(pk=stack.pk)
+        if locked.status not in DELETABLE_STATUSES:
+            raise errors.WrongState(f"stack is {locked.status}")
+        locked.expires_at = timezone.now() + timedelta(seconds=lease_seconds)
+        locked.save(update_fields=["expires_at", "updated_at"])
+        stack_event(locked, f"lease renewed until {locked.expires_at:%Y-%m-%d %H:%M:%S %Z}")
+        audit.record(
+            actor=user, action="stack.renew_lease", target=locked, project=locked.project, lease_seconds=lease_seconds
+        )
+    return locked
+
+
+def stack_destroy(*, user: User | None, stack: Stack, reason: str = "deleted by user") -> Stack:
+    """Mark the stack for deletion and queue the teardown (domains and volumes, data and all).
+
+    ``user`` is None when the portal itself destroys the stack (lease expiry).
+    """
+    if user is not None:
+        require_role(user, stack.project, Role.MEMBER)
+    with transaction.atomic():
+        locked = Stack.objects.select_for_update().get(pk=stack.pk)
+        if locked.status == Status.DELETING:
+            return locked
+        if locked.status not in DELETABLE_STATUSES:
+            raise errors.WrongState(f"stack is {locked.status}")
+        locked.status = Status.DELETING
+        locked.status_reason = reason
+        locked.save(update_fields=["status", "status_reason", "updated_at"])
+        stack_event(locked, f"deleting: {reason}")
+        audit.record(actor=user, action="stack.destroy", target=locked, project=locked.project, reason=reason)
+        transaction.on_commit(lambda: _queue_teardown(locked.pk))
+    return locked
+
+
+def _queue_teardown(stack_id: int) -> None:
+    async_task("provisioning.tasks.teardown_stack", stack_id, task_name=f"teardown-stack-{stack_id}")
+
+
+def stack_teardown(*, stack: Stack) -> Stack:
+    """The worker's side of a delete: remove every instance from its host, then release what it held."""
+    with transaction.atomic():
+        locked = Stack.objects.select_for_update().get(pk=stack.pk)
+        if locked.status != Status.DELETING:
+            return locked
+        instances = list(locked.instances.select_related("host", "stack"))
+        problems = remove_instances(instances)
+        if problems:
+            reason = f"delete failed: {'; '.join(problems)}; delete again to retry"
+            locked.status, locked.status_reason = Status.ERROR, reason
+            locked.save(update_fields=["status", "status_reason", "updated_at"])
+            stack_event(locked, reason, is_error=True)
+            return locked
+        Instance.objects.filter(stack=locked).update(status=Status.DELETED)
+        PublishedPort.objects.filter(instance__stack=locked).delete()
+        locked.status, locked.deleted_at = Status.DELETED, timezone.now()
+        locked.save(update_fields=["status", "deleted_at", "updated_at"])
+        stack_event(locked, "deleted: domains destroyed, disks removed")
+    return locked
+
+
+def leases_expire(*, now: datetime | None = None) -> int:
+    """Queue the teardown of every stack whose lease has run out; return how many.
+
+    Also re-queues teardowns that have sat in "deleting" too long (a worker died or the
+    database refused a write), so an expired stack can never linger with its VM running.
+    """
+    now = now or timezone.now()
+    count = 0
+    for stack in Stack.objects.filter(expires_at__lte=now, status__in=DELETABLE_STATUSES):
+        try:
+            stack_destroy(user=None, stack=stack, reason="lease expired")
+            count += 1
+        except errors.WrongState:
+            continue
+    stuck = Stack.objects.filter(status=Status.DELETING, updated_at__lte=now - STUCK_TEARDOWN_AFTER)
+    for stack_id in list(stuck.values_list("pk", flat=True)):
+        # Touching updated_at spaces the retries out instead of queueing one every minute.
+        Stack.objects.filter(pk=stack_id).update(updated_at=now)
+        stack_event(Stack(pk=stack_id), "teardown is taking too long; trying again")
+        _queue_teardown(stack_id)
+    return count
