@@ -7,6 +7,7 @@ typo in deployment stops the process at start instead of running with a silent d
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -22,6 +23,14 @@ def env_str(name: str, default: str | None = None) -> str:
         if default is None:
             raise ImproperlyConfigured(f"environment variable {name} is required")
         return default
+    return value
+
+
+def env_matching(name: str, default: str, *, pattern: str, explain: str) -> str:
+    """A string that must match ``pattern`` entirely; ``explain`` tells the operator what is allowed."""
+    value = env_str(name, default)
+    if not re.fullmatch(pattern, value):
+        raise ImproperlyConfigured(f"environment variable {name}={value!r} is invalid: {explain}")
     return value
 
 

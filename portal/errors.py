@@ -22,7 +22,8 @@ class PortalError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.fields: dict[str, list[str]] = {
-            name: [messages] if isinstance(messages, str) else list(messages) for name, messages in (fields or {}).items()
+            name: [messages] if isinstance(messages, str) else list(messages)
+            for name, messages in (fields or {}).items()
         }
 
     @classmethod

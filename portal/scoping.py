@@ -8,7 +8,6 @@ projects are reported as missing (404), never as forbidden, so their existence d
 
 from __future__ import annotations
 
-
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 

@@ -13,6 +13,7 @@ from portal.env import (
     env_bool,
     env_int,
     env_list,
+    env_matching,
     env_path,
     env_str,
     redis_url,
@@ -193,7 +194,13 @@ FETCH_FILE_ROOTS = [Path(p).resolve() for p in env_list("PORTAL_FETCH_FILE_ROOTS
 # Provisioning
 # Prefix of every domain name this portal makes, so several portals (or test runs) can share
 # a host without their names colliding.
-DEPLOYMENT_NAME = env_str("PORTAL_DEPLOYMENT", "portal")
+# Its shape is what keeps names unambiguous between deployments (see provisioning.naming).
+DEPLOYMENT_NAME = env_matching(
+    "PORTAL_DEPLOYMENT",
+    "portal",
+    pattern=r"(?=.{1,16}$)[a-z0-9]+(-[a-z0-9]+)*",
+    explain="at most 16 lowercase letters and digits, with single '-' between them",
+)
 PUBLISH_PORT_RANGE = (
     env_int("PORTAL_PORT_MIN", 20000, minimum=1024, maximum=65535),
     env_int("PORTAL_PORT_MAX", 29999, minimum=1024, maximum=65535),

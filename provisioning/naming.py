@@ -14,9 +14,12 @@ import re
 from django.conf import settings
 
 from provisioning.drivers import DomainTags
+from provisioning.drivers.domain_xml import DISK_FORMATS
 
 DEPLOYMENT_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-DEPLOYMENT_MAX_LENGTH = 24
+# libvirt object names are kept to 63 characters (``domain_xml.NAME_PATTERN``). With 16, a base volume
+# (deployment + "-base-" + 32 hex digits + ".qcow2") takes 60 and an overlay fits ids of 11 digits.
+DEPLOYMENT_MAX_LENGTH = 16
 _SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 _ROLE_UNSAFE = re.compile(r"[^a-z0-9-]+")
 _MAX_DOMAIN_NAME = 63
@@ -69,6 +72,6 @@ def base_volume_name(sha256: str, disk_format: str) -> str:
     digest = sha256.lower()
     if not _SHA256_PATTERN.fullmatch(digest):
         raise ValueError(f"invalid sha256 {sha256!r}: expected 64 hex digits")
-    if not re.fullmatch(r"[a-z0-9]{1,8}", disk_format):
-        raise ValueError(f"invalid disk format {disk_format!r}")
+    if disk_format not in DISK_FORMATS:
+        raise ValueError(f"invalid disk format {disk_format!r}: expected one of {sorted(DISK_FORMATS)}")
     return f"{deployment()}-base-{digest[:32]}.{disk_format}"

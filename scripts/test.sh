@@ -18,6 +18,8 @@ export PORTAL_TEST_REDIS_URL="${PORTAL_TEST_REDIS_URL:-redis://127.0.0.1:6379/15
 say "ruff"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
+say "mypy"
+"$VENV/bin/mypy"  # the modules listed under [tool.mypy] files in pyproject.toml
 say "migrations are up to date"
 manage makemigrations --check --dry-run >/dev/null
 say "pytest"

@@ -1,6 +1,6 @@
 """The hypervisor boundary: typed requests and answers, one libvirt implementation.
 
-Only ``provisioning.drivers.libvirt_driver`` imports ``libvirt``; everything else speaks in
+Only the ``libvirt_*`` modules of this package import ``libvirt``; everything else speaks in
 the dataclasses and errors of ``provisioning.drivers.base``.
 """
 
@@ -9,6 +9,7 @@ from provisioning.drivers.base import (
     DomainSpec,
     DomainTags,
     DriverError,
+    HostCapabilities,
     HostInfo,
     HostUnreachable,
     HypervisorDriver,
@@ -32,6 +33,7 @@ __all__ = [
     "DomainSpec",
     "DomainTags",
     "DriverError",
+    "HostCapabilities",
     "HostInfo",
     "HostUnreachable",
     "HypervisorDriver",

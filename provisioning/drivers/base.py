@@ -51,13 +51,26 @@ class Unsupported(DriverError):
 
 
 @dataclass(frozen=True)
+class HostCapabilities:
+    """What a host's hypervisor can do, so callers ask about abilities instead of driver names.
+
+    Both are false only for simulated hosts (libvirt's ``test://`` driver), whose volumes keep no
+    bytes and whose guests never run: there is nothing to upload and no port a guest could take.
+    """
+
+    stores_volume_data: bool  # volumes hold real bytes, so base images must be streamed into them
+    guests_bind_host_ports: bool  # published ports are really bound on the host, so probing them means something
+
+
+@dataclass(frozen=True)
 class HostInfo:
     hostname: str
-    hypervisor: str  # libvirt's driver name: "QEMU", "Test", ...
+    hypervisor: str  # libvirt's driver name: "QEMU", "TEST", ...
     libvirt_version: str  # "9.0.0"
     cpus: int
     memory_mib: int
     free_memory_mib: int
+    capabilities: HostCapabilities
 
 
 @dataclass(frozen=True)
@@ -174,7 +187,7 @@ class HypervisorDriver(Protocol):
     def domain_info(self, *, name: str) -> DomainInfo: ...
 
     def list_domains(self) -> list[DomainInfo]:
-        """Every domain on the host that carries the portal's metadata tags."""
+        """Every domain on the host that carries portal metadata tags, whichever deployment made it."""
         ...
 
     def close(self) -> None: ...

@@ -100,7 +100,9 @@ def stack_launch(
 
 
 def instance_tags(instance: Instance) -> DomainTags:
-    return naming.instance_tags(project_id=instance.stack.project_id, stack_id=instance.stack_id, instance_id=instance.pk)
+    return naming.instance_tags(
+        project_id=instance.stack.project_id, stack_id=instance.stack_id, instance_id=instance.pk
+    )
 
 
 def _check_quota(project: Project, *, instances: int, vcpus: int, memory_mib: int) -> None:

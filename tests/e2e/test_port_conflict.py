@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from provisioning.services import hosts, launch, lifecycle
 from provisioning.models import Status
+from provisioning.services import hosts, launch, lifecycle
 from tests.e2e.conftest import SYSTEM_URI
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-ports")]

@@ -6,7 +6,6 @@ import urllib.request
 
 import pytest
 
-from provisioning import naming
 from provisioning.drivers import open_driver
 from provisioning.models import Host, Status
 from provisioning.services import lifecycle

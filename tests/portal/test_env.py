@@ -76,3 +76,17 @@ def test_redis_url(monkeypatch):
         redis_url()
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
     assert redis_url() == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize("raw", ["", "Portal", "a_b", "-a", "a-", "a--b", "a" * 17, "portal.b"])
+def test_a_pattern_refuses_and_explains(monkeypatch, raw):
+    from portal.env import env_matching
+
+    monkeypatch.setenv("PORTAL_DEPLOYMENT", raw)
+    with pytest.raises(ImproperlyConfigured, match=r"PORTAL_DEPLOYMENT=.* is invalid: at most 16"):
+        env_matching(
+            "PORTAL_DEPLOYMENT",
+            "portal",
+            pattern=r"(?=.{1,16}$)[a-z0-9]+(-[a-z0-9]+)*",
+            explain="at most 16 lowercase letters and digits, with single '-' between them",
+        )

@@ -11,21 +11,17 @@ from provisioning.drivers.base import DomainSpec, DomainTags, InvalidRequest, Po
 from provisioning.drivers.domain_xml import (
     PORTAL_NS,
     QEMU_NS,
-    base_volume_name,
     build_dir_pool_xml,
     build_domain_xml,
     build_overlay_xml,
     build_volume_xml,
-    overlay_volume_name,
     parse_domain_tags,
     parse_pool_path,
     parse_vnc_port,
     parse_volume_format,
-    parse_volume_tags,
 )
 
-TAGS = DomainTags(project_id=1, stack_id=2, instance_id=3)
-SHA = "ab" * 32
+TAGS = DomainTags(deployment="lab-1", project_id=1, stack_id=2, instance_id=3)
 
 
 def make_spec(**changes: object) -> DomainSpec:
@@ -34,7 +30,7 @@ def make_spec(**changes: object) -> DomainSpec:
         domain_type="qemu",
         vcpus=2,
         memory_mib=512,
-        disk_path="/var/lib/libvirt/images/portal/portal-p1-s2-i3.qcow2",
+        disk_path="/var/lib/libvirt/images/portal/lab-1-p1-s2-i3.qcow2",
         tags=TAGS,
     )
     return dataclasses.replace(spec, **changes)
@@ -64,11 +60,11 @@ def test_domain_basics() -> None:
 
 
 def test_os_boots_hvm_from_disk_with_acpi_and_apic() -> None:
-    root = parse(build_domain_xml(make_spec(arch="x86_64")))
+    root = parse(build_domain_xml(make_spec(arch="i686")))
 
     os_type = root.find("os/type")
     assert os_type.text == "hvm"
-    assert os_type.attrib == {"arch": "x86_64", "machine": "pc"}
+    assert os_type.attrib == {"arch": "i686", "machine": "pc"}
     assert root.find("os/boot").attrib == {"dev": "hd"}
     assert [feature.tag for feature in root.find("features")] == ["acpi", "apic"]
 
@@ -94,7 +90,7 @@ def test_serial_console_and_video() -> None:
 
 
 def test_vnc_listens_on_loopback_only() -> None:
-    graphics = parse(build_domain_xml(make_spec(vnc=True))).find("devices/graphics")
+    graphics = parse(build_domain_xml(make_spec())).find("devices/graphics")  # VNC is on unless turned off
 
     assert graphics.attrib == {"type": "vnc", "autoport": "yes", "listen": "127.0.0.1"}
     assert graphics.find("listen").attrib == {"type": "address", "address": "127.0.0.1"}
@@ -111,7 +107,7 @@ def test_metadata_carries_the_owner_in_the_portal_namespace() -> None:
     xml = build_domain_xml(make_spec())
     element = parse(xml).find(f"metadata/{{{PORTAL_NS}}}instance")
 
-    assert element.attrib == {"project": "1", "stack": "2", "instance": "3"}
+    assert element.attrib == {"deployment": "lab-1", "project": "1", "stack": "2", "instance": "3"}
     assert f'xmlns:portal="{PORTAL_NS}"' in xml
     assert "<portal:instance " in xml
 
@@ -172,9 +168,9 @@ def test_hostile_disk_path_is_escaped_not_injected() -> None:
 
 @pytest.mark.parametrize("port", [0, -1, 65536, 100000, True])
 def test_out_of_range_ports_are_refused(port: int) -> None:
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidRequest, match="invalid host port"):
         build_domain_xml(make_spec(port_forwards=(PortForward(host_port=port, guest_port=80),)))
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidRequest, match="invalid guest port"):
         build_domain_xml(make_spec(port_forwards=(PortForward(host_port=8080, guest_port=port),)))
 
 
@@ -198,22 +194,25 @@ def test_a_host_port_cannot_be_published_twice() -> None:
 
 
 @pytest.mark.parametrize(
-    "changes",
+    ("changes", "message"),
     [
-        {"domain_type": "xen"},
-        {"domain_type": "kvm'/><x"},
-        {"vcpus": 0},
-        {"vcpus": 10_000},
-        {"memory_mib": 1},
-        {"disk_path": "relative/disk.qcow2"},
-        {"disk_path": "/images/a\nb.qcow2"},
-        {"disk_format": "qcow3"},
-        {"arch": "x86_64'/>"},
-        {"tags": DomainTags(project_id=-1, stack_id=2, instance_id=3)},
+        ({"domain_type": "xen"}, "unsupported domain type"),
+        ({"domain_type": "kvm'/><x"}, "unsupported domain type"),
+        ({"vcpus": 0}, "invalid vCPU count"),
+        ({"vcpus": 10_000}, "invalid vCPU count"),
+        ({"memory_mib": 1}, "invalid memory in MiB"),
+        ({"disk_path": "relative/disk.qcow2"}, "invalid disk path"),
+        ({"disk_path": "/images/a\nb.qcow2"}, "invalid disk path"),
+        ({"disk_format": "qcow3"}, "unsupported disk format"),
+        ({"arch": "x86_64'/>"}, "invalid architecture"),
+        ({"tags": dataclasses.replace(TAGS, project_id=-1)}, "invalid project id"),
+        ({"tags": dataclasses.replace(TAGS, instance_id=-3)}, "invalid instance id"),
+        ({"tags": dataclasses.replace(TAGS, deployment="")}, "invalid deployment name"),
+        ({"tags": dataclasses.replace(TAGS, deployment="lab'/><evil/>")}, "invalid deployment name"),
     ],
 )
-def test_impossible_specs_are_refused(changes: dict[str, object]) -> None:
-    with pytest.raises(InvalidRequest):
+def test_impossible_specs_are_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
         build_domain_xml(make_spec(**changes))
 
 
@@ -226,7 +225,9 @@ def test_tags_round_trip_through_domain_xml() -> None:
 
 def test_tags_from_the_bare_metadata_element() -> None:
     # virDomainGetMetadata returns the element without its namespace.
-    assert parse_domain_tags('<instance project="4" stack="5" instance="6"/>') == DomainTags(4, 5, 6)
+    bare = '<instance deployment="lab-2" project="4" stack="5" instance="6"/>'
+
+    assert parse_domain_tags(bare) == DomainTags(deployment="lab-2", project_id=4, stack_id=5, instance_id=6)
 
 
 @pytest.mark.parametrize(
@@ -238,6 +239,8 @@ def test_tags_from_the_bare_metadata_element() -> None:
         f"<domain><metadata><p:instance xmlns:p='{PORTAL_NS}' project='one' stack='2' instance='3'/>"
         "</metadata></domain>",
         f"<domain><metadata><p:instance xmlns:p='{PORTAL_NS}' project='1'/></metadata></domain>",
+        # made before tags named their deployment: no portal may claim it
+        f"<domain><metadata><p:instance xmlns:p='{PORTAL_NS}' project='1' stack='2' instance='3'/></metadata></domain>",
         "not xml at all <",
     ],
 )
@@ -271,9 +274,16 @@ def test_dir_pool_xml() -> None:
     assert parse_pool_path(build_dir_pool_xml("p", "/srv/p")) == "/srv/p"
 
 
-@pytest.mark.parametrize(("name", "path"), [("x'/><evil/>", "/srv/p"), ("p", "relative"), ("p", "")])
-def test_bad_pool_requests_are_refused(name: str, path: str) -> None:
-    with pytest.raises(InvalidRequest):
+@pytest.mark.parametrize(
+    ("name", "path", "message"),
+    [
+        ("x'/><evil/>", "/srv/p", "invalid pool name"),
+        ("p", "relative", "invalid pool path"),
+        ("p", "", "invalid pool path"),
+    ],
+)
+def test_bad_pool_requests_are_refused(name: str, path: str, message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
         build_dir_pool_xml(name, path)
 
 
@@ -299,39 +309,14 @@ def test_overlay_xml_points_at_its_backing_store() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "capacity", "disk_format"),
-    [("v'/><evil/>", 1, "qcow2"), ("v", 0, "qcow2"), ("v", -5, "raw"), ("v", 1, "exe")],
+    ("name", "capacity", "disk_format", "message"),
+    [
+        ("v'/><evil/>", 1, "qcow2", "invalid volume name"),
+        ("v", 0, "qcow2", "invalid capacity in bytes 0"),
+        ("v", -5, "raw", "invalid capacity in bytes -5"),
+        ("v", 1, "exe", "unsupported disk format 'exe'"),
+    ],
 )
-def test_bad_volume_requests_are_refused(name: str, capacity: int, disk_format: str) -> None:
-    with pytest.raises(InvalidRequest):
+def test_bad_volume_requests_are_refused(name: str, capacity: int, disk_format: str, message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
         build_volume_xml(name, capacity, disk_format)
-
-
-# --- volume names as tags -----------------------------------------------------------------------
-
-
-def test_overlay_volume_name_round_trips() -> None:
-    name = overlay_volume_name(TAGS)
-
-    assert name == "portal-p1-s2-i3.qcow2"
-    assert parse_volume_tags(name) == TAGS
-
-
-@pytest.mark.parametrize(
-    "name", ["base.qcow2", "portal-p1-s2-i3.raw", "portal-p1-s2.qcow2", "portal-px-s2-i3.qcow2", ""]
-)
-def test_foreign_volume_names_carry_no_tags(name: str) -> None:
-    assert parse_volume_tags(name) is None
-
-
-def test_base_volume_name_is_keyed_by_content() -> None:
-    name = base_volume_name(SHA.upper(), "qcow2")
-
-    assert name == f"portal-base-{SHA[:32]}.qcow2"
-    assert parse_volume_tags(name) is None
-
-
-@pytest.mark.parametrize(("sha", "disk_format"), [("abc", "qcow2"), ("zz" * 32, "qcow2"), (SHA, "exe")])
-def test_bad_base_volume_names_are_refused(sha: str, disk_format: str) -> None:
-    with pytest.raises(InvalidRequest):
-        base_volume_name(sha, disk_format)

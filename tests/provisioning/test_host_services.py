@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from portal import errors
@@ -54,7 +56,7 @@ def test_update_reconnects_when_the_uri_changes_and_refuses_a_bad_one(operator):
     host = hosts.host_register(
         user=operator, name="t1", uri="test:///default", storage_pool="default-pool", storage_pool_path="/default-pool"
     )
-    with pytest.raises(errors.Invalid, match="cannot use host qemu\\+tcp://127.0.0.1:1/system") as refused:
+    with pytest.raises(errors.Invalid, match=re.escape("cannot use host qemu+tcp://127.0.0.1:1/system")) as refused:
         hosts.host_update(user=operator, host=host, uri="qemu+tcp://127.0.0.1:1/system")
     assert list(refused.value.fields) == ["uri"]
     assert Host.objects.get(pk=host.pk).uri == "test:///default"

@@ -48,7 +48,9 @@ def test_removes_unclaimed_leftovers_and_keeps_the_rest(running_instance, test_h
         # Another deployment whose name starts like ours, and its disk: the prefix alone proves nothing.
         _domain(driver, "portal-b-i7-web", 7, deployment="portal-b")
         _volume(driver, "portal-b-p1-s2-i7.qcow2")
-        _volume(driver, overlay_volume_name(DomainTags(deployment="portal", project_id=1, stack_id=2, instance_id=999999)))
+        _volume(
+            driver, overlay_volume_name(DomainTags(deployment="portal", project_id=1, stack_id=2, instance_id=999999))
+        )
         _volume(driver, "someone-elses.img")
 
         result = reconcile_host(host=test_host)
@@ -85,7 +87,7 @@ def test_an_unreachable_host_is_reported_not_raised(db):
 def test_two_deployments_share_a_host_and_a_pool_without_touching_each_other(
     member, project, test_host, ready_version, settings, django_capture_on_commit_callbacks
 ):
-    """"portal" and "portal-b" launch, reconcile and delete side by side on one pool."""
+    """Deployments "portal" and "portal-b" launch, reconcile and delete side by side on one pool."""
     from provisioning.models import Status
     from provisioning.services import lifecycle
 

@@ -1,0 +1,148 @@
+"""Turning ``libvirtError`` into the driver's own errors, each saying whether a retry can help.
+
+The messages name the host and the object a call was about, because a worker's log line or a
+stack's failure reason is read without the call that produced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+import libvirt
+
+from provisioning.drivers.base import (
+    DriverError,
+    HostUnreachable,
+    InvalidRequest,
+    NotFound,
+    PortUnavailable,
+    Unsupported,
+)
+
+_NOT_FOUND_CODES = frozenset(
+    {libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_NO_STORAGE_VOL}
+)
+_CONNECTION_CODES = frozenset({libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC})
+# Errors raised by our own end of the wire (socket, ssh, RPC framing). Errors that happened inside
+# the daemon travel back with their original origin, so a system error from the storage driver
+# (say, permission denied) is not mistaken for a lost connection.
+_TRANSPORT_ORIGINS = frozenset(
+    {libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE, libvirt.VIR_FROM_SSH, libvirt.VIR_FROM_LIBSSH}
+)
+_TRANSPORT_CODES = frozenset({libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_INTERNAL_ERROR})
+_UNSUPPORTED_CODES = frozenset(
+    {
+        libvirt.VIR_ERR_NO_SUPPORT,
+        libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
+        libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
+    }
+)
+_TRANSIENT_CODES = frozenset(
+    {libvirt.VIR_ERR_OPERATION_TIMEOUT, libvirt.VIR_ERR_RESOURCE_BUSY, libvirt.VIR_ERR_AGENT_UNRESPONSIVE}
+)
+# A failed open is not worth retrying when the credentials or the URI itself are wrong.
+_PERMANENT_OPEN_CODES = frozenset(
+    {
+        libvirt.VIR_ERR_AUTH_FAILED,
+        libvirt.VIR_ERR_AUTH_CANCELLED,
+        libvirt.VIR_ERR_AUTH_UNAVAILABLE,
+        libvirt.VIR_ERR_XML_ERROR,
+        libvirt.VIR_ERR_XML_DETAIL,
+    }
+)
+# QEMU's words when a user-networking hostfwd cannot bind its host port; libvirt passes them
+# through as an internal error with no code of their own.
+_HOSTFWD_FAILED = "Could not set up host forwarding rule"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The objects a call is about, so that errors can name them."""
+
+    domain: str | None = None
+    pool: str | None = None
+    volume: str | None = None
+
+
+NO_SUBJECT = Subject()
+
+
+def libvirt_message(exc: libvirt.libvirtError) -> str:
+    message: str | None = exc.get_error_message()
+    return message or str(exc)
+
+
+def has_code(exc: libvirt.libvirtError, *codes: int) -> bool:
+    return exc.get_error_code() in codes
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def none_if_missing(code: int, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+    """``call(...)``, or ``None`` when it fails with ``code``: the object is missing, or went away meanwhile."""
+    try:
+        return call(*args, **kwargs)
+    except libvirt.libvirtError as exc:
+        if has_code(exc, code):
+            return None
+        raise
+
+
+def _not_found_message(code: int | None, subject: Subject) -> str | None:
+    if code == libvirt.VIR_ERR_NO_DOMAIN and subject.domain:
+        return f"domain '{subject.domain}' not found"
+    if code == libvirt.VIR_ERR_NO_STORAGE_POOL and subject.pool:
+        return f"pool '{subject.pool}' not found"
+    if code == libvirt.VIR_ERR_NO_STORAGE_VOL and subject.volume:
+        where = f" in pool '{subject.pool}'" if subject.pool else ""
+        return f"volume '{subject.volume}' not found{where}"
+    return None
+
+
+def _is_connection_error(exc: libvirt.libvirtError) -> bool:
+    code = exc.get_error_code()
+    if code in _CONNECTION_CODES:
+        return True
+    return code in _TRANSPORT_CODES and exc.get_error_domain() in _TRANSPORT_ORIGINS
+
+
+def translate_error(exc: libvirt.libvirtError, *, uri: str, action: str, subject: Subject) -> DriverError:
+    """The ``DriverError`` for a failed libvirt call, with a message naming the host and the object."""
+    code = exc.get_error_code()
+    if code in _NOT_FOUND_CODES:
+        detail = _not_found_message(code, subject) or f"cannot {action}: {libvirt_message(exc)}"
+        return NotFound(f"host {uri}: {detail}")
+    message = f"host {uri}: cannot {action}: {libvirt_message(exc)}"
+    if _is_connection_error(exc):
+        return HostUnreachable(message)
+    if code in _UNSUPPORTED_CODES:
+        return Unsupported(message)
+    if _HOSTFWD_FAILED in message:
+        return PortUnavailable(message)
+    return InvalidRequest(message, retryable=code in _TRANSIENT_CODES)
+
+
+def open_error(exc: libvirt.libvirtError, uri: str) -> HostUnreachable:
+    """The error for a connection that could not be opened; retryable unless the URI or credentials are wrong."""
+    permanent = exc.get_error_code() in _PERMANENT_OPEN_CODES or exc.get_error_domain() == libvirt.VIR_FROM_URI
+    return HostUnreachable(f"host {uri}: cannot connect: {libvirt_message(exc)}", retryable=not permanent)
+
+
+def discard_libvirt_error(_ctx: object, _error: object) -> None:
+    """libvirt prints every error to stderr by default; ours are raised as exceptions instead."""
+
+
+__all__ = [
+    "NO_SUBJECT",
+    "Subject",
+    "discard_libvirt_error",
+    "has_code",
+    "libvirt_message",
+    "none_if_missing",
+    "open_error",
+    "translate_error",
+]
