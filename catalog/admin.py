@@ -1,7 +1,28 @@
+"""The catalog in the Django admin: operators see everything and change it only through the services.
+
+Appliances, their versions and cached images are the portal's own state, written by feed imports
+and image downloads (a hand edit would be overwritten by the next import, unaudited), so they are
+read-only here. Feeds are subscribed, re-imported and removed by the catalog services, with their
+rules and audit events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 
 from catalog import services
+from catalog.forms import FeedSubscribeForm
 from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed
+from portal.admin_tools import ObservedOnlyAdmin
+from portal.web_errors import errors_on
 
 
 @admin.register(Feed)
@@ -9,11 +30,47 @@ class FeedAdmin(admin.ModelAdmin):
     list_display = ["__str__", "url", "project", "last_status", "last_import_at", "last_item_count"]
     list_filter = ["last_status", "project"]
     search_fields = ["url", "title"]
-    readonly_fields = ["last_status", "last_error", "last_import_at", "last_item_count", "created_at"]
     actions = ["import_now"]
 
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        # Another URL or project is another subscription: remove this one and subscribe anew.
+        return False
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        """Subscribing goes through ``feed_subscribe``, with the catalog page's form and rules."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = FeedSubscribeForm(request.POST or None, user=request.user)
+        if request.method == "POST" and form.is_valid():
+            with errors_on(form):
+                feed = services.feed_subscribe(user=request.user, **form.cleaned_data)
+                self.message_user(request, f"Subscribed to {feed.url}; the import runs in the background.")
+                return redirect(reverse("admin:catalog_feed_change", args=[feed.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Subscribe to a feed",
+            "form": form,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "catalog/admin/feed_subscribe.html", context)
+
+    def delete_model(self, request: HttpRequest, obj: Feed) -> None:
+        services.feed_unsubscribe(user=request.user, feed=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Feed]) -> None:
+        for feed in queryset:
+            services.feed_unsubscribe(user=request.user, feed=feed)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, set[str], Any]:
+        # A feed's appliances and versions go with it through the service; that their own admins
+        # refuse deleting them one by one must not block that.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        cascaded = {str(Appliance._meta.verbose_name), str(ApplianceVersion._meta.verbose_name)}
+        return deleted, counts, perms_needed - cascaded, protected
+
     @admin.action(description="Import the selected feeds again")
-    def import_now(self, request, queryset):
+    def import_now(self, request: HttpRequest, queryset: QuerySet[Feed]) -> None:
         for feed in queryset:
             services.feed_queue_import(feed=feed)
         messages.info(request, f"Queued {queryset.count()} import(s).")
@@ -22,13 +79,26 @@ class FeedAdmin(admin.ModelAdmin):
 class VersionInline(admin.TabularInline):
     model = ApplianceVersion
     extra = 0
-    fields = ["version", "disk_format", "size_bytes", "min_vcpus", "min_ram_mib", "service_port", "published_at"]
-    readonly_fields = fields
-    can_delete = False
+    readonly_fields = (
+        "version",
+        "disk_format",
+        "size_bytes",
+        "min_vcpus",
+        "min_ram_mib",
+        "service_port",
+        "published_at",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
 
 
 @admin.register(Appliance)
-class ApplianceAdmin(admin.ModelAdmin):
+class ApplianceAdmin(ObservedOnlyAdmin):
     list_display = ["title", "identifier", "role", "feed"]
     list_filter = ["role", "feed"]
     search_fields = ["title", "identifier"]
@@ -36,15 +106,14 @@ class ApplianceAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApplianceVersion)
-class ApplianceVersionAdmin(admin.ModelAdmin):
+class ApplianceVersionAdmin(ObservedOnlyAdmin):
     list_display = ["appliance", "version", "disk_format", "size_bytes", "service_port", "published_at"]
     list_filter = ["disk_format", "arch", "appliance__feed"]
     search_fields = ["appliance__title", "version"]
 
 
 @admin.register(CachedImage)
-class CachedImageAdmin(admin.ModelAdmin):
+class CachedImageAdmin(ObservedOnlyAdmin):
     list_display = ["sha256", "status", "source_format", "size_bytes", "virtual_size_bytes", "updated_at"]
     list_filter = ["status", "source_format"]
     search_fields = ["sha256"]
-    readonly_fields = ["updated_at"]

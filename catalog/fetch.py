@@ -17,7 +17,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -49,13 +49,10 @@ class FetchPolicy:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class FetchResult:
     size_bytes: int
     sha256: str
-    final_url: str = ""
-    content_type: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _resolve_checked(host: str, port: int, policy: FetchPolicy) -> str:
@@ -214,4 +211,4 @@ def fetch_to_file(
             done += len(chunk)
             if progress:
                 progress(done, length)
-    return FetchResult(size_bytes=done, sha256=digest.hexdigest(), final_url=url)
+    return FetchResult(size_bytes=done, sha256=digest.hexdigest())

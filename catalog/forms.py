@@ -1,19 +1,21 @@
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django import forms
 
-from portal.models import Role
-from portal.scoping import is_operator, projects_for
+from portal.models import Project, Role
+from portal.scoping import User, is_operator
 
 
 class FeedSubscribeForm(forms.Form):
     url = forms.CharField(max_length=1000, label="Feed URL", widget=forms.URLInput(attrs={"placeholder": "https://"}))
-    project = forms.ModelChoiceField(queryset=None, required=False)
+    project = forms.ModelChoiceField(queryset=Project.objects.none(), required=False)
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["project"]
-        field.queryset = projects_for(user, min_role=Role.MEMBER)
+        field = cast(forms.ModelChoiceField, self.fields["project"])
+        field.queryset = Project.objects.visible_to(user, min_role=Role.MEMBER)
         # Only operators may leave it empty: that subscribes the catalog every project sees.
         field.required = not is_operator(user)
         field.empty_label = "shared catalog (all projects)" if is_operator(user) else None

@@ -41,9 +41,7 @@ class ImageError(Exception):
 
 @dataclass(frozen=True)
 class ImageFacts:
-    disk_format: str
     virtual_size_bytes: int
-    actual_size_bytes: int
 
 
 def _resource_limits(memory_bytes: int) -> Callable[[], None]:
@@ -104,11 +102,7 @@ def inspect_image(path: Path, *, declared_format: str, max_virtual_bytes: int) -
         raise ImageError("the image reports no virtual size")
     if virtual_size > max_virtual_bytes:
         raise ImageError(f"the image's virtual size {virtual_size} bytes is over the limit {max_virtual_bytes}")
-    return ImageFacts(
-        disk_format=declared_format,
-        virtual_size_bytes=virtual_size,
-        actual_size_bytes=int(info.get("actual-size", 0)),
-    )
+    return ImageFacts(virtual_size_bytes=virtual_size)
 
 
 def convert_to_qcow2(source: Path, *, source_format: str, destination: Path) -> None:

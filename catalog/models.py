@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from django.conf import settings
 from django.db import models
 
 from portal.models import Project
+from portal.querysets import ProjectScopedQuerySet
+
+
+class FeedQuerySet(ProjectScopedQuerySet):
+    # A feed without a project is the operators' shared catalog, which every project reads.
+    project_path = "project"
+    unowned_is_shared = True
+
+
+class ApplianceQuerySet(ProjectScopedQuerySet):
+    project_path = "feed__project"
+    unowned_is_shared = True
+
+
+class ApplianceVersionQuerySet(ProjectScopedQuerySet):
+    project_path = "appliance__feed__project"
+    unowned_is_shared = True
+
+    def newest_first(self) -> Self:
+        return self.order_by("-published_at", "-id")
 
 
 class Feed(models.Model):
@@ -28,6 +50,8 @@ class Feed(models.Model):
     last_error = models.TextField(blank=True)
     last_item_count = models.PositiveIntegerField(default=0)
 
+    objects = FeedQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "url"], name="one_subscription_per_url", nulls_distinct=False)
@@ -45,6 +69,8 @@ class Appliance(models.Model):
     description = models.TextField(blank=True)
     role = models.CharField(max_length=30, blank=True)
 
+    objects = ApplianceQuerySet.as_manager()
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["feed", "identifier"], name="unique_appliance_per_feed")]
         ordering = ["title"]
@@ -52,12 +78,8 @@ class Appliance(models.Model):
     def __str__(self) -> str:
         return self.title
 
-    @property
-    def project(self) -> Project | None:
-        return self.feed.project
-
     def latest_version(self) -> ApplianceVersion | None:
-        return self.versions.order_by("-published_at", "-id").first()
+        return self.versions.newest_first().first()
 
 
 class CachedImage(models.Model):
@@ -98,13 +120,11 @@ class ApplianceVersion(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     image = models.ForeignKey(CachedImage, on_delete=models.PROTECT, related_name="versions")
 
+    objects = ApplianceVersionQuerySet.as_manager()
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["appliance", "version"], name="unique_version")]
         ordering = ["appliance__title", "-published_at"]
 
     def __str__(self) -> str:
         return f"{self.appliance.title} {self.version}"
-
-    @property
-    def sha256(self) -> str:
-        return self.image.sha256

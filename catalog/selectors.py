@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch
 
-from catalog.models import Appliance, ApplianceVersion, Feed
-from portal.scoping import User, scope_to_user
-
-
-def feeds_visible_to(user: User) -> QuerySet[Feed]:
-    return scope_to_user(Feed.objects.select_related("project"), user, include_shared=True)
+from catalog.models import Appliance, ApplianceQuerySet, ApplianceVersion, ApplianceVersionQuerySet, Feed, FeedQuerySet
+from portal import errors
+from portal.scoping import User
 
 
-def appliances_visible_to(user: User) -> QuerySet[Appliance]:
-    versions = ApplianceVersion.objects.select_related("image").order_by("-published_at", "-id")
-    return scope_to_user(
-        Appliance.objects.select_related("feed", "feed__project").prefetch_related(
-            Prefetch("versions", queryset=versions)
-        ),
-        user,
-        project_field="feed__project",
-        include_shared=True,
+def feeds_visible_to(user: User) -> FeedQuerySet:
+    return Feed.objects.visible_to(user).select_related("project")
+
+
+def appliances_visible_to(user: User) -> ApplianceQuerySet:
+    versions = ApplianceVersion.objects.select_related("image").newest_first()
+    return (
+        Appliance.objects.visible_to(user)
+        .select_related("feed", "feed__project")
+        .prefetch_related(Prefetch("versions", queryset=versions))
     )
 
 
-def appliance_versions_visible_to(user: User) -> QuerySet[ApplianceVersion]:
-    return scope_to_user(
-        ApplianceVersion.objects.select_related("appliance", "appliance__feed", "image"),
-        user,
-        project_field="appliance__feed__project",
-        include_shared=True,
-    )
+def appliance_versions_visible_to(user: User) -> ApplianceVersionQuerySet:
+    return ApplianceVersion.objects.visible_to(user).select_related("appliance", "appliance__feed", "image")
+
+
+def appliance_version_for_launch(*, user: User, appliance: Appliance, version: str | None) -> ApplianceVersion:
+    """The version of ``appliance`` a launch uses: the named one, or the newest when none is named."""
+    versions = appliance_versions_visible_to(user).filter(appliance=appliance)
+    found = versions.filter(version=version).first() if version else versions.newest_first().first()
+    if found is not None:
+        return found
+    if not Appliance.objects.visible_to(user).filter(pk=appliance.pk).exists():
+        # Answered like an unknown id in a request body, so another project's appliance title does not leak.
+        raise errors.Invalid.for_field("appliance", "no such appliance")
+    if version:
+        raise errors.Invalid.for_field("version", f"appliance '{appliance}' has no such version")
+    raise errors.Invalid.for_field("version", f"appliance '{appliance}' has no versions yet")

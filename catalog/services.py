@@ -10,16 +10,17 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
-from django_q.tasks import async_task
+from django_q.tasks import async_task  # type: ignore[import-untyped]
 
 from catalog.feeds import FeedError, ParsedFeed, parse_vmcast
 from catalog.fetch import FetchError, FetchPolicy, fetch_bytes, fetch_to_file, validate_url
 from catalog.images import ImageError, convert_to_qcow2, inspect_image
 from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed
-from portal import audit, throttle
+from portal import audit, errors, throttle
 from portal.models import Project, Role
 from portal.scoping import User, is_operator, require_role
 
@@ -31,34 +32,79 @@ _STALE_DOWNLOAD = timedelta(minutes=10)
 _PROGRESS_EVERY_SECONDS = 1.0
 
 
-class CatalogError(Exception):
-    """A catalog operation failed for a reason the user should read."""
+class CatalogError(errors.PortalError):
+    """A feed or image from outside cannot be used (fetch failed, checksum mismatch, unsafe image).
+
+    The publisher is to blame rather than the caller, so it answers like a bad gateway.
+    """
+
+    code = "catalog_error"
+    status = 502
 
 
-def feed_subscribe(*, user: User, url: str, project: Project | None) -> Feed:
-    """Subscribe ``project`` (or, for operators, the shared catalog) to a VMcast and queue its import."""
+def _require_feed_manager(user: User, project: Project | None) -> None:
+    """Members manage their project's feeds; only operators manage the shared catalog."""
     if project is None:
         if not is_operator(user):
-            raise PermissionDenied("only operators may add feeds to the shared catalog")
+            raise errors.PermissionDenied("only operators may add or remove feeds of the shared catalog")
     else:
         require_role(user, project, Role.MEMBER)
+
+
+def _subscribe(*, user: User, url: str, project: Project | None) -> Feed:
+    _require_feed_manager(user, project)
     try:
         validate_url(url)
     except FetchError as exc:
-        raise ValidationError({"url": str(exc)}) from None
+        raise errors.Invalid.for_field("url", str(exc)) from None
     try:
         with transaction.atomic():
             if Feed.objects.filter(project=project, url=url).exists():
                 raise IntegrityError("duplicate subscription")
-            feed = Feed.objects.create(project=project, url=url, created_by=user)
+            # Anonymous callers were refused above; the check narrows the type for the foreign key.
+            subscriber = user if isinstance(user, get_user_model()) else None
+            feed = Feed.objects.create(project=project, url=url, created_by=subscriber)
     except IntegrityError:
-        raise ValidationError({"url": "this feed is already subscribed"}) from None
+        raise errors.Invalid.for_field("url", "this feed is already subscribed") from None
     audit.record(actor=user, action="feed.subscribe", target=feed, project=project, url=url)
+    return feed
+
+
+def feed_subscribe(*, user: User, url: str, project: Project | None) -> Feed:
+    """Subscribe ``project`` (or, for operators, the shared catalog) to a VMcast and queue its import."""
+    feed = _subscribe(user=user, url=url, project=project)
     feed_queue_import(feed=feed)
     return feed
 
 
+def feed_subscribe_and_import(*, user: User, url: str, project: Project | None) -> Feed:
+    """The subscription to ``url`` (made under ``feed_subscribe``'s rules if missing), imported now, here.
+
+    For set-up commands that need the catalog filled before any worker runs; running it again
+    reuses the subscription and imports the feed again.
+    """
+    feed = Feed.objects.filter(project=project, url=url).first()
+    if feed is None:
+        feed = _subscribe(user=user, url=url, project=project)
+    else:
+        _require_feed_manager(user, project)
+    return feed_import(feed=feed)
+
+
+def feed_unsubscribe(*, user: User, feed: Feed) -> None:
+    """Remove a subscription with its appliances; refused while stacks still use one of its versions."""
+    _require_feed_manager(user, feed.project)
+    try:
+        with transaction.atomic():
+            audit.record(actor=user, action="feed.unsubscribe", target=feed, project=feed.project, url=feed.url)
+            feed.delete()
+    except ProtectedError:
+        # Instances keep the version they were built from (for their record), so it cannot go.
+        raise errors.WrongState(f"feed '{feed}' cannot be removed: stacks were launched from it") from None
+
+
 def feed_queue_import(*, feed: Feed) -> None:
+    """Queue a background import of ``feed`` once the current transaction commits."""
     Feed.objects.filter(pk=feed.pk).update(last_status=Feed.ImportStatus.QUEUED)
     feed.last_status = Feed.ImportStatus.QUEUED
     transaction.on_commit(lambda: async_task("catalog.tasks.import_feed", feed.pk, task_name=f"feed-{feed.pk}"))

@@ -2,14 +2,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from catalog import selectors, services
 from catalog.forms import FeedSubscribeForm
-from portal.scoping import PermissionDeniedForRole
+from portal.web_errors import errors_on
 
 
 def _catalog_page(request: HttpRequest, form: FeedSubscribeForm) -> HttpResponse:
@@ -34,13 +33,8 @@ def catalog_index(request: HttpRequest) -> HttpResponse:
 def feed_subscribe(request: HttpRequest) -> HttpResponse:
     form = FeedSubscribeForm(request.POST, user=request.user)
     if form.is_valid():
-        try:
+        with errors_on(form):
             feed = services.feed_subscribe(user=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            form.add_error("url", exc.message_dict.get("url", exc.messages))
-        except (PermissionDenied, PermissionDeniedForRole) as exc:
-            form.add_error(None, str(exc))
-        else:
             messages.info(request, f"Subscribed to {feed.url}; the import runs in the background.")
             return redirect("catalog")
     return _catalog_page(request, form)

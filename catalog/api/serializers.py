@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from catalog.models import Appliance, ApplianceVersion, Feed
 from portal.api.fields import ScopedPrimaryKeyField
-from portal.scoping import projects_for
+from portal.models import Project
 
 
 class FeedSerializer(serializers.ModelSerializer):
@@ -27,7 +27,8 @@ class FeedSerializer(serializers.ModelSerializer):
 class FeedCreateSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=1000)
     project = ScopedPrimaryKeyField(
-        scope=projects_for,
+        # Viewers' projects resolve too, so the service answers them 403 rather than "no such project".
+        scope=Project.objects.visible_to,
         required=False,
         allow_null=True,
         help_text="Leave empty (operators only) for the shared catalog",

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog import selectors, services
 from catalog.api.serializers import ApplianceSerializer, FeedCreateSerializer, FeedSerializer
+from catalog.models import Appliance, Feed
 
 
 class FeedViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -14,11 +19,11 @@ class FeedViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = FeedSerializer
     filterset_fields = ["project", "last_status"]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Feed]:
         return selectors.feeds_visible_to(self.request.user)
 
     @extend_schema(request=FeedCreateSerializer, responses={202: FeedSerializer})
-    def create(self, request, *args, **kwargs):
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         given = FeedCreateSerializer(data=request.data, context={"request": request})
         given.is_valid(raise_exception=True)
         feed = services.feed_subscribe(
@@ -31,5 +36,5 @@ class ApplianceViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ApplianceSerializer
     filterset_fields = ["feed", "role"]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Appliance]:
         return selectors.appliances_visible_to(self.request.user)

@@ -6,12 +6,12 @@ import hashlib
 import subprocess
 
 import pytest
-from django.core.exceptions import PermissionDenied, ValidationError
 
 from catalog import services, vmcast
 from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed
 from catalog.services import CatalogError
-from portal.scoping import PermissionDeniedForRole
+from portal import errors
+from portal.models import AuditEvent
 from tests.factories import FeedFactory
 
 
@@ -53,23 +53,90 @@ def test_member_subscribes_and_import_runs_after_commit(
 
 
 def test_viewer_cannot_subscribe(viewer, project):
-    with pytest.raises(PermissionDeniedForRole):
+    with pytest.raises(errors.PermissionDenied, match="needs the member role in project 'alpha'"):
         services.feed_subscribe(user=viewer, url="https://example.org/f.xml", project=project)
+    assert not Feed.objects.exists()
+
+
+def test_outsider_is_told_the_project_does_not_exist(outsider, project):
+    with pytest.raises(errors.NotFound, match="no such project"):
+        services.feed_subscribe(user=outsider, url="https://example.org/f.xml", project=project)
 
 
 def test_only_operators_subscribe_the_shared_catalog(member, operator):
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(errors.PermissionDenied, match="only operators"):
         services.feed_subscribe(user=member, url="https://example.org/f.xml", project=None)
     assert services.feed_subscribe(user=operator, url="https://example.org/f.xml", project=None).project is None
 
 
-def test_bad_url_and_duplicate_subscription_are_refused(member, project):
-    with pytest.raises(ValidationError, match="unsupported URL scheme"):
+def test_bad_url_and_duplicate_subscription_are_refused_on_the_url_field(member, project):
+    with pytest.raises(errors.Invalid, match="unsupported URL scheme") as bad_scheme:
         services.feed_subscribe(user=member, url="gopher://x/feed", project=project)
+    assert list(bad_scheme.value.fields) == ["url"]
     services.feed_subscribe(user=member, url="https://example.org/f.xml", project=project)
-    with pytest.raises(ValidationError, match="already subscribed"):
+    with pytest.raises(errors.Invalid, match="already subscribed") as duplicate:
         services.feed_subscribe(user=member, url="https://example.org/f.xml", project=project)
+    assert duplicate.value.fields == {"url": ["this feed is already subscribed"]}
     assert Feed.objects.count() == 1
+
+
+def test_subscribing_is_audited(member, project):
+    feed = services.feed_subscribe(user=member, url="https://example.org/f.xml", project=project)
+    event = AuditEvent.objects.get(action="feed.subscribe")
+    assert (event.actor, event.project, event.detail) == (member, project, {"url": "https://example.org/f.xml"})
+    assert event.target.startswith(f"catalog.feed:{feed.pk} ")
+
+
+def test_subscribe_and_import_fills_the_catalog_at_once_and_reuses_the_subscription(
+    operator, http_server, django_capture_on_commit_callbacks
+):
+    url = publish(http_server)
+    with django_capture_on_commit_callbacks() as queued:
+        feed = services.feed_subscribe_and_import(user=operator, url=url, project=None)
+        again = services.feed_subscribe_and_import(user=operator, url=url, project=None)
+    assert queued == []  # imported here, not by a worker
+    assert (feed.last_status, again.pk) == (Feed.ImportStatus.OK, feed.pk)
+    assert Appliance.objects.get(feed=feed).identifier == "demo-web"
+    assert AuditEvent.objects.filter(action="feed.subscribe").count() == 1
+
+
+def test_subscribe_and_import_keeps_the_subscription_rules(member):
+    with pytest.raises(errors.PermissionDenied, match="only operators"):
+        services.feed_subscribe_and_import(user=member, url="https://example.org/f.xml", project=None)
+    assert not Feed.objects.exists()
+
+
+def test_member_unsubscribes_their_projects_feed_with_its_appliances(member, project):
+    from tests.factories import ApplianceVersionFactory
+
+    version = ApplianceVersionFactory(appliance__feed__project=project, appliance__feed__url="https://example.org/f")
+    services.feed_unsubscribe(user=member, feed=version.appliance.feed)
+    assert not Feed.objects.exists()
+    assert not ApplianceVersion.objects.exists()
+    event = AuditEvent.objects.get(action="feed.unsubscribe")
+    assert (event.actor, event.detail) == (member, {"url": "https://example.org/f"})
+
+
+def test_unsubscribing_needs_the_same_rights_as_subscribing(viewer, member, project):
+    mine = FeedFactory(project=project)
+    shared = FeedFactory(project=None)
+    with pytest.raises(errors.PermissionDenied, match="needs the member role"):
+        services.feed_unsubscribe(user=viewer, feed=mine)
+    with pytest.raises(errors.PermissionDenied, match="only operators"):
+        services.feed_unsubscribe(user=member, feed=shared)
+    assert Feed.objects.count() == 2
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_feed_whose_versions_stacks_use_cannot_be_removed(operator, member, project, test_host, ready_version):
+    from provisioning.services.launch import stack_launch
+
+    stack_launch(user=member, project=project, name="uses-it", appliance_version=ready_version)
+    feed = ready_version.appliance.feed
+    with pytest.raises(errors.WrongState, match="stacks were launched from it"):
+        services.feed_unsubscribe(user=operator, feed=feed)
+    assert Feed.objects.filter(pk=feed.pk).exists()
+    assert not AuditEvent.objects.filter(action="feed.unsubscribe").exists()
 
 
 def test_feed_that_is_not_xml_records_the_error_and_keeps_the_catalog(http_server, db):

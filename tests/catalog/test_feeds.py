@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from catalog import vmcast
@@ -20,9 +22,11 @@ def item(**overrides) -> vmcast.FeedItem:
         "size_bytes": 1234,
         "sha256": SHA,
         "disk_format": "qcow2",
-        "service_port": 80,
-        "role": "web",
+        "service_port": 8081,
+        "role": "proxy",
         "min_ram_mib": 192,
+        "min_vcpus": 3,
+        "published": datetime(2024, 3, 9, 12, 30, tzinfo=UTC),
     }
     values.update(overrides)
     return vmcast.FeedItem(**values)
@@ -43,7 +47,9 @@ def test_reads_every_field_of_an_item():
         "qcow2",
         1234,
     )
-    assert (web.min_ram_mib, web.min_vcpus, web.service_port, web.role) == (192, 1, 80, "web")
+    assert (web.min_ram_mib, web.min_vcpus, web.service_port, web.role) == (192, 3, 8081, "proxy")
+    assert (web.title, web.description, web.media_type) == ("Web", "A web server", "application/x-qemu-disk")
+    assert web.published == datetime(2024, 3, 9, 12, 30, tzinfo=UTC)
     assert web.url == "http://127.0.0.1:8000/web.qcow2"
     assert db.service_port == 5432
 
@@ -59,7 +65,7 @@ def test_not_xml_is_refused():
 
 
 def test_html_page_is_not_a_feed():
-    with pytest.raises(FeedError):
+    with pytest.raises(FeedError, match="not an RSS feed"):
         parse_vmcast(b"<html><body><p>hello</p></body></html>")
 
 
@@ -88,10 +94,8 @@ def test_every_problem_is_listed_and_nothing_partial_returned():
     good = item(appliance="ok")
     bad1 = item(appliance="b1", title="B1", sha256="short")
     bad2 = item(appliance="b2", title="B2", disk_format="iso")
-    with pytest.raises(FeedError) as caught:
+    with pytest.raises(FeedError, match=r"^item 'B1': sha256 must be 64 hex digits; item 'B2': disk format 'iso'"):
         parse_vmcast(feed(good, bad1, bad2))
-    assert "item 'B1'" in str(caught.value)
-    assert "item 'B2'" in str(caught.value)
 
 
 def test_duplicate_versions_are_refused():

@@ -54,7 +54,7 @@ def test_virtual_size_over_the_cap_is_refused(tmp_path):
 def test_garbage_declared_as_qcow2_is_refused(tmp_path):
     image = tmp_path / "garbage.qcow2"
     image.write_bytes(b"QFI\xfb" + b"\xff" * 100)
-    with pytest.raises(ImageError):
+    with pytest.raises(ImageError, match=r"qemu-img info failed: .*Unsupported qcow2 version"):
         inspect_image(image, declared_format="qcow2", max_virtual_bytes=GIB)
 
 

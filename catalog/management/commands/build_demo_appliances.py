@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from catalog.demo_appliances import ApplianceBuildError, build_demo_appliances
 
 
 class Command(BaseCommand):
@@ -15,10 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", required=True, help="URL the images will be served from")
         parser.add_argument("--work", type=Path, default=None, help="download and unpack cache (default: OUT/.work)")
 
-    def handle(self, *args: object, **options: object) -> None:
-        # Imported here so the command stays importable even where the build tools are absent.
-        from catalog.demo_appliances import ApplianceBuildError, build_demo_appliances
-
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
             feed = build_demo_appliances(
                 out_dir=options["out"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -15,10 +16,13 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from catalog import services as catalog_services
-from catalog.models import ApplianceVersion, Feed
+from catalog.models import Feed
+from catalog.selectors import appliance_versions_visible_to
+from portal import errors
 from portal.models import Membership, Project, Role
-from provisioning import hosts
+from portal.services import membership_set
 from provisioning.models import Host
+from provisioning.services import hosts
 
 DEMO_USER = "admin"
 DEMO_PROJECT = "demo"
@@ -33,20 +37,23 @@ class Command(BaseCommand):
         parser.add_argument("--uri", default="qemu:///system", help="libvirt URI of the local host")
         parser.add_argument("--domain-type", default="qemu", choices=["qemu", "kvm"])
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         user, password = self._operator()
-        project = self._project(user)
-        self._host(user, uri=options["uri"], domain_type=options["domain_type"])
-        appliances: Path = options["appliances"].resolve()
-        call_command(
-            "build_demo_appliances",
-            out=appliances,
-            base_url=appliances.as_uri(),
-            work=Path(settings.VAR_DIR) / "cache" / "demo-build",
-            stdout=self.stdout,
-        )
-        feed = self._feed(user, (appliances / "feed.xml").as_uri())
-        self._cache_images(feed)
+        try:
+            project = self._project(user)
+            self._host(user, uri=options["uri"], domain_type=options["domain_type"])
+            appliances: Path = options["appliances"].resolve()
+            call_command(
+                "build_demo_appliances",
+                out=appliances,
+                base_url=appliances.as_uri(),
+                work=Path(settings.VAR_DIR) / "cache" / "demo-build",
+                stdout=self.stdout,
+            )
+            feed = self._feed(user, (appliances / "feed.xml").as_uri())
+            self._cache_images(user, feed)
+        except errors.PortalError as exc:
+            raise CommandError(exc.detail) from exc
         login = f"user: {user.username}\npassword: {password}\n"
         (Path(settings.VAR_DIR) / "demo-login").write_text(login)
         self.stdout.write(f"project: {project.name}\n{login}")
@@ -67,8 +74,10 @@ class Command(BaseCommand):
         return user, password
 
     def _project(self, user) -> Project:
+        # Projects are made by operators here or in the admin; there is no project service yet.
         project, _ = Project.objects.get_or_create(name=DEMO_PROJECT, defaults={"description": "Demo project"})
-        Membership.objects.get_or_create(project=project, user=user, defaults={"role": Role.OWNER})
+        if not Membership.objects.filter(project=project, user=user).exists():
+            membership_set(actor=user, project=project, username=user.get_username(), role=Role.OWNER)
         return project
 
     def _host(self, user, *, uri: str, domain_type: str) -> Host:
@@ -78,30 +87,25 @@ class Command(BaseCommand):
             if not host.healthy:
                 raise CommandError(f"host {uri} is not healthy: {host.health_error}")
             return host
-        try:
-            return hosts.host_register(
-                user=user,
-                name=LOCAL_HOST,
-                uri=uri,
-                domain_type=domain_type,
-                storage_pool=settings.DEFAULT_STORAGE_POOL,
-                storage_pool_path=settings.DEFAULT_STORAGE_POOL_PATH,
-            )
-        except Exception as exc:
-            raise CommandError(f"cannot register host {uri}: {exc}") from exc
+        return hosts.host_register(
+            user=user,
+            name=LOCAL_HOST,
+            uri=uri,
+            domain_type=domain_type,
+            storage_pool=settings.DEFAULT_STORAGE_POOL,
+            storage_pool_path=settings.DEFAULT_STORAGE_POOL_PATH,
+        )
 
     def _feed(self, user, url: str) -> Feed:
-        feed = Feed.objects.filter(project=None, url=url).first()
-        if feed is None:
-            feed = Feed.objects.create(project=None, url=url, created_by=user)
-        catalog_services.feed_import(feed=feed)
+        # Imported here and now rather than queued: the worker starts only after this command.
+        feed = catalog_services.feed_subscribe_and_import(user=user, url=url, project=None)
         if feed.last_status != Feed.ImportStatus.OK:
             raise CommandError(f"demo feed import failed: {feed.last_error}")
         self.stdout.write(f"feed: {feed.title} ({feed.last_item_count} appliances)")
         return feed
 
-    def _cache_images(self, feed: Feed) -> None:
-        for version in ApplianceVersion.objects.filter(appliance__feed=feed).select_related("image", "appliance"):
+    def _cache_images(self, user, feed: Feed) -> None:
+        for version in appliance_versions_visible_to(user).filter(appliance__feed=feed):
             catalog_services.image_ensure_cached(version=version)
             self.stdout.write(f"image ready: {version}")
 
