@@ -22,6 +22,10 @@ from portal.web_errors import add_to_form
 class ObservedOnlyAdmin(admin.ModelAdmin):
     """Rows the portal writes itself: operators may look but not touch."""
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        # Every field as plain text: no form field is built for a form nobody may submit.
+        return [field.name for field in self.model._meta.fields]
+
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 

@@ -113,7 +113,6 @@ def _local_host_and_demo_catalog(operator, project, demo_feed, system_pool) -> d
     hosts.host_register(
         user=operator, name="local", uri=SYSTEM_URI, domain_type="qemu", storage_pool=pool, storage_pool_path=pool_path
     )
-    feed = Feed.objects.create(project=project, url=demo_feed)
-    catalog_services.feed_import(feed=feed)
+    feed = catalog_services.feed_subscribe_and_import(user=operator, url=demo_feed, project=project)
     assert feed.last_status == Feed.ImportStatus.OK, feed.last_error
     return {appliance.identifier: appliance for appliance in Appliance.objects.filter(feed=feed)}

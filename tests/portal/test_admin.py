@@ -6,12 +6,23 @@ import pytest
 from django.contrib import admin
 from django.test import Client, RequestFactory
 
+from catalog.models import Appliance, ApplianceVersion, CachedImage
 from portal.models import ApiToken, AuditEvent, Membership, Role
 from provisioning.models import Host, HostImage, Instance, PublishedPort, Stack, StackEvent, Status
 from provisioning.services.launch import stack_launch
 
 # State that only services may write. For each: may the admin add, change or delete rows itself?
-OWNED_BY_SERVICES = {Stack, Instance, PublishedPort, HostImage, StackEvent, AuditEvent}
+OWNED_BY_SERVICES = {
+    Stack,
+    Instance,
+    PublishedPort,
+    HostImage,
+    StackEvent,
+    AuditEvent,
+    CachedImage,
+    Appliance,
+    ApplianceVersion,
+}
 
 
 @pytest.fixture
