@@ -11,18 +11,18 @@ from portal.models import Project
 from portal.querysets import ProjectScopedQuerySet
 
 
-class FeedQuerySet(ProjectScopedQuerySet):
+class FeedQuerySet(ProjectScopedQuerySet["Feed"]):
     # A feed without a project is the operators' shared catalog, which every project reads.
     project_path = "project"
     unowned_is_shared = True
 
 
-class ApplianceQuerySet(ProjectScopedQuerySet):
+class ApplianceQuerySet(ProjectScopedQuerySet["Appliance"]):
     project_path = "feed__project"
     unowned_is_shared = True
 
 
-class ApplianceVersionQuerySet(ProjectScopedQuerySet):
+class ApplianceVersionQuerySet(ProjectScopedQuerySet["ApplianceVersion"]):
     project_path = "appliance__feed__project"
     unowned_is_shared = True
 

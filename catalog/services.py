@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
-from django_q.tasks import async_task  # type: ignore[import-untyped]
+from django_q.tasks import async_task
 
 from catalog.feeds import FeedError, ParsedFeed, parse_vmcast
 from catalog.fetch import FetchError, FetchPolicy, fetch_bytes, fetch_to_file, validate_url

@@ -8,6 +8,7 @@ HTML views (``portal.web_errors``) turn them into answers, with the same body ev
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Self
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
@@ -27,12 +28,12 @@ class PortalError(Exception):
         }
 
     @classmethod
-    def for_field(cls, field: str, message: str) -> PortalError:
+    def for_field(cls, field: str, message: str) -> Self:
         """The error of one named field; ``detail`` repeats the message so it reads on its own."""
         return cls(message, fields={field: message})
 
-    def as_body(self) -> dict:
-        body: dict = {"code": self.code, "detail": self.detail}
+    def as_body(self) -> dict[str, object]:
+        body: dict[str, object] = {"code": self.code, "detail": self.detail}
         if self.fields:
             body["fields"] = self.fields
         return body

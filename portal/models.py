@@ -25,7 +25,7 @@ class Role(models.TextChoices):
         return [Role.VIEWER, Role.MEMBER, Role.OWNER].index(self)
 
 
-class ProjectQuerySet(ProjectScopedQuerySet):
+class ProjectQuerySet(ProjectScopedQuerySet["Project"]):
     project_path = "pk"
 
     def with_role(self, user: User) -> ProjectQuerySet:
@@ -61,7 +61,7 @@ class Project(models.Model):
         return self.name
 
 
-class MembershipQuerySet(ProjectScopedQuerySet):
+class MembershipQuerySet(ProjectScopedQuerySet["Membership"]):
     project_path = "project"
 
 

@@ -6,8 +6,9 @@ it too.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model, Q, QuerySet
 
 from portal import errors
@@ -16,8 +17,10 @@ if TYPE_CHECKING:
     from portal.models import Role
     from portal.scoping import User
 
+_M = TypeVar("_M", bound=Model)
 
-class ProjectScopedQuerySet(QuerySet):
+
+class ProjectScopedQuerySet(QuerySet[_M]):
     """A queryset of rows that belong to a project; ``visible_to`` keeps the caller's.
 
     Subclasses name the path to the project once (``project_path``); rows with no project are the
@@ -36,9 +39,9 @@ class ProjectScopedQuerySet(QuerySet):
             condition |= Q(**{f"{self.project_path}__isnull": True})
         return self.filter(condition)
 
-    def get_visible(self, user: User, **lookup: object) -> Model:
+    def get_visible(self, user: User, **lookup: object) -> _M:
         """The one row matching ``lookup`` that ``user`` may see; otherwise ``errors.NotFound``."""
         try:
             return self.visible_to(user).get(**lookup)
-        except self.model.DoesNotExist:
+        except ObjectDoesNotExist:  # what self.model.DoesNotExist derives from, which the stubs know
             raise errors.NotFound(f"no such {self.model._meta.verbose_name}") from None

@@ -8,13 +8,18 @@ projects are reported as missing (404), never as forbidden, so their existence d
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from collections.abc import Mapping
+
+from django.contrib.auth import models as auth_models
+from django.db.models import Model, QuerySet
 
 from portal import errors
 from portal.models import Membership, Project, Role
 
-User = AbstractBaseUser | AnonymousUser
+# A signed-in person. The portal keeps Django's own user model (AUTH_USER_MODEL is not swapped).
+Account = auth_models.User
+# Whoever makes a request, signed in or not: what django-stubs gives ``request.user`` in views and viewsets.
+User = Account | auth_models.AnonymousUser
 
 
 def _roles_at_least(min_role: Role) -> list[str]:
@@ -26,7 +31,7 @@ def is_operator(user: User) -> bool:
     return bool(user.is_authenticated and user.is_active and user.is_staff)
 
 
-def project_ids_for(user: User, *, min_role: Role = Role.VIEWER) -> QuerySet:
+def project_ids_for(user: User, *, min_role: Role = Role.VIEWER) -> QuerySet[Model, Mapping[str, object]]:
     """A subquery of the ids of the projects ``user`` holds at least ``min_role`` in."""
     if not (user.is_authenticated and user.is_active):
         return Project.objects.none().values("pk")

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from portal import audit
 from portal.models import ApiToken
-from portal.scoping import User
+from portal.scoping import Account, User
 
 # Writing last_used_at on every request would turn each API read into a write.
 _LAST_USED_GRANULARITY = timedelta(minutes=1)
@@ -22,7 +22,7 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def token_issue(*, user: User, name: str = "") -> tuple[ApiToken, str]:
+def token_issue(*, user: Account, name: str = "") -> tuple[ApiToken, str]:
     """Create a token for ``user``; return it with its secret, which is not stored anywhere."""
     secret = secrets.token_urlsafe(32)
     with transaction.atomic():

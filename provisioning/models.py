@@ -114,19 +114,19 @@ ACTIVE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.DELET
 DELETABLE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.ERROR)
 
 
-class StackQuerySet(ProjectScopedQuerySet):
+class StackQuerySet(ProjectScopedQuerySet["Stack"]):
     project_path = "project"
 
 
-class InstanceQuerySet(ProjectScopedQuerySet):
+class InstanceQuerySet(ProjectScopedQuerySet["Instance"]):
     project_path = "stack__project"
 
 
-class PublishedPortQuerySet(ProjectScopedQuerySet):
+class PublishedPortQuerySet(ProjectScopedQuerySet["PublishedPort"]):
     project_path = "instance__stack__project"
 
 
-class StackEventQuerySet(ProjectScopedQuerySet):
+class StackEventQuerySet(ProjectScopedQuerySet["StackEvent"]):
     project_path = "stack__project"
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 
-from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.db.models import Count, Prefetch, Sum
 
 from portal.models import Project
 from portal.scoping import User
-from provisioning.models import ACTIVE_STATUSES, Host, Instance, PublishedPort, Stack
+from provisioning.models import ACTIVE_STATUSES, Host, Instance, InstanceQuerySet, PublishedPort, Stack, StackQuerySet
 from provisioning.placement import host_loads
 
 
-def _stacks_with_details() -> QuerySet[Stack]:
+def _stacks_with_details() -> StackQuerySet:
     ports = PublishedPort.objects.select_related("host")
     instances = Instance.objects.select_related("host", "appliance_version__appliance").prefetch_related(
         Prefetch("published_ports", queryset=ports)
@@ -20,7 +22,7 @@ def _stacks_with_details() -> QuerySet[Stack]:
     return Stack.objects.select_related("project").prefetch_related(Prefetch("instances", queryset=instances))
 
 
-def stacks_visible_to(user: User) -> QuerySet[Stack]:
+def stacks_visible_to(user: User) -> StackQuerySet:
     return _stacks_with_details().visible_to(user)
 
 
@@ -29,7 +31,13 @@ def stack_visible_to(user: User, *, stack_id: int) -> Stack:
     return _stacks_with_details().get_visible(user, pk=stack_id)
 
 
-def stack_endpoints(stack: Stack) -> list[dict]:
+class Endpoint(TypedDict):
+    role: str
+    guest_port: int
+    url: str
+
+
+def stack_endpoints(stack: Stack) -> list[Endpoint]:
     """Where the stack's services can be reached, one entry per published port."""
     return [
         {"role": instance.role, "guest_port": port.guest_port, "url": port.url}
@@ -48,12 +56,12 @@ class QuotaLine:
 _USAGE = {"count": Count("id"), "vcpus": Sum("vcpus"), "memory": Sum("memory_mib")}
 
 
-def _active_instances():
+def _active_instances() -> InstanceQuerySet:
     # Failed stacks hold their quota until they are deleted.
     return Instance.objects.filter(status__in=ACTIVE_STATUSES)
 
 
-def _quota_lines(project: Project, usage: dict) -> list[QuotaLine]:
+def _quota_lines(project: Project, usage: Mapping[str, int | None]) -> list[QuotaLine]:
     return [
         QuotaLine("instances", usage.get("count") or 0, project.max_instances),
         QuotaLine("vCPUs", usage.get("vcpus") or 0, project.max_vcpus),
@@ -76,7 +84,19 @@ def quota_overview(user: User) -> list[tuple[Project, list[QuotaLine]]]:
     return [(project, _quota_lines(project, usage.get(project.pk, {}))) for project in projects]
 
 
-def host_capacity() -> list[dict]:
+class HostCapacity(TypedDict):
+    name: str
+    uri: str
+    healthy: bool
+    enabled: bool
+    instances: int
+    vcpus_used: int
+    vcpus_capacity: int
+    memory_used_mib: int
+    memory_capacity_mib: int
+
+
+def host_capacity() -> list[HostCapacity]:
     """Per host, what placement has handed out against what it may hand out (operators' view)."""
     return [
         {

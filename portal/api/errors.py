@@ -53,7 +53,7 @@ def as_portal_error(exc: Exception) -> errors.PortalError | None:
     return None
 
 
-def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     portal_error = as_portal_error(exc)
     if portal_error is not None:
         return Response(portal_error.as_body(), status=portal_error.status)

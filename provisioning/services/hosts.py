@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -30,8 +32,14 @@ SETTABLE_FIELDS = (
 )
 
 
-def driver_for(host: Host) -> HypervisorDriver:
-    return open_driver(host.uri)
+@contextmanager
+def driver_for(host: Host) -> Iterator[HypervisorDriver]:
+    """A driver for ``host``, closed when the ``with`` block ends."""
+    driver = open_driver(host.uri)
+    try:
+        yield driver
+    finally:
+        driver.close()
 
 
 def _require_operator(user: User) -> None:

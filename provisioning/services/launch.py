@@ -17,7 +17,7 @@ from django_q.tasks import async_task
 from catalog.models import ApplianceVersion
 from portal import audit, errors
 from portal.models import Project, Role
-from portal.scoping import User, require_role
+from portal.scoping import Account, User, require_role
 from provisioning import naming
 from provisioning.drivers import DomainTags
 from provisioning.models import Host, Instance, PublishedPort, Stack
@@ -46,6 +46,7 @@ def stack_launch(
 ) -> Stack:
     """Claim quota, a host and a port for a one-tier stack, and queue its build."""
     require_role(user, project, Role.MEMBER)
+    assert isinstance(user, Account), "require_role lets no anonymous caller through"
     if not STACK_NAME_RE.match(name):
         raise errors.Invalid.for_field(
             "name", "name must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
