@@ -19,38 +19,33 @@ from portal import errors
 from portal.web_errors import add_to_form
 
 
-class ObservedOnlyAdmin(admin.ModelAdmin):
+class _LookOnly:
+    """Refuses every write Django's admin could make on its own."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class ObservedOnlyAdmin(_LookOnly, admin.ModelAdmin):
     """Rows the portal writes itself: operators may look but not touch."""
 
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
         # Every field as plain text: no form field is built for a form nobody may submit.
         return [field.name for field in self.model._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-
-class ObservedOnlyInline(admin.TabularInline):
+class ObservedOnlyInline(_LookOnly, admin.TabularInline):
     """Related rows shown on their parent's page, read-only (see ``ObservedOnlyAdmin``)."""
 
     extra = 0
     can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 class ServiceForm(forms.ModelForm):

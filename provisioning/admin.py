@@ -20,10 +20,10 @@ class HostForm(ServiceForm):
 
     class Meta:
         model = Host
-        fields = list(hosts.SETTABLE_FIELDS)
+        fields = list(Host.SETTABLE_FIELDS)
 
     def save_through_service(self, cleaned: dict[str, Any]) -> Model:
-        settable = {field: cleaned[field] for field in hosts.SETTABLE_FIELDS if field in cleaned}
+        settable = {field: cleaned[field] for field in Host.SETTABLE_FIELDS if field in cleaned}
         if self.instance.pk is None:
             return hosts.host_register(user=self.request.user, **settable)
         current = Host.objects.get(pk=self.instance.pk)

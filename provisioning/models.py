@@ -13,6 +13,18 @@ from portal.querysets import ProjectScopedQuerySet
 class Host(models.Model):
     """A libvirt host. The portal only ever talks to it through ``uri`` and the driver."""
 
+    # What operators set (through the host services); everything else is observed.
+    SETTABLE_FIELDS = (
+        "name",
+        "uri",
+        "domain_type",
+        "enabled",
+        "storage_pool",
+        "storage_pool_path",
+        "public_address",
+        "cpu_overcommit",
+        "memory_reserved_mib",
+    )
     # Fields the driver reads from the host; operators and API clients never set them.
     OBSERVED_FIELDS = (
         "cpus",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -22,3 +23,12 @@ def wait_for(predicate: Callable[[], T], *, timeout: float, interval: float = 0.
             return result
         time.sleep(interval)
     raise TimedOut(f"timed out after {timeout} s waiting for {what}")
+
+
+def page_text(url: str) -> str | None:
+    """The body of ``url`` (a loopback address in these tests), or None while nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.read().decode()
+    except OSError:
+        return None

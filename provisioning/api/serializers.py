@@ -69,15 +69,5 @@ class LeaseSerializer(serializers.Serializer):
 class HostSerializer(serializers.ModelSerializer):
     class Meta:
         model = Host
-        fields = [
-            "id",
-            "name",
-            "uri",
-            "domain_type",
-            "enabled",
-            "storage_pool",
-            "storage_pool_path",
-            "public_address",
-            *Host.OBSERVED_FIELDS,
-        ]
+        fields = ["id", *Host.SETTABLE_FIELDS, *Host.OBSERVED_FIELDS]
         read_only_fields = Host.OBSERVED_FIELDS

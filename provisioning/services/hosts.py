@@ -18,19 +18,6 @@ from provisioning.models import Host
 
 logger = logging.getLogger(__name__)
 
-# What an operator may set on a host; everything else is observed from the host itself.
-SETTABLE_FIELDS = (
-    "name",
-    "uri",
-    "domain_type",
-    "enabled",
-    "storage_pool",
-    "storage_pool_path",
-    "public_address",
-    "cpu_overcommit",
-    "memory_reserved_mib",
-)
-
 
 @contextmanager
 def driver_for(host: Host) -> Iterator[HypervisorDriver]:
@@ -57,7 +44,7 @@ def _validated(host: Host) -> None:
 def host_register(*, user: User, name: str, uri: str, **settings: Any) -> Host:
     """Add a host after proving the portal can reach it; an unreachable URI adds nothing."""
     _require_operator(user)
-    unknown = set(settings) - set(SETTABLE_FIELDS)
+    unknown = set(settings) - set(Host.SETTABLE_FIELDS)
     if unknown:
         raise errors.Invalid(f"hosts have no settable field {', '.join(sorted(unknown))}")
     host = Host(name=name, uri=uri, **settings)
@@ -72,7 +59,7 @@ def host_register(*, user: User, name: str, uri: str, **settings: Any) -> Host:
 def host_update(*, user: User, host: Host, **changes: Any) -> Host:
     """Change an operator-set field of a host; a changed URI or pool is connected to before it is saved."""
     _require_operator(user)
-    unknown = set(changes) - set(SETTABLE_FIELDS)
+    unknown = set(changes) - set(Host.SETTABLE_FIELDS)
     if unknown:
         raise errors.Invalid(f"hosts have no settable field {', '.join(sorted(unknown))}")
     changed = {field: value for field, value in changes.items() if getattr(host, field) != value}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.request
-
 import pytest
 
 from provisioning.drivers import open_driver
@@ -12,17 +10,9 @@ from provisioning.services import lifecycle
 from provisioning.services.launch import stack_launch
 from provisioning.services.reconcile import reconcile_host
 from tests.e2e.conftest import SYSTEM_URI
-from tests.polling import wait_for
+from tests.polling import page_text, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def _page(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.read().decode()
-    except OSError:
-        return None
 
 
 def _state(pool: str) -> tuple[dict[str, str], set[str]]:
@@ -51,7 +41,9 @@ def test_two_deployments_launch_reconcile_and_delete_side_by_side(
             stacks[deployment], instances[deployment] = stack, stack.instances.get()
             urls[deployment] = instances[deployment].published_ports.get().url
         for deployment in (first, second):
-            assert "demo-web appliance" in wait_for(lambda url=urls[deployment]: _page(url), timeout=120, interval=0.5)
+            assert "demo-web appliance" in wait_for(
+                lambda url=urls[deployment]: page_text(url), timeout=120, interval=0.5
+            )
 
         host = Host.objects.get()
         for deployment in (first, second):
@@ -69,7 +61,7 @@ def test_two_deployments_launch_reconcile_and_delete_side_by_side(
         assert instances[first].volume_name not in volumes
         assert domains[instances[second].domain_name] == "running"
         assert instances[second].volume_name in volumes
-        assert "demo-web appliance" in (_page(urls[second]) or "")
+        assert "demo-web appliance" in (page_text(urls[second]) or "")
 
         settings.DEPLOYMENT_NAME = second
         assert reconcile_host(host=host).removed == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.request
 from functools import partial
 
 import pytest
@@ -11,7 +10,7 @@ from django.conf import settings
 from provisioning import naming
 from provisioning.drivers import open_driver
 from tests.e2e.conftest import SYSTEM_URI
-from tests.polling import wait_for
+from tests.polling import page_text, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -35,14 +34,6 @@ def _wait_for_status(client, url, *, field: str, done: tuple[str, ...], timeout:
 def _our_domains(driver) -> list:
     # Ids repeat across parallel test databases; each test runs as its own deployment.
     return [d for d in driver.list_domains() if naming.is_ours(d.tags)]
-
-
-def _page(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.read().decode()
-    except OSError:
-        return None
 
 
 @pytest.mark.xdist_group("e2e-web")
@@ -86,7 +77,7 @@ def test_feed_to_running_web_stack_and_back(api, operator, member, project, demo
     (endpoint,) = stack["endpoints"]
     assert endpoint["guest_port"] == 80
     assert endpoint["url"].startswith("http://127.0.0.1:")
-    page = wait_for(lambda: _page(endpoint["url"]), timeout=120, interval=0.5, what="the appliance's page")
+    page = wait_for(lambda: page_text(endpoint["url"]), timeout=120, interval=0.5, what="the appliance's page")
     assert "demo-web appliance" in page
 
     (instance,) = stack["instances"]
@@ -96,7 +87,7 @@ def test_feed_to_running_web_stack_and_back(api, operator, member, project, demo
     assert user.delete(stack_url).status_code == 202
     gone = _wait_for_status(user, stack_url, field="status", done=("deleted", "error"), timeout=60)
     assert gone["status"] == "deleted", gone["status_reason"]
-    assert _page(endpoint["url"]) is None
+    assert page_text(endpoint["url"]) is None
     with open_driver(SYSTEM_URI) as driver:
         assert _our_domains(driver) == []
         volumes = {v.name for v in driver.list_volumes(pool=pool)}
@@ -122,7 +113,7 @@ def test_app_and_db_tiers_build_side_by_side(api, member, project, demo_catalog)
         assert stack["status"] == "running", stack["status_reason"]
         (endpoint,) = stack["endpoints"]
         assert endpoint["guest_port"] == {"demo-app": 8080, "demo-db": 5432}[identifier]
-        page = wait_for(partial(_page, endpoint["url"]), timeout=120, interval=0.5, what=f"{identifier} page")
+        page = wait_for(partial(page_text, endpoint["url"]), timeout=120, interval=0.5, what=f"{identifier} page")
         assert f"{identifier} appliance" in page
     for url in urls.values():
         assert user.delete(url).status_code == 202

@@ -8,7 +8,7 @@ from django.test import Client, RequestFactory
 
 from catalog.models import Appliance, ApplianceVersion, CachedImage
 from portal.models import ApiToken, AuditEvent, Membership, Role
-from provisioning.models import Host, HostImage, Instance, PublishedPort, Stack, StackEvent, Status
+from provisioning.models import HostImage, Instance, PublishedPort, Stack, StackEvent, Status
 from provisioning.services.launch import stack_launch
 
 # State that only services may write. For each: may the admin add, change or delete rows itself?
@@ -126,31 +126,6 @@ def test_the_last_owner_cannot_be_removed_in_the_admin(operator_client, project,
     assert "must keep at least one owner" in text
     assert list(Membership.objects.values_list("user__username", flat=True)) == [owner.username]
     assert AuditEvent.objects.filter(action="membership.remove").count() == 1
-
-
-def test_host_added_in_the_admin_goes_through_registration(operator_client, operator):
-    fields = {
-        "name": "t1",
-        "uri": "test:///default",
-        "domain_type": "qemu",
-        "enabled": "on",
-        "storage_pool": "default-pool",
-        "storage_pool_path": "/default-pool",
-        "public_address": "127.0.0.1",
-        "cpu_overcommit": "4",
-        "memory_reserved_mib": "512",
-    }
-    response = operator_client.post(_url(Host, "add"), fields)
-    assert response.status_code == 302, response.content
-    host = Host.objects.get(name="t1")
-    assert (host.healthy, host.cpus, host.guests_bind_host_ports) == (True, 16, False)
-    assert AuditEvent.objects.filter(action="host.register", actor=operator).count() == 1
-
-    bad = {**fields, "name": "t2", "uri": "qemu+tcp://127.0.0.1:1/system"}
-    response = operator_client.post(_url(Host, "add"), bad)
-    assert response.status_code == 200
-    assert "cannot use host qemu+tcp://127.0.0.1:1/system" in response.content.decode()
-    assert not Host.objects.filter(name="t2").exists()
 
 
 def test_a_token_revoked_in_the_admin_is_audited(operator_client, operator, member):

@@ -290,6 +290,10 @@ def test_admin_refuses_a_host_it_cannot_reach_and_reads_one_it_can(client, opera
     assert response.status_code == 302
     host = Host.objects.get()
     assert (host.name, host.healthy, host.cpus, host.hypervisor) == ("near", True, 16, "TEST")
+    assert host.guests_bind_host_ports is False  # a simulated host: placement must not probe ports for it
+    from portal.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="host.register", actor=operator).count() == 1
 
 
 def test_deleted_before_the_worker_runs_builds_nothing(
