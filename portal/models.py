@@ -49,6 +49,11 @@ class Project(models.Model):
     max_instances = models.PositiveIntegerField(default=10)
     max_vcpus = models.PositiveIntegerField(default=16)
     max_memory_mib = models.PositiveIntegerField(default=16 * 1024)
+    max_stacks = models.PositiveIntegerField(default=5)
+    max_disk_gib = models.PositiveIntegerField(default=200)
+    max_lease_seconds = models.PositiveIntegerField(
+        default=7 * 24 * 3600, help_text="The longest lease a stack of this project may have"
+    )
 
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
 

@@ -23,7 +23,9 @@ class Host(models.Model):
         "storage_pool_path",
         "public_address",
         "cpu_overcommit",
+        "memory_overcommit",
         "memory_reserved_mib",
+        "disk_overcommit",
     )
     # Fields the driver reads from the host; operators and API clients never set them.
     OBSERVED_FIELDS = (
@@ -37,6 +39,9 @@ class Host(models.Model):
         "health_error",
         "last_checked_at",
         "guests_bind_host_ports",
+        "guest_arches",
+        "pool_capacity_bytes",
+        "pool_available_bytes",
     )
 
     class DomainType(models.TextChoices):
@@ -47,12 +52,24 @@ class Host(models.Model):
     uri = models.CharField(max_length=300, unique=True, help_text="libvirt URI, e.g. qemu:///system")
     domain_type = models.CharField(max_length=10, choices=DomainType.choices, default=DomainType.KVM)
     enabled = models.BooleanField(default=True, help_text="Disabled hosts keep their VMs but get no new ones")
+    draining = models.BooleanField(
+        default=False, help_text="Draining hosts keep their stacks until they end but get no new ones"
+    )
     storage_pool = models.CharField(max_length=100, default="portal")
     storage_pool_path = models.CharField(max_length=300, default="/var/lib/libvirt/images/portal")
     public_address = models.GenericIPAddressField(
         default="127.0.0.1", help_text="Address on which published guest ports are reachable"
     )
     cpu_overcommit = models.DecimalField(max_digits=4, decimal_places=2, default=4)
+    memory_overcommit = models.DecimalField(
+        max_digits=4, decimal_places=2, default=1, help_text="RAM is not over-committed unless raised above 1"
+    )
+    disk_overcommit = models.DecimalField(
+        max_digits=4,
+        decimal_places=2,
+        default=1,
+        help_text="Overlays are thin: above 1 their sizes may pass the pool",
+    )
     memory_reserved_mib = models.PositiveIntegerField(default=512, help_text="Kept for the host itself")
     # Read from the host by the driver (capacity and health).
     cpus = models.PositiveIntegerField(default=0)
@@ -67,6 +84,13 @@ class Host(models.Model):
     guests_bind_host_ports = models.BooleanField(
         default=True, help_text="Whether published ports are bound on the host (not on simulated hosts)"
     )
+    guest_arches = models.CharField(
+        max_length=200, default="x86_64", help_text="Comma-separated architectures its guests may have"
+    )
+    pool_capacity_bytes = models.PositiveBigIntegerField(default=0)
+    pool_available_bytes = models.PositiveBigIntegerField(default=0)
+    # Bumped by every claim on the host: a launch that read an older value retries (optimistic claims).
+    generation = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
@@ -138,12 +162,80 @@ class PublishedPortQuerySet(ProjectScopedQuerySet["PublishedPort"]):
     project_path = "instance__stack__project"
 
 
+class FlavorQuerySet(ProjectScopedQuerySet["Flavor"]):
+    project_path = "project"
+    unowned_is_shared = True
+
+
+class StackTemplateQuerySet(ProjectScopedQuerySet["StackTemplate"]):
+    project_path = "project"
+    unowned_is_shared = True
+
+
+class StackNetworkQuerySet(ProjectScopedQuerySet["StackNetwork"]):
+    project_path = "stack__project"
+
+
 class StackEventQuerySet(ProjectScopedQuerySet["StackEvent"]):
     project_path = "stack__project"
 
 
+class Flavor(models.Model):
+    """A named size (vCPUs, RAM, disk) that templates may use instead of numbers; shared when it has no project."""
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="flavors")
+    name = models.CharField(max_length=50)
+    vcpus = models.PositiveIntegerField()
+    memory_mib = models.PositiveIntegerField()
+    disk_gib = models.PositiveIntegerField()
+
+    objects = FlavorQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["vcpus", "memory_mib", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="one_flavor_name_per_project"),
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(project__isnull=True), name="one_shared_flavor_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.vcpus} vCPU, {self.memory_mib} MiB, {self.disk_gib} GiB)"
+
+
+class StackTemplate(models.Model):
+    """A document listing a stack's tiers (see ``provisioning.templates``); shared when it has no project."""
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="templates")
+    name = models.CharField(max_length=63)
+    description = models.TextField(blank=True)
+    source = models.TextField(help_text="The document as written (YAML or JSON)")
+    document = models.JSONField(help_text="The validated document")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = StackTemplateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="one_template_name_per_project"),
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(project__isnull=True), name="one_shared_template_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Stack(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="stacks")
+    template = models.ForeignKey(StackTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="stacks")
+    # The tiers as launched: later edits of the template do not change a stack that exists.
+    document = models.JSONField(default=dict, blank=True)
     name = models.CharField(max_length=63)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
@@ -173,8 +265,12 @@ class Instance(models.Model):
     memory_mib = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     status_reason = models.TextField(blank=True)
+    disk_gib = models.PositiveIntegerField(default=0, help_text="Size of the overlay disk; 0: the image's own")
     domain_name = models.CharField(max_length=100, blank=True)
     volume_name = models.CharField(max_length=200, blank=True)
+    config_volume_name = models.CharField(max_length=200, blank=True, help_text="Its NoCloud config drive")
+    address = models.GenericIPAddressField(null=True, blank=True, help_text="On the stack network")
+    mac_address = models.CharField(max_length=17, blank=True, help_text="Of its NIC on the stack network")
     vnc_port = models.PositiveIntegerField(null=True, blank=True)
 
     objects = InstanceQuerySet.as_manager()
@@ -213,6 +309,29 @@ class PublishedPort(models.Model):
         if ":" in address:  # IPv6 literals need brackets in URLs
             address = f"[{address}]"
         return f"{scheme}://{address}:{self.host_port}/"
+
+
+class StackNetwork(models.Model):
+    """A stack's private network: an isolated libvirt network on the stack's host, with no host address."""
+
+    stack = models.OneToOneField(Stack, on_delete=models.CASCADE, related_name="network")
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="stack_networks")
+    name = models.CharField(max_length=100)
+    cidr = models.CharField(max_length=43, help_text="The subnet the portal hands addresses out of")
+    # Set when the network is gone from the host; the subnet is free again.
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StackNetworkQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["host", "cidr"], condition=models.Q(released_at__isnull=True), name="one_live_subnet_per_host"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.cidr})"
 
 
 class StackEvent(models.Model):

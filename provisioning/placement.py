@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models import Count, Sum
 
 from portal.errors import NoCapacity
+from provisioning.demand import StackDemand
 from provisioning.models import ACTIVE_STATUSES, Host, Instance, PublishedPort
 
 
@@ -46,6 +47,16 @@ def host_loads(hosts: list[Host]) -> list[HostLoad]:
         )
         for host in hosts
     ]
+
+
+def claim_host(demand: StackDemand) -> Host:
+    """Choose a host for the whole stack and claim it; call inside the launch transaction.
+
+    The claim holds until the transaction ends, so the instances written after it count against
+    the host for every later launch.
+    """
+    hosts = list(Host.objects.select_for_update().filter(enabled=True, healthy=True).order_by("pk"))
+    return choose_host(host_loads(hosts), vcpus=demand.vcpus, memory_mib=demand.memory_mib).host
 
 
 def choose_host(loads: list[HostLoad], *, vcpus: int, memory_mib: int) -> HostLoad:

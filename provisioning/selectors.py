@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TypedDict
 
-from django.db.models import Count, Prefetch, Sum
+from django.db.models import Prefetch
 
-from portal.models import Project
 from portal.scoping import User
-from provisioning.models import ACTIVE_STATUSES, Host, Instance, InstanceQuerySet, PublishedPort, Stack, StackQuerySet
+from provisioning.models import Host, Instance, PublishedPort, Stack, StackQuerySet
 from provisioning.placement import host_loads
 
 
@@ -44,44 +41,6 @@ def stack_endpoints(stack: Stack) -> list[Endpoint]:
         for instance in stack.instances.all()
         for port in instance.published_ports.all()
     ]
-
-
-@dataclass(frozen=True)
-class QuotaLine:
-    what: str
-    used: int
-    limit: int
-
-
-_USAGE = {"count": Count("id"), "vcpus": Sum("vcpus"), "memory": Sum("memory_mib")}
-
-
-def _active_instances() -> InstanceQuerySet:
-    # Failed stacks hold their quota until they are deleted.
-    return Instance.objects.filter(status__in=ACTIVE_STATUSES)
-
-
-def _quota_lines(project: Project, usage: Mapping[str, int | None]) -> list[QuotaLine]:
-    return [
-        QuotaLine("instances", usage.get("count") or 0, project.max_instances),
-        QuotaLine("vCPUs", usage.get("vcpus") or 0, project.max_vcpus),
-        QuotaLine("MiB of memory", usage.get("memory") or 0, project.max_memory_mib),
-    ]
-
-
-def project_usage(project: Project) -> list[QuotaLine]:
-    """What the project holds against each quota."""
-    return _quota_lines(project, _active_instances().filter(stack__project=project).aggregate(**_USAGE))
-
-
-def quota_overview(user: User) -> list[tuple[Project, list[QuotaLine]]]:
-    """Quota usage of every project the user sees, in one query for all of them."""
-    projects = list(Project.objects.visible_to(user))
-    usage = {
-        row["stack__project"]: row
-        for row in _active_instances().filter(stack__project__in=projects).values("stack__project").annotate(**_USAGE)
-    }
-    return [(project, _quota_lines(project, usage.get(project.pk, {}))) for project in projects]
 
 
 class HostCapacity(TypedDict):

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from catalog.selectors import appliance_versions_visible_to
 from portal.web_errors import errors_as_messages, errors_on
-from provisioning import selectors
+from provisioning import quotas, selectors
 from provisioning.forms import LaunchForm, LeaseForm
 from provisioning.models import Stack, Status
 from provisioning.services import launch, lifecycle
@@ -30,7 +30,7 @@ def host_overview(request: HttpRequest) -> HttpResponse:
 @login_required
 def stack_list(request: HttpRequest) -> HttpResponse:
     stacks = selectors.stacks_visible_to(request.user).exclude(status=Status.DELETED)
-    context = {"stacks": stacks, "quotas": selectors.quota_overview(request.user)}
+    context = {"stacks": stacks, "quotas": quotas.quota_overview(request.user)}
     return render(request, "provisioning/stack_list.html", context)
 
 

@@ -5,7 +5,8 @@ from rest_framework.routers import DefaultRouter
 from catalog.api.views import ApplianceViewSet, FeedViewSet
 from portal.api.tokens import ApiTokenViewSet, TokenCreateView
 from portal.api.views import ProjectViewSet
-from provisioning.api.views import HostViewSet, StackViewSet
+from provisioning.api.hosts import HostViewSet
+from provisioning.api.views import StackViewSet
 
 router = DefaultRouter()
 router.register("projects", ProjectViewSet, basename="project")

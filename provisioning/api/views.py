@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from provisioning import selectors
-from provisioning.api.serializers import HostSerializer, LeaseSerializer, StackCreateSerializer, StackSerializer
-from provisioning.models import Host
-from provisioning.services import hosts, launch, lifecycle
+from provisioning.api.serializers import LeaseSerializer, StackCreateSerializer, StackSerializer
+from provisioning.services import launch, lifecycle
 
 
 class StackViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -53,22 +52,3 @@ class StackViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.R
             user=request.user, stack=self.get_object(), lease_seconds=given.validated_data["lease"]
         )
         return self._answer(stack.pk)
-
-
-class HostViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    """Hypervisor hosts (operators only). Creating one connects to it first; an unreachable URI is refused."""
-
-    serializer_class = HostSerializer
-    permission_classes = [permissions.IsAdminUser]
-    queryset = Host.objects.all()
-
-    def create(self, request: Request, *args, **kwargs) -> Response:
-        given = HostSerializer(data=request.data)
-        given.is_valid(raise_exception=True)
-        host = hosts.host_register(user=request.user, **given.validated_data)
-        return Response(HostSerializer(host).data, status=status.HTTP_201_CREATED)
-
-    @action(detail=True, methods=["post"])
-    def refresh(self, request: Request, pk: str | None = None) -> Response:
-        host = hosts.host_refresh(host=self.get_object())
-        return Response(HostSerializer(host).data)

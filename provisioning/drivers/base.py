@@ -71,6 +71,7 @@ class HostInfo:
     memory_mib: int
     free_memory_mib: int
     capabilities: HostCapabilities
+    guest_arches: tuple[str, ...] = ("x86_64",)  # what its guests may be, from libvirt's capabilities
 
 
 @dataclass(frozen=True)

@@ -312,6 +312,14 @@ def parse_vnc_port(xml: str) -> int | None:
     return port if port > 0 else None
 
 
+def parse_guest_arches(capabilities_xml: str) -> tuple[str, ...]:
+    """The guest architectures a host's capabilities XML offers, sorted, without repeats."""
+    root = _parse(capabilities_xml)
+    if root is None:
+        return ()
+    return tuple(sorted({arch.attrib["name"] for arch in root.iterfind("guest/arch") if arch.attrib.get("name")}))
+
+
 def parse_pool_path(xml: str) -> str:
     root = _parse(xml)
     path = None if root is None else root.findtext("target/path")
@@ -337,6 +345,7 @@ __all__ = [
     "build_volume_xml",
     "hostfwd_netdev_arg",
     "parse_domain_tags",
+    "parse_guest_arches",
     "parse_pool_path",
     "parse_vnc_port",
     "parse_volume_format",

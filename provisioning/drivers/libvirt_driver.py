@@ -7,17 +7,21 @@ It works the same on ``qemu:///system``, remote ``qemu+ssh://`` / ``qemu+tls://`
 The driver is assembled from parts with one job each, sharing one connection:
 ``libvirt_connection`` (opening, reconnecting, host capabilities), ``libvirt_errors`` (error
 translation), ``libvirt_storage`` (pools, volumes, uploads) and ``libvirt_domains`` (domains).
-Only these ``libvirt_*`` modules import ``libvirt``.
+Only these modules import ``libvirt``.
 """
 
 from __future__ import annotations
 
-from provisioning.drivers.base import HostInfo
+import libvirt
+
+from provisioning.drivers.base import HostCapabilities, HostInfo
+from provisioning.drivers.domain_xml import parse_guest_arches
 from provisioning.drivers.libvirt_domains import LibvirtDomains
 from provisioning.drivers.libvirt_storage import LibvirtStorage
 from provisioning.drivers.upload_stream import UPLOAD_CHUNK_BYTES
 
 _MIB = 1024 * 1024
+SIMULATED_GUEST_ARCHES = ("aarch64", "i686", "x86_64")
 
 
 def _format_version(number: int) -> str:
@@ -45,7 +49,15 @@ class LibvirtDriver(LibvirtStorage, LibvirtDomains):
                 memory_mib=memory_mib,
                 free_memory_mib=conn.getFreeMemory() // _MIB,
                 capabilities=capabilities,
+                guest_arches=self._guest_arches(conn, capabilities),
             )
+
+    @staticmethod
+    def _guest_arches(conn: libvirt.virConnect, capabilities: HostCapabilities) -> tuple[str, ...]:
+        if not capabilities.stores_volume_data:
+            # A simulated host defines domains of any architecture; it advertises only its own (i686).
+            return SIMULATED_GUEST_ARCHES
+        return parse_guest_arches(conn.getCapabilities())
 
 
 __all__ = ["UPLOAD_CHUNK_BYTES", "LibvirtDriver"]

@@ -109,7 +109,7 @@ def _apply(host: Host, observed: dict[str, Any]) -> None:
 def _observe(host: Host) -> dict[str, Any]:
     with driver_for(host) as driver:
         info = driver.host_info()
-        driver.ensure_dir_pool(name=host.storage_pool, path=host.storage_pool_path)
+        pool = driver.ensure_dir_pool(name=host.storage_pool, path=host.storage_pool_path)
     return {
         "cpus": info.cpus,
         "memory_mib": info.memory_mib,
@@ -118,6 +118,9 @@ def _observe(host: Host) -> dict[str, Any]:
         "libvirt_version": info.libvirt_version,
         "hostname": info.hostname,
         "guests_bind_host_ports": info.capabilities.guests_bind_host_ports,
+        "guest_arches": ",".join(info.guest_arches),
+        "pool_capacity_bytes": pool.capacity_bytes,
+        "pool_available_bytes": pool.available_bytes,
         "healthy": True,
         "health_error": "",
         "last_checked_at": timezone.now(),

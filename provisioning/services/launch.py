@@ -19,10 +19,11 @@ from portal import audit, errors
 from portal.models import Project, Role
 from portal.scoping import Account, User, require_role
 from provisioning import naming
+from provisioning.demand import InstanceDemand, StackDemand
 from provisioning.drivers import DomainTags
 from provisioning.models import Host, Instance, PublishedPort, Stack
-from provisioning.placement import allocate_port, choose_host, host_loads
-from provisioning.selectors import project_usage
+from provisioning.placement import allocate_port, claim_host
+from provisioning.quotas import check_stack_quota
 from provisioning.services.events import stack_event
 
 STACK_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -59,9 +60,11 @@ def stack_launch(
     with transaction.atomic():
         # Lock order everywhere: project, then hosts by id. Parallel launches queue here.
         locked_project = Project.objects.select_for_update().get(pk=project.pk)
-        _check_quota(locked_project, instances=1, vcpus=vcpus, memory_mib=memory_mib)
-        hosts = list(Host.objects.select_for_update().filter(enabled=True, healthy=True).order_by("pk"))
-        host = choose_host(host_loads(hosts), vcpus=vcpus, memory_mib=memory_mib).host
+        demand = StackDemand(
+            instances=(InstanceDemand(tier=role, vcpus=vcpus, memory_mib=memory_mib, disk_gib=0),), lease_seconds=lease
+        )
+        check_stack_quota(locked_project, demand)
+        host = claim_host(demand)
         ports = _plan_published_ports(host, appliance_version)
         stack = Stack.objects.create(
             project=locked_project,
@@ -104,16 +107,6 @@ def instance_tags(instance: Instance) -> DomainTags:
     return naming.instance_tags(
         project_id=instance.stack.project_id, stack_id=instance.stack_id, instance_id=instance.pk
     )
-
-
-def _check_quota(project: Project, *, instances: int, vcpus: int, memory_mib: int) -> None:
-    wanted = {"instances": instances, "vCPUs": vcpus, "MiB of memory": memory_mib}
-    for line in project_usage(project):
-        if line.used + wanted[line.what] > line.limit:
-            raise errors.QuotaExceeded(
-                f"quota exceeded: project '{project.name}' may hold {line.limit} {line.what}, "
-                f"{line.used} are in use and this stack needs {wanted[line.what]}"
-            )
 
 
 def _plan_published_ports(host: Host, version: ApplianceVersion) -> list[tuple[int, int]]:

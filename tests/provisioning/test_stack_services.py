@@ -278,6 +278,8 @@ def test_admin_refuses_a_host_it_cannot_reach_and_reads_one_it_can(client, opera
         "storage_pool_path": "/default-pool",
         "public_address": "127.0.0.1",
         "cpu_overcommit": "4",
+        "memory_overcommit": "1",
+        "disk_overcommit": "1",
         "memory_reserved_mib": "512",
     }
     page = client.post("/admin/provisioning/host/add/", form)

@@ -1,0 +1,60 @@
+"""Admin pages for hosts: registered and changed through the host services, read-only base volumes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+
+from portal.admin_tools import ObservedOnlyAdmin, ServiceForm, ServiceFormAdmin
+from provisioning.models import Host, HostImage
+from provisioning.services import hosts
+from provisioning.services.reconcile import reconcile_host
+
+
+class HostForm(ServiceForm):
+    """Connects to the host before saving, so a wrong URI is refused instead of stored."""
+
+    class Meta:
+        model = Host
+        fields = list(Host.SETTABLE_FIELDS)
+
+    def save_through_service(self, cleaned: dict[str, Any]) -> Model:
+        settable = {field: cleaned[field] for field in Host.SETTABLE_FIELDS if field in cleaned}
+        if self.instance.pk is None:
+            return hosts.host_register(user=self.request.user, **settable)
+        current = Host.objects.get(pk=self.instance.pk)
+        return hosts.host_update(user=self.request.user, host=current, **settable)
+
+
+@admin.register(Host)
+class HostAdmin(ServiceFormAdmin):
+    form = HostForm
+    list_display = ["name", "uri", "domain_type", "enabled", "healthy", "cpus", "memory_mib", "last_checked_at"]
+    list_filter = ["enabled", "healthy", "domain_type"]
+    search_fields = ["name", "uri", "hostname"]
+    readonly_fields = Host.OBSERVED_FIELDS
+    actions = ["refresh", "reconcile"]
+
+    @admin.action(description="Remove leftovers no instance claims")
+    def reconcile(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
+        for host in queryset:
+            result = reconcile_host(host=host)
+            names = ", ".join(f"{item.kind} {item.name}" for item in result.removed) or "nothing"
+            messages.info(request, f"{host}: removed {names}")
+            for problem in result.failed:
+                messages.error(request, f"{host}: {problem}")
+
+    @admin.action(description="Re-read capacity and health")
+    def refresh(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
+        for host in queryset:
+            hosts.host_refresh(host=host)
+        messages.info(request, "Hosts refreshed.")
+
+
+@admin.register(HostImage)
+class HostImageAdmin(ObservedOnlyAdmin):
+    list_display = ["volume_name", "host", "image", "state", "capacity_bytes", "uploaded_at"]
+    list_filter = ["host", "state"]
