@@ -6,6 +6,7 @@ typo in deployment stops the process at start instead of running with a silent d
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -32,6 +33,18 @@ def env_matching(name: str, default: str, *, pattern: str, explain: str) -> str:
     if not re.fullmatch(pattern, value):
         raise ImproperlyConfigured(f"environment variable {name}={value!r} is invalid: {explain}")
     return value
+
+
+def env_network(name: str, default: str) -> ipaddress.IPv4Network:
+    """An IPv4 network in CIDR notation (``10.240.0.0/16``), private, with no host bits set."""
+    value = env_str(name, default)
+    try:
+        network = ipaddress.IPv4Network(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"environment variable {name}={value!r} is not an IPv4 network: {exc}") from None
+    if not network.is_private:
+        raise ImproperlyConfigured(f"environment variable {name}={value!r} must be a private range")
+    return network
 
 
 def env_bool(name: str, default: bool) -> bool:

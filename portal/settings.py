@@ -14,6 +14,7 @@ from portal.env import (
     env_int,
     env_list,
     env_matching,
+    env_network,
     env_path,
     env_str,
     redis_url,
@@ -204,6 +205,15 @@ DEPLOYMENT_NAME = env_matching(
 PUBLISH_PORT_RANGE = (
     env_int("PORTAL_PORT_MIN", 20000, minimum=1024, maximum=65535),
     env_int("PORTAL_PORT_MAX", 29999, minimum=1024, maximum=65535),
+)
+# Private stack networks: one subnet per stack out of this range (isolated, so ranges may repeat
+# across hosts; they are kept distinct per host so addresses in logs stay unambiguous).
+STACK_NETWORK_RANGE = env_network("PORTAL_STACK_NETWORKS", "10.240.0.0/16")
+STACK_SUBNET_PREFIX = env_int("PORTAL_STACK_SUBNET_PREFIX", 24, minimum=16, maximum=28)
+# Where placement puts a new stack among the hosts with room: "spread" (the emptiest host, so load and
+# failures spread out) or "pack" (the fullest, so whole hosts stay free for big stacks or maintenance).
+PLACEMENT = env_matching(
+    "PORTAL_PLACEMENT", "spread", pattern="spread|pack", explain="spread (emptiest host first) or pack (fullest first)"
 )
 DEFAULT_LEASE_SECONDS = env_int("PORTAL_DEFAULT_LEASE", 4 * 3600, minimum=60)
 MAX_LEASE_SECONDS = env_int("PORTAL_MAX_LEASE", 7 * 24 * 3600, minimum=60)

@@ -9,6 +9,7 @@ must match this deployment's pattern exactly, so another deployment whose name s
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from django.conf import settings
@@ -75,3 +76,45 @@ def base_volume_name(sha256: str, disk_format: str) -> str:
     if disk_format not in DISK_FORMATS:
         raise ValueError(f"invalid disk format {disk_format!r}: expected one of {sorted(DISK_FORMATS)}")
     return f"{deployment()}-base-{digest[:32]}.{disk_format}"
+
+
+def config_drive_volume_name(tags: DomainTags) -> str:
+    """Name of an instance's NoCloud config drive (ISO 9660) in its host's pool."""
+    return f"{validate_deployment(tags.deployment)}-p{tags.project_id}-s{tags.stack_id}-i{tags.instance_id}-cidata.iso"
+
+
+def parse_config_drive_volume_name(name: str) -> DomainTags | None:
+    """The owner of one of this deployment's config drives; ``None`` for any other name."""
+    own = deployment()
+    match = re.fullmatch(re.escape(own) + r"-p(\d+)-s(\d+)-i(\d+)-cidata\.iso", name)
+    if match is None:
+        return None
+    project, stack, instance = (int(group) for group in match.groups())
+    return DomainTags(deployment=own, project_id=project, stack_id=stack, instance_id=instance)
+
+
+def network_name(*, project_id: int, stack_id: int) -> str:
+    """Name of a stack's private network (libvirt 9.0 networks carry no metadata: the name is the tag)."""
+    return f"{deployment()}-p{project_id}-s{stack_id}-net"
+
+
+def parse_network_name(name: str) -> tuple[int, int] | None:
+    """(project id, stack id) of one of this deployment's stack networks; ``None`` for any other name."""
+    match = re.fullmatch(re.escape(deployment()) + r"-p(\d+)-s(\d+)-net", name)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+def bridge_name(network: str) -> str:
+    """The host bridge of a stack network: fixed by the network's name, within Linux's 15 characters.
+
+    libvirt would pick the next free ``virbrN``; two daemons on one machine could then pick the same.
+    """
+    return "vb" + hashlib.sha256(network.encode()).hexdigest()[:12]
+
+
+def mac_address(instance_id: int) -> str:
+    """The MAC of an instance's stack NIC (QEMU's locally administered prefix); unique inside a stack."""
+    low = instance_id & 0xFFFFFF
+    return f"52:54:00:{low >> 16:02x}:{(low >> 8) & 0xFF:02x}:{low & 0xFF:02x}"

@@ -6,6 +6,7 @@ from catalog.api.views import ApplianceViewSet, FeedViewSet
 from portal.api.tokens import ApiTokenViewSet, TokenCreateView
 from portal.api.views import ProjectViewSet
 from provisioning.api.hosts import HostViewSet
+from provisioning.api.templates import TemplateViewSet
 from provisioning.api.views import StackViewSet
 
 router = DefaultRouter()
@@ -15,6 +16,7 @@ router.register("feeds", FeedViewSet, basename="feed")
 router.register("appliances", ApplianceViewSet, basename="appliance")
 router.register("hosts", HostViewSet, basename="host")
 router.register("stacks", StackViewSet, basename="stack")
+router.register("templates", TemplateViewSet, basename="template")
 
 urlpatterns = [
     path("auth/token/", TokenCreateView.as_view(), name="api-token"),

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import json
+
 from rest_framework import serializers
 
 from catalog.selectors import appliance_version_for_launch, appliances_visible_to
 from portal.api.fields import ScopedPrimaryKeyField
 from portal.models import Project
-from provisioning.models import Host, Instance, Stack
+from provisioning.models import Host, Instance, Stack, StackTemplate
 from provisioning.selectors import stack_endpoints
 
 
@@ -15,7 +17,19 @@ class InstanceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Instance
-        fields = ["id", "name", "role", "status", "status_reason", "host", "vcpus", "memory_mib", "appliance_version"]
+        fields = [
+            "id",
+            "name",
+            "role",
+            "status",
+            "status_reason",
+            "host",
+            "address",
+            "vcpus",
+            "memory_mib",
+            "disk_gib",
+            "appliance_version",
+        ]
 
 
 class EndpointSerializer(serializers.Serializer):
@@ -34,6 +48,7 @@ class StackSerializer(serializers.ModelSerializer):
             "id",
             "name",
             "project",
+            "template",
             "status",
             "status_reason",
             "created_at",
@@ -49,16 +64,50 @@ class StackSerializer(serializers.ModelSerializer):
 
 
 class StackCreateSerializer(serializers.Serializer):
+    """Either ``template`` (every tier of it) or ``appliance`` (a one-tier stack), not both."""
+
     name = serializers.CharField(max_length=63)
     project = ScopedPrimaryKeyField(scope=Project.objects.visible_to)
-    appliance = ScopedPrimaryKeyField(scope=appliances_visible_to)
+    template = ScopedPrimaryKeyField(scope=StackTemplate.objects.visible_to, required=False)
+    appliance = ScopedPrimaryKeyField(scope=appliances_visible_to, required=False)
     version = serializers.CharField(required=False, help_text="Appliance version; the newest when omitted")
     lease = serializers.IntegerField(required=False, min_value=1, help_text="Lease in seconds")
 
     def validate(self, attrs: dict) -> dict:
-        attrs["appliance_version"] = appliance_version_for_launch(
-            user=self.context["request"].user, appliance=attrs["appliance"], version=attrs.get("version")
-        )
+        if ("template" in attrs) == ("appliance" in attrs):
+            raise serializers.ValidationError({"template": "give a template or an appliance (one of them)"})
+        if "appliance" in attrs:
+            attrs["appliance_version"] = appliance_version_for_launch(
+                user=self.context["request"].user, appliance=attrs["appliance"], version=attrs.get("version")
+            )
+        return attrs
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StackTemplate
+        fields = ["id", "name", "project", "description", "source", "document", "created_at", "updated_at"]
+
+
+class TemplateWriteSerializer(serializers.Serializer):
+    """``source`` is the document as YAML or JSON text; ``document`` the same as a JSON object."""
+
+    name = serializers.CharField(max_length=63)
+    project = ScopedPrimaryKeyField(
+        scope=Project.objects.visible_to,
+        required=False,
+        allow_null=True,
+        help_text="Leave empty (operators only) for a shared template",
+    )
+    description = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+    source = serializers.CharField(required=False, max_length=64 * 1024, trim_whitespace=False)
+    document = serializers.JSONField(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if ("source" in attrs) == ("document" in attrs):
+            raise serializers.ValidationError({"source": "give the template as 'source' text or as 'document'"})
+        if "document" in attrs:
+            attrs["source"] = json.dumps(attrs.pop("document"), indent=2)
         return attrs
 
 

@@ -28,13 +28,22 @@ class StackViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.R
         given = StackCreateSerializer(data=request.data, context={"request": request})
         given.is_valid(raise_exception=True)
         data = given.validated_data
-        stack = launch.stack_launch(
-            user=request.user,
-            project=data["project"],
-            name=data["name"],
-            appliance_version=data["appliance_version"],
-            lease_seconds=data.get("lease"),
-        )
+        if "template" in data:
+            stack = launch.stack_launch_template(
+                user=request.user,
+                project=data["project"],
+                name=data["name"],
+                template=data["template"],
+                lease_seconds=data.get("lease"),
+            )
+        else:
+            stack = launch.stack_launch(
+                user=request.user,
+                project=data["project"],
+                name=data["name"],
+                appliance_version=data["appliance_version"],
+                lease_seconds=data.get("lease"),
+            )
         return self._answer(stack.pk, status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={202: StackSerializer})

@@ -17,6 +17,7 @@ from provisioning.drivers.base import (
     NotFound,
     PortForward,
     PortUnavailable,
+    StackNic,
     VolumeInfo,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "NotFound",
     "PortForward",
     "PortUnavailable",
+    "StackNic",
     "VolumeInfo",
     "open_driver",
 ]

@@ -115,6 +115,14 @@ class PortForward:
 
 
 @dataclass(frozen=True)
+class StackNic:
+    """A NIC on a stack's private network (an isolated libvirt network on the same host)."""
+
+    network: str
+    mac_address: str
+
+
+@dataclass(frozen=True)
 class DomainSpec:
     name: str
     domain_type: str  # "kvm" in production, "qemu" (TCG) where KVM cannot run guests
@@ -126,6 +134,9 @@ class DomainSpec:
     arch: str = "x86_64"
     port_forwards: tuple[PortForward, ...] = field(default_factory=tuple)
     vnc: bool = True  # VNC on 127.0.0.1 (autoport) for the browser console
+    # A read-only second disk (vdb): the NoCloud config drive the guest reads its identity from.
+    config_drive_path: str | None = None
+    stack_nics: tuple[StackNic, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -186,6 +197,18 @@ class HypervisorDriver(Protocol):
         ...
 
     def domain_info(self, *, name: str) -> DomainInfo: ...
+
+    def ensure_network(self, *, name: str, bridge: str) -> None:
+        """Define, start and autostart an isolated network (no forwarding, no host address); no-op if running."""
+        ...
+
+    def delete_network(self, *, name: str) -> None:
+        """Stop and undefine a network; a missing one is not an error."""
+        ...
+
+    def list_networks(self) -> list[str]:
+        """Names of every network on the host."""
+        ...
 
     def list_domains(self) -> list[DomainInfo]:
         """Every domain on the host that carries portal metadata tags, whichever deployment made it."""

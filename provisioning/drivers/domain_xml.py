@@ -12,7 +12,7 @@ import ipaddress
 import re
 import xml.etree.ElementTree as ET
 
-from provisioning.drivers.base import DomainSpec, DomainTags, InvalidRequest, PortForward
+from provisioning.drivers.base import DomainSpec, DomainTags, InvalidRequest, PortForward, StackNic
 
 PORTAL_NS = "https://stackportal.dev/ns/libvirt/1"
 """Namespace of the ownership element in a domain's ``<metadata>``."""
@@ -32,6 +32,8 @@ DISK_FORMATS = frozenset({"qcow2", "raw", "vmdk", "vdi", "vpc"})
 PORT_PROTOCOLS = frozenset({"tcp", "udp"})
 MAX_VCPUS = 256
 
+_MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_BRIDGE_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,14}$")
 _ARCH_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
 # The hostfwd NIC gets a fixed PCI slot: libvirt cannot see devices passed on the qemu command line,
 # and qemu, left to choose, places it on slot 2 before libvirt's VGA is created there ("slot 2 function
@@ -122,7 +124,18 @@ def validate_domain_spec(spec: DomainSpec) -> DomainSpec:
     validate_disk_format(spec.disk_format)
     _validate_tags(spec.tags)
     _validate_port_forwards(spec.port_forwards)
+    if spec.config_drive_path is not None:
+        validate_absolute_path("config drive", spec.config_drive_path)
+    for nic in spec.stack_nics:
+        _validate_stack_nic(nic)
     return spec
+
+
+def _validate_stack_nic(nic: StackNic) -> StackNic:
+    validate_name("network", nic.network)
+    if not isinstance(nic.mac_address, str) or not _MAC_PATTERN.fullmatch(nic.mac_address):
+        raise InvalidRequest(f"invalid MAC address {nic.mac_address!r}")
+    return nic
 
 
 # --- domain XML ---------------------------------------------------------------------------------
@@ -165,6 +178,24 @@ def _add_disk(devices: ET.Element, spec: DomainSpec) -> None:
     _sub(disk, "target", dev="vda", bus="virtio")
 
 
+def _add_config_drive(devices: ET.Element, spec: DomainSpec) -> None:
+    if spec.config_drive_path is None:
+        return
+    disk = _sub(devices, "disk", type="file", device="disk")
+    _sub(disk, "driver", name="qemu", type="raw")
+    _sub(disk, "source", file=spec.config_drive_path)
+    _sub(disk, "target", dev="vdb", bus="virtio")
+    _sub(disk, "readonly")
+
+
+def _add_stack_nics(devices: ET.Element, spec: DomainSpec) -> None:
+    for nic in spec.stack_nics:
+        interface = _sub(devices, "interface", type="network")
+        _sub(interface, "source", network=nic.network)
+        _sub(interface, "mac", address=nic.mac_address)
+        _sub(interface, "model", type="virtio")
+
+
 def _add_console(devices: ET.Element) -> None:
     serial = _sub(devices, "serial", type="pty")
     _sub(serial, "target", port="0")
@@ -184,7 +215,9 @@ def _add_display(devices: ET.Element, spec: DomainSpec) -> None:
 def hostfwd_netdev_arg(forwards: tuple[PortForward, ...]) -> str:
     """The ``-netdev`` value publishing ``forwards`` through qemu's user-mode network."""
     rules = [f"hostfwd={fw.protocol}:{fw.host_address}:{fw.host_port}-:{fw.guest_port}" for fw in forwards]
-    return ",".join([f"user,id={_HOSTFWD_NETDEV_ID}", *rules])
+    # restrict=on: the guest can open no connection through this NIC (10.0.2.2 would be the host's
+    # loopback); the forwarded ports still reach it. Published ports stay the only way in or out.
+    return ",".join([f"user,id={_HOSTFWD_NETDEV_ID},restrict=on", *rules])
 
 
 def _add_port_forwards(domain: ET.Element, forwards: tuple[PortForward, ...]) -> None:
@@ -213,10 +246,30 @@ def build_domain_xml(spec: DomainSpec) -> str:
     _sub(domain, "on_poweroff", "destroy")
     devices = _sub(domain, "devices")
     _add_disk(devices, spec)
+    _add_config_drive(devices, spec)
+    _add_stack_nics(devices, spec)
     _add_console(devices)
     _add_display(devices, spec)
     _add_port_forwards(domain, spec.port_forwards)
     return ET.tostring(domain, encoding="unicode")
+
+
+# --- network XML --------------------------------------------------------------------------------
+
+
+def build_isolated_network_xml(name: str, bridge: str) -> str:
+    """A network with no ``<forward>`` and no ``<ip>``: the host has no address on it and runs no DHCP.
+
+    libvirt also turns IPv6 off on a bridge whose network has no IPv6 address, so the host gets no
+    link-local address there either: only the guests attached to it can talk on it.
+    """
+    validate_name("network", name)
+    if not isinstance(bridge, str) or not _BRIDGE_PATTERN.fullmatch(bridge):
+        raise InvalidRequest(f"invalid bridge name {bridge!r}")
+    network = ET.Element("network")
+    _sub(network, "name", name)
+    _sub(network, "bridge", name=bridge, stp="on", delay="0")
+    return ET.tostring(network, encoding="unicode")
 
 
 # --- storage XML --------------------------------------------------------------------------------
@@ -341,6 +394,7 @@ __all__ = [
     "QEMU_NS",
     "build_dir_pool_xml",
     "build_domain_xml",
+    "build_isolated_network_xml",
     "build_overlay_xml",
     "build_volume_xml",
     "hostfwd_netdev_arg",

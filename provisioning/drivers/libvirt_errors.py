@@ -22,7 +22,12 @@ from provisioning.drivers.base import (
 )
 
 _NOT_FOUND_CODES = frozenset(
-    {libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_NO_STORAGE_VOL}
+    {
+        libvirt.VIR_ERR_NO_DOMAIN,
+        libvirt.VIR_ERR_NO_STORAGE_POOL,
+        libvirt.VIR_ERR_NO_STORAGE_VOL,
+        libvirt.VIR_ERR_NO_NETWORK,
+    }
 )
 _CONNECTION_CODES = frozenset({libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC})
 # Errors raised by our own end of the wire (socket, ssh, RPC framing). Errors that happened inside
@@ -64,6 +69,7 @@ class Subject:
     domain: str | None = None
     pool: str | None = None
     volume: str | None = None
+    network: str | None = None
 
 
 NO_SUBJECT = Subject()
@@ -100,6 +106,8 @@ def _not_found_message(code: int | None, subject: Subject) -> str | None:
     if code == libvirt.VIR_ERR_NO_STORAGE_VOL and subject.volume:
         where = f" in pool '{subject.pool}'" if subject.pool else ""
         return f"volume '{subject.volume}' not found{where}"
+    if code == libvirt.VIR_ERR_NO_NETWORK and subject.network:
+        return f"network '{subject.network}' not found"
     return None
 
 

@@ -8,20 +8,33 @@ quietly, because the teardown owns it from then on.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
 
 from catalog.services import CatalogError, image_ensure_cached
-from provisioning.drivers import DomainInfo, DomainSpec, DriverError, HypervisorDriver, PortForward, PortUnavailable
+from provisioning import naming
+from provisioning.demand import GIB
+from provisioning.drivers import (
+    DomainInfo,
+    DomainSpec,
+    DriverError,
+    HypervisorDriver,
+    PortForward,
+    PortUnavailable,
+    StackNic,
+)
 from provisioning.models import Host, Instance, PublishedPort, Stack, Status
 from provisioning.placement import allocate_port
 from provisioning.progress import announce_stack_change
 from provisioning.services.base_images import ensure_base_volume
-from provisioning.services.cleanup import remove_instances
+from provisioning.services.cleanup import remove_stack_resources
+from provisioning.services.config_drives import upload_config_drive
 from provisioning.services.events import stack_event
 from provisioning.services.hosts import driver_for
 from provisioning.services.launch import instance_tags
+from provisioning.templates import TemplateDocument
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +52,16 @@ def stack_build(*, stack: Stack) -> Stack:
         stack.refresh_from_db()
         return stack  # deleted or already handled while queued
     stack_event(stack, "building")
-    instances = list(stack.instances.select_related("host", "appliance_version__image", "stack"))
+    instances = list(stack.instances.select_related("host", "appliance_version__image", "stack", "stack__network"))
     try:
-        for instance in instances:
-            _build_instance(stack=stack, instance=instance)
+        _ensure_stack_network(stack)
+        for layer in _start_layers(stack, instances):
+            for instance in layer:
+                _build_instance(stack=stack, instance=instance, peers=instances)
     except _StackLeftBuilding:
         # Not a failure. The teardown owns the stack now; this only removes what the build made
         # after the teardown looked.
-        remove_instances(instances)
+        remove_stack_resources(stack, instances)
         stack_event(stack, "build stopped: the stack is being deleted")
         stack.refresh_from_db()
         return stack
@@ -68,7 +83,20 @@ def stack_build(*, stack: Stack) -> Stack:
     return stack
 
 
-def _build_instance(*, stack: Stack, instance: Instance) -> None:
+def _start_layers(stack: Stack, instances: list[Instance]) -> list[list[Instance]]:
+    """The instances in the template's start order: a tier starts after the tiers it depends on."""
+    document = TemplateDocument.from_json(stack.document)
+    return [[i for i in instances if i.role in {tier.name for tier in layer}] for layer in document.start_order()]
+
+
+def _ensure_stack_network(stack: Stack) -> None:
+    network = stack.network
+    with driver_for(network.host) as driver:
+        driver.ensure_network(name=network.name, bridge=naming.bridge_name(network.name))
+    stack_event(stack, f"network {network.cidr} ready on {network.host.name}")
+
+
+def _build_instance(*, stack: Stack, instance: Instance, peers: list[Instance]) -> None:
     version = instance.appliance_version
     Instance.objects.filter(pk=instance.pk).update(status=Status.BUILDING)
     if version.image.status != version.image.Status.READY:
@@ -79,14 +107,21 @@ def _build_instance(*, stack: Stack, instance: Instance) -> None:
     assert host is not None, "placement gives every instance a host before its build is queued"
     with driver_for(host) as driver:
         base = ensure_base_volume(driver=driver, host=host, image=image, stack=stack)
+        config_drive = upload_config_drive(driver=driver, instance=instance, peers=peers)
         # Held across create-and-start so a concurrent delete either sees the domain or stops us first.
         with transaction.atomic():
             locked = Stack.objects.select_for_update().get(pk=stack.pk)
             if locked.status != Status.BUILDING:
                 raise _StackLeftBuilding(f"stack became {locked.status} while building")
-            overlay = driver.create_overlay(pool=host.storage_pool, name=instance.volume_name, backing=base)
+            overlay = driver.create_overlay(
+                pool=host.storage_pool,
+                name=instance.volume_name,
+                backing=base,
+                capacity_bytes=max(instance.disk_gib * GIB, base.capacity_bytes),
+            )
+            disks = _Disks(overlay=overlay.path, config_drive=config_drive.path)
             try:
-                info = _start_domain(driver=driver, host=host, instance=instance, disk_path=overlay.path, stack=stack)
+                info = _start_domain(driver=driver, host=host, instance=instance, disks=disks, stack=stack)
             except DriverError:
                 driver.delete_volume(pool=host.storage_pool, name=instance.volume_name)
                 raise
@@ -94,14 +129,20 @@ def _build_instance(*, stack: Stack, instance: Instance) -> None:
     stack_event(stack, f"{instance.name} started on {host.name}")
 
 
+@dataclass(frozen=True)
+class _Disks:
+    overlay: str
+    config_drive: str
+
+
 def _start_domain(
-    *, driver: HypervisorDriver, host: Host, instance: Instance, disk_path: str, stack: Stack
+    *, driver: HypervisorDriver, host: Host, instance: Instance, disks: _Disks, stack: Stack
 ) -> DomainInfo:
     """Define and start the domain; if a published port was grabbed by someone else meanwhile, move it."""
     attempts_left = PORT_ATTEMPTS
     while True:
         try:
-            return driver.define_and_start(_domain_spec(host=host, instance=instance, disk_path=disk_path))
+            return driver.define_and_start(_domain_spec(host=host, instance=instance, disks=disks))
         except PortUnavailable:
             attempts_left -= 1
             if not attempts_left:
@@ -109,13 +150,15 @@ def _start_domain(
             _move_published_ports(instance=instance, host=host, stack=stack)
 
 
-def _domain_spec(*, host: Host, instance: Instance, disk_path: str) -> DomainSpec:
+def _domain_spec(*, host: Host, instance: Instance, disks: _Disks) -> DomainSpec:
     return DomainSpec(
         name=instance.domain_name,
         domain_type=host.domain_type,
         vcpus=instance.vcpus,
         memory_mib=instance.memory_mib,
-        disk_path=disk_path,
+        disk_path=disks.overlay,
+        config_drive_path=disks.config_drive,
+        stack_nics=(StackNic(network=instance.stack.network.name, mac_address=instance.mac_address),),
         tags=instance_tags(instance),
         port_forwards=tuple(
             PortForward(host_port=p.host_port, guest_port=p.guest_port, host_address=host.public_address)
@@ -135,7 +178,7 @@ def _move_published_ports(*, instance: Instance, host: Host, stack: Stack) -> No
 
 def _fail_stack(stack: Stack, instances: list[Instance], reason: str) -> None:
     logger.warning("stack %s failed: %s", stack.pk, reason)
-    cleanup_problems = remove_instances(instances)
+    cleanup_problems = remove_stack_resources(stack, instances)
     if cleanup_problems:
         reason = f"{reason} (cleanup incomplete: {'; '.join(cleanup_problems)})"
     with transaction.atomic():

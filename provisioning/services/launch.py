@@ -1,7 +1,9 @@
-"""Launching a stack: claim quota, a host and ports in one transaction, then queue the build.
+"""Launching a stack: claim quota, a host, a subnet and ports in one transaction, then queue the build.
 
-``stack_launch`` is called by the web UI and the API and returns at once; the slow part runs in a
-django-q2 task (``provisioning.tasks.build_stack``) that calls ``build.stack_build``.
+A stack comes from a template (``stack_launch_template``) or from one appliance
+(``stack_launch``, a one-tier template made on the fly); both take the same path. The calls return
+at once; the slow part runs in a django-q2 task (``provisioning.tasks.build_stack``) that calls
+``build.stack_build``.
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ from portal import audit, errors
 from portal.models import Project, Role
 from portal.scoping import Account, User, require_role
 from provisioning import naming
-from provisioning.demand import InstanceDemand, StackDemand
 from provisioning.drivers import DomainTags
-from provisioning.models import Host, Instance, PublishedPort, Stack
+from provisioning.models import Host, Instance, PublishedPort, Stack, StackNetwork, StackTemplate
 from provisioning.placement import allocate_port, claim_host
 from provisioning.quotas import check_stack_quota
 from provisioning.services.events import stack_event
+from provisioning.services.plans import StackPlan, in_project_catalog, plan_stack, single_tier_document
+from provisioning.subnets import allocate_subnet, guest_address
+from provisioning.templates import TemplateDocument
 
-STACK_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+STACK_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 MIN_LEASE_SECONDS = 60
 
 
@@ -45,56 +49,81 @@ def stack_launch(
     appliance_version: ApplianceVersion,
     lease_seconds: int | None = None,
 ) -> Stack:
-    """Claim quota, a host and a port for a one-tier stack, and queue its build."""
+    """Launch a one-tier stack of ``appliance_version``, its service port published."""
+    require_role(user, project, Role.MEMBER)
+    if not in_project_catalog(appliance_version, project):
+        raise errors.Invalid.for_field("appliance", "no such appliance in this project's catalog")
+    return _launch(
+        user=user,
+        project=project,
+        name=name,
+        document=single_tier_document(appliance_version),
+        template=None,
+        lease_seconds=lease_seconds,
+    )
+
+
+def stack_launch_template(
+    *, user: User, project: Project, name: str, template: StackTemplate, lease_seconds: int | None = None
+) -> Stack:
+    """Launch every tier of ``template`` (shared, or the project's own) as one stack."""
+    require_role(user, project, Role.MEMBER)
+    if template.project_id not in (None, project.pk):
+        raise errors.Invalid.for_field("template", "no such template in this project")
+    return _launch(
+        user=user,
+        project=project,
+        name=name,
+        document=TemplateDocument.from_json(template.document),
+        template=template,
+        lease_seconds=lease_seconds,
+    )
+
+
+def _launch(
+    *,
+    user: User,
+    project: Project,
+    name: str,
+    document: TemplateDocument,
+    template: StackTemplate | None,
+    lease_seconds: int | None,
+) -> Stack:
     require_role(user, project, Role.MEMBER)
     assert isinstance(user, Account), "require_role lets no anonymous caller through"
     if not STACK_NAME_RE.match(name):
         raise errors.Invalid.for_field(
-            "name", "name must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+            "name", "name must be 1-40 lowercase letters, digits or '-', starting and ending with a letter or digit"
         )
     lease = lease_seconds if lease_seconds is not None else settings.DEFAULT_LEASE_SECONDS
     check_lease(lease)
-    vcpus, memory_mib = appliance_version.min_vcpus, appliance_version.min_ram_mib
-    role = appliance_version.appliance.role or "main"
+    plan = plan_stack(user=user, project=project, name=name, document=document)
+    demand = plan.demand(lease_seconds=lease)
 
     with transaction.atomic():
-        # Lock order everywhere: project, then hosts by id. Parallel launches queue here.
+        # Parallel launches of one project queue on its row; launches of different projects only
+        # meet on the host they both claim.
         locked_project = Project.objects.select_for_update().get(pk=project.pk)
-        demand = StackDemand(
-            instances=(InstanceDemand(tier=role, vcpus=vcpus, memory_mib=memory_mib, disk_gib=0),), lease_seconds=lease
-        )
         check_stack_quota(locked_project, demand)
         host = claim_host(demand)
-        ports = _plan_published_ports(host, appliance_version)
         stack = Stack.objects.create(
             project=locked_project,
             name=name,
+            template=template,
+            document=document.as_json(),
             created_by=user,
             expires_at=timezone.now() + timedelta(seconds=lease),
         )
-        instance = Instance.objects.create(
-            stack=stack,
-            name=f"{name}-{role}",
-            role=role,
-            appliance_version=appliance_version,
-            host=host,
-            vcpus=vcpus,
-            memory_mib=memory_mib,
-        )
-        instance.domain_name = naming.domain_name(instance_id=instance.pk, role=role)
-        instance.volume_name = naming.overlay_volume_name(instance_tags(instance))
-        instance.save(update_fields=["domain_name", "volume_name"])
-        PublishedPort.objects.bulk_create(
-            PublishedPort(instance=instance, host=host, host_port=host_port, guest_port=guest_port)
-            for host_port, guest_port in ports
-        )
-        stack_event(stack, f"queued: {appliance_version} on host {host.name}")
+        _create_network_and_instances(stack=stack, host=host, plan=plan)
+        tiers = ", ".join(f"{item.tier} ({item.version})" for item in plan.instances)
+        stack_event(stack, f"queued: {tiers} on host {host.name}")
         audit.record(
             actor=user,
             action="stack.launch",
             target=stack,
             project=locked_project,
-            appliance_version=appliance_version.pk,
+            template=template.pk if template else None,
+            appliance_versions=sorted({item.version.pk for item in plan.instances}),
             lease_seconds=lease,
         )
         transaction.on_commit(
@@ -103,15 +132,39 @@ def stack_launch(
     return stack
 
 
+def _create_network_and_instances(*, stack: Stack, host: Host, plan: StackPlan) -> None:
+    subnet = allocate_subnet(host)
+    StackNetwork.objects.create(
+        stack=stack,
+        host=host,
+        name=naming.network_name(project_id=stack.project_id, stack_id=stack.pk),
+        cidr=str(subnet),
+    )
+    for index, item in enumerate(plan.instances):
+        instance = Instance.objects.create(
+            stack=stack,
+            name=item.name,
+            role=item.tier,
+            appliance_version=item.version,
+            host=host,
+            vcpus=item.vcpus,
+            memory_mib=item.memory_mib,
+            disk_gib=item.disk_gib,
+            address=guest_address(subnet, index),
+        )
+        tags = instance_tags(instance)
+        instance.domain_name = naming.domain_name(instance_id=instance.pk, role=item.tier)
+        instance.volume_name = naming.overlay_volume_name(tags)
+        instance.config_volume_name = naming.config_drive_volume_name(tags)
+        instance.mac_address = naming.mac_address(instance.pk)
+        instance.save(update_fields=["domain_name", "volume_name", "config_volume_name", "mac_address"])
+        for guest_port in item.publish:  # one by one: each reservation is seen by the next allocation
+            PublishedPort.objects.create(
+                instance=instance, host=host, host_port=allocate_port(host), guest_port=guest_port
+            )
+
+
 def instance_tags(instance: Instance) -> DomainTags:
     return naming.instance_tags(
         project_id=instance.stack.project_id, stack_id=instance.stack_id, instance_id=instance.pk
     )
-
-
-def _plan_published_ports(host: Host, version: ApplianceVersion) -> list[tuple[int, int]]:
-    """(host port, guest port) pairs to reserve for an instance of ``version`` on ``host``."""
-    if not version.service_port:
-        return []
-    host_port = allocate_port(host)
-    return [(host_port, version.service_port)]

@@ -12,7 +12,7 @@ from portal import audit, errors
 from portal.models import Role
 from portal.scoping import User, require_role
 from provisioning.models import DELETABLE_STATUSES, Instance, PublishedPort, Stack, Status
-from provisioning.services.cleanup import remove_instances
+from provisioning.services.cleanup import remove_stack_resources
 from provisioning.services.events import stack_event
 from provisioning.services.launch import check_lease
 
@@ -69,7 +69,7 @@ def stack_teardown(*, stack: Stack) -> Stack:
         if locked.status != Status.DELETING:
             return locked
         instances = list(locked.instances.select_related("host", "stack"))
-        problems = remove_instances(instances)
+        problems = remove_stack_resources(locked, instances)
         if problems:
             reason = f"delete failed: {'; '.join(problems)}; delete again to retry"
             locked.status, locked.status_reason = Status.ERROR, reason

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from portal import audit
 from provisioning import naming
 from provisioning.drivers import DriverError, HypervisorDriver
-from provisioning.models import Host, Instance, Status
+from provisioning.models import Host, Instance, StackNetwork, Status
 from provisioning.services.hosts import driver_for
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Leftover:
-    kind: str  # "domain" or "volume"
+    kind: str  # "domain", "volume" or "network"
     name: str
 
 
@@ -40,7 +40,7 @@ class Reconciliation:
 
 
 def reconcile_host(*, host: Host) -> Reconciliation:
-    """Remove this deployment's domains and overlay volumes on ``host`` that no live instance claims."""
+    """Remove this deployment's domains, volumes and networks on ``host`` that no live stack claims."""
     result = Reconciliation(host=host, removed=[], failed=[])
     try:
         with driver_for(host) as driver:
@@ -56,7 +56,12 @@ def reconcile_host(*, host: Host) -> Reconciliation:
 def find_leftovers(*, driver: HypervisorDriver, host: Host) -> list[Leftover]:
     claimed = Instance.objects.filter(host=host).exclude(status=Status.DELETED)
     claimed_domains = set(claimed.values_list("domain_name", flat=True))
-    claimed_volumes = set(claimed.values_list("volume_name", flat=True))
+    claimed_volumes = set(claimed.values_list("volume_name", flat=True)) | set(
+        claimed.values_list("config_volume_name", flat=True)
+    )
+    claimed_networks = set(
+        StackNetwork.objects.filter(host=host, released_at__isnull=True).values_list("name", flat=True)
+    )
     leftovers = [
         Leftover("domain", domain.name)
         for domain in driver.list_domains()
@@ -65,15 +70,27 @@ def find_leftovers(*, driver: HypervisorDriver, host: Host) -> list[Leftover]:
     leftovers += [
         Leftover("volume", volume.name)
         for volume in driver.list_volumes(pool=host.storage_pool)
-        if naming.parse_overlay_volume_name(volume.name) is not None and volume.name not in claimed_volumes
+        if _is_instance_volume(volume.name) and volume.name not in claimed_volumes
+    ]
+    # Networks last: they are removed after the domains attached to them.
+    leftovers += [
+        Leftover("network", name)
+        for name in driver.list_networks()
+        if naming.parse_network_name(name) is not None and name not in claimed_networks
     ]
     return leftovers
+
+
+def _is_instance_volume(name: str) -> bool:
+    return naming.parse_overlay_volume_name(name) is not None or naming.parse_config_drive_volume_name(name) is not None
 
 
 def _remove(driver: HypervisorDriver, host: Host, leftover: Leftover, result: Reconciliation) -> None:
     try:
         if leftover.kind == "domain":
             driver.destroy_domain(name=leftover.name)
+        elif leftover.kind == "network":
+            driver.delete_network(name=leftover.name)
         else:
             driver.delete_volume(pool=host.storage_pool, name=leftover.name)
     except DriverError as exc:

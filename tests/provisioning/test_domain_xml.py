@@ -7,12 +7,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from provisioning.drivers.base import DomainSpec, DomainTags, InvalidRequest, PortForward
+from provisioning.drivers.base import DomainSpec, DomainTags, InvalidRequest, PortForward, StackNic
 from provisioning.drivers.domain_xml import (
     PORTAL_NS,
     QEMU_NS,
     build_dir_pool_xml,
     build_domain_xml,
+    build_isolated_network_xml,
     build_overlay_xml,
     build_volume_xml,
     parse_domain_tags,
@@ -119,7 +120,7 @@ def test_no_qemu_commandline_without_port_forwards() -> None:
     assert QEMU_NS not in xml
 
 
-def test_port_forwards_become_a_user_netdev_on_a_fixed_pci_slot() -> None:
+def test_port_forwards_become_a_restricted_user_netdev_on_a_fixed_pci_slot() -> None:
     forwards = (
         PortForward(host_port=18080, guest_port=80),
         PortForward(host_port=15353, guest_port=53, host_address="10.0.0.5", protocol="udp"),
@@ -128,11 +129,57 @@ def test_port_forwards_become_a_user_netdev_on_a_fixed_pci_slot() -> None:
 
     assert qemu_args(parse(xml)) == [
         "-netdev",
-        "user,id=pub0,hostfwd=tcp:127.0.0.1:18080-:80,hostfwd=udp:10.0.0.5:15353-:53",
+        # restrict=on: the guest opens no connection through it (10.0.2.2 is the host's loopback).
+        "user,id=pub0,restrict=on,hostfwd=tcp:127.0.0.1:18080-:80,hostfwd=udp:10.0.0.5:15353-:53",
         "-device",
         "virtio-net-pci,netdev=pub0,bus=pci.0,addr=0x9",
     ]
     assert "<qemu:commandline>" in xml
+
+
+def test_config_drive_and_stack_nic() -> None:
+    spec = make_spec(
+        config_drive_path="/pool/portal-p1-s2-i3-cidata.iso",
+        stack_nics=(StackNic(network="portal-p1-s2-net", mac_address="52:54:00:00:00:03"),),
+    )
+    devices = parse(build_domain_xml(spec)).find("devices")
+    assert devices is not None
+    drive = devices.find("disk/target[@dev='vdb']/..")
+    assert drive is not None
+    assert drive.find("source").attrib["file"] == "/pool/portal-p1-s2-i3-cidata.iso"
+    assert drive.find("driver").attrib["type"] == "raw"
+    assert drive.find("readonly") is not None
+    (nic,) = devices.findall("interface")
+    assert nic.attrib["type"] == "network"
+    assert nic.find("source").attrib["network"] == "portal-p1-s2-net"
+    assert nic.find("mac").attrib["address"] == "52:54:00:00:00:03"
+
+
+@pytest.mark.parametrize(
+    ("nic", "message"),
+    [
+        (StackNic(network="net", mac_address="52:54:00:00:00"), "invalid MAC address"),
+        (StackNic(network="net", mac_address="52:54:00:00:00:0G"), "invalid MAC address"),
+        (StackNic(network="bad name", mac_address="52:54:00:00:00:01"), "invalid network name"),
+    ],
+)
+def test_bad_stack_nics_are_refused(nic: StackNic, message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        build_domain_xml(make_spec(stack_nics=(nic,)))
+
+
+def test_an_isolated_network_has_no_forward_and_no_address() -> None:
+    network = parse(build_isolated_network_xml("portal-p1-s2-net", "vb0123456789ab"))
+    assert network.findtext("name") == "portal-p1-s2-net"
+    assert network.find("bridge").attrib["name"] == "vb0123456789ab"
+    assert network.find("forward") is None
+    assert network.find("ip") is None
+
+
+@pytest.mark.parametrize("bridge", ["", "Bridge", "a" * 16, "vb-0"])
+def test_bad_bridge_names_are_refused(bridge: str) -> None:
+    with pytest.raises(InvalidRequest, match="invalid bridge name"):
+        build_isolated_network_xml("portal-p1-s2-net", bridge)
 
 
 @pytest.mark.parametrize("domain_type", ["kvm", "qemu"])

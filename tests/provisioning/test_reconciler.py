@@ -74,7 +74,8 @@ def test_a_deleted_instance_no_longer_claims_its_domain(running_instance, test_h
     instance = running_instance
     Instance.objects.filter(pk=instance.pk).update(status=Status.DELETED)  # as if teardown lost the host
     removed = {item.name for item in reconcile_host(host=test_host).removed}
-    assert removed == {instance.domain_name, instance.volume_name}
+    # Its stack still claims the network: only the instance's domain, disk and config drive go.
+    assert removed == {instance.domain_name, instance.volume_name, instance.config_volume_name}
 
 
 def test_an_unreachable_host_is_reported_not_raised(db):
@@ -120,6 +121,7 @@ def test_two_deployments_share_a_host_and_a_pool_without_touching_each_other(
     assert {item.name for item in reconcile_host(host=test_host).removed} == {
         instances["portal"].domain_name,
         instances["portal"].volume_name,
+        instances["portal"].config_volume_name,
     }
 
     settings.DEPLOYMENT_NAME = "portal-b"

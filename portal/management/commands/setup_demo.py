@@ -1,7 +1,8 @@
 """``manage.py setup_demo``: everything the demo needs, created once and reused afterwards.
 
 An operator account, a project it owns, the local libvirt host, the demo appliances with
-their VMcast feed (subscribed to the shared catalog and imported), and their images cached.
+their VMcast feed (subscribed to the shared catalog and imported), their images cached, and the
+templates that come with the portal (``classic-three-tier``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from portal.models import Membership, Project, Role
 from portal.services import membership_set
 from provisioning.models import Host
 from provisioning.services import hosts
+from provisioning.services.templates import install_shipped_templates
 
 DEMO_USER = "admin"
 DEMO_PROJECT = "demo"
@@ -52,6 +54,8 @@ class Command(BaseCommand):
             )
             feed = self._feed(user, (appliances / "feed.xml").as_uri())
             self._cache_images(user, feed)
+            for template in install_shipped_templates(user=user):
+                self.stdout.write(f"template: {template.name}")
         except errors.PortalError as exc:
             raise CommandError(exc.detail) from exc
         login = f"user: {user.username}\npassword: {password}\n"
