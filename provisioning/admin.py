@@ -1,21 +1,30 @@
-"""Admin pages for hosts and stacks. Every change goes through a service; owned state is read-only."""
+"""Admin pages for stacks, templates and flavors (hosts: ``admin_hosts``), writing through the services."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from portal import errors
-from portal.admin_tools import ObservedOnlyAdmin, ObservedOnlyInline
-from provisioning.models import Instance, PublishedPort, Stack, StackEvent
-from provisioning.services import lifecycle
+from portal.admin_tools import ObservedOnlyAdmin, ObservedOnlyInline, ServiceForm, ServiceFormAdmin
+from provisioning.models import Flavor, Instance, PublishedPort, Stack, StackEvent, StackNetwork, StackTemplate
+from provisioning.services import lifecycle, templates
 
 
 class InstanceInline(ObservedOnlyInline):
     model = Instance
-    fields = ["name", "role", "host", "status", "status_reason", "domain_name", "volume_name"]
+    fields = ["name", "role", "host", "status", "status_reason", "address", "domain_name", "volume_name"]
     readonly_fields = fields
+
+
+class NetworkInline(ObservedOnlyInline):
+    model = StackNetwork
+    fields = ["name", "host", "cidr", "released_at"]
+    readonly_fields = fields
+    show_change_link = False
 
 
 class EventInline(ObservedOnlyInline):
@@ -33,7 +42,7 @@ class StackAdmin(ObservedOnlyAdmin):
     list_filter = ["status", "project"]
     search_fields = ["name", "project__name", "created_by__username"]
     date_hierarchy = "created_at"
-    inlines = [InstanceInline, EventInline]
+    inlines = [InstanceInline, NetworkInline, EventInline]
     actions = ["destroy"]
 
     @admin.action(description="Delete the selected stacks (domains and disks)")
@@ -56,6 +65,61 @@ class InstanceAdmin(ObservedOnlyAdmin):
 class PublishedPortAdmin(ObservedOnlyAdmin):
     list_display = ["host", "host_port", "guest_port", "instance"]
     list_filter = ["host"]
+
+
+class TemplateForm(ServiceForm):
+    """Templates are validated by the template services; refusals show on the form with their paths."""
+
+    class Meta:
+        model = StackTemplate
+        fields = ["project", "name", "description", "source"]
+
+    def save_through_service(self, cleaned: dict[str, Any]) -> Model:
+        if self.instance.pk is None:
+            return templates.template_create(
+                user=self.request.user,
+                project=cleaned.get("project"),
+                name=cleaned["name"],
+                source=cleaned["source"],
+                description=cleaned.get("description", ""),
+            )
+        current = StackTemplate.objects.get(pk=self.instance.pk)
+        return templates.template_update(
+            user=self.request.user,
+            template=current,
+            name=cleaned["name"],
+            source=cleaned["source"],
+            description=cleaned.get("description", ""),
+        )
+
+
+@admin.register(StackTemplate)
+class StackTemplateAdmin(ServiceFormAdmin):
+    form = TemplateForm
+    list_display = ["name", "project", "description", "updated_at"]
+    list_filter = ["project"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["document", "created_by", "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        # The project is chosen once: moving a template between projects would change who may launch it.
+        return [*self.readonly_fields, "project"] if obj is not None else list(self.readonly_fields)
+
+    def delete_model(self, request: HttpRequest, obj: StackTemplate) -> None:
+        templates.template_delete(user=request.user, template=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[StackTemplate]) -> None:
+        for template in queryset:
+            templates.template_delete(user=request.user, template=template)
+
+
+@admin.register(Flavor)
+class FlavorAdmin(admin.ModelAdmin):
+    """Named sizes for templates: shared (no project) or a project's own. Operator settings, like quotas."""
+
+    list_display = ["name", "project", "vcpus", "memory_mib", "disk_gib"]
+    list_filter = ["project"]
+    search_fields = ["name"]
 
 
 # Registered from their own modules; imported here because Django discovers only ``admin.py``.

@@ -8,7 +8,7 @@ from django.test import Client, RequestFactory
 
 from catalog.models import Appliance, ApplianceVersion, CachedImage
 from portal.models import ApiToken, AuditEvent, Membership, Role
-from provisioning.models import HostImage, Instance, PublishedPort, Stack, StackEvent, Status
+from provisioning.models import HostImage, Instance, PublishedPort, Stack, StackEvent, StackNetwork, Status
 from provisioning.services.launch import stack_launch
 
 # State that only services may write. For each: may the admin add, change or delete rows itself?
@@ -22,6 +22,7 @@ OWNED_BY_SERVICES = {
     CachedImage,
     Appliance,
     ApplianceVersion,
+    StackNetwork,
 }
 
 
@@ -48,7 +49,7 @@ def test_every_model_admin_leaves_owned_state_to_the_services(operator):
     request = RequestFactory().get("/admin/")
     request.user = operator
     registered = {model: model_admin for model, model_admin in admin.site._registry.items()}
-    assert set(registered) | {StackEvent} >= OWNED_BY_SERVICES
+    assert set(registered) | {StackEvent, StackNetwork} >= OWNED_BY_SERVICES
     for model, model_admin in registered.items():
         if model in OWNED_BY_SERVICES:
             assert not model_admin.has_add_permission(request), model
@@ -136,3 +137,21 @@ def test_a_token_revoked_in_the_admin_is_audited(operator_client, operator, memb
     assert response.status_code == 302
     assert not ApiToken.objects.exists()
     assert AuditEvent.objects.filter(action="token.revoke", actor=operator).count() == 1
+
+
+def test_a_template_added_in_the_admin_is_validated_and_audited(operator_client, operator):
+    from provisioning.models import StackTemplate
+
+    bad = {"name": "broken", "description": "", "source": "tiers: [{name: web}]"}
+    response = operator_client.post(_url(StackTemplate, "add"), bad)
+    assert response.status_code == 200
+    assert "tiers[0].appliance: an appliance identifier" in response.content.decode()
+    assert not StackTemplate.objects.exists()
+
+    good = {**bad, "source": "tiers: [{name: web, appliance: demo-web}]"}
+    assert operator_client.post(_url(StackTemplate, "add"), good).status_code == 302
+    template = StackTemplate.objects.get()
+    assert (template.project, template.document["tiers"][0]["appliance"]) == (None, "demo-web")
+    assert AuditEvent.objects.filter(action="template.create", actor=operator).count() == 1
+    assert operator_client.post(_url(StackTemplate, "delete", template.pk), {"post": "yes"}).status_code == 302
+    assert AuditEvent.objects.filter(action="template.delete", actor=operator).count() == 1
