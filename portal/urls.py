@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from catalog import views as catalog_views
+from provisioning import template_views
 from provisioning import views as stack_views
 
 urlpatterns = [
@@ -19,6 +20,11 @@ urlpatterns = [
     path("stacks/<int:pk>/status/", stack_views.stack_status, name="stack-status"),
     path("stacks/<int:pk>/lease/", stack_views.stack_renew_lease, name="stack-renew-lease"),
     path("stacks/<int:pk>/delete/", stack_views.stack_delete, name="stack-delete"),
+    path("templates/", template_views.template_list, name="template-list"),
+    path("templates/new/", template_views.template_create, name="template-create"),
+    path("templates/<int:pk>/", template_views.template_launch, name="template-launch"),
+    path("templates/<int:pk>/edit/", template_views.template_edit, name="template-edit"),
+    path("templates/<int:pk>/delete/", template_views.template_delete, name="template-delete"),
     path("admin/", admin.site.urls),
     # Namespaced so the router's names (stack-list, stack-detail...) never shadow the web pages'.
     path("api/v1/", include(("portal.api.urls", "api"), namespace="api")),

@@ -16,7 +16,9 @@ def _stacks_with_details() -> StackQuerySet:
     instances = Instance.objects.select_related("host", "appliance_version__appliance").prefetch_related(
         Prefetch("published_ports", queryset=ports)
     )
-    return Stack.objects.select_related("project").prefetch_related(Prefetch("instances", queryset=instances))
+    return Stack.objects.select_related("project", "network__host").prefetch_related(
+        Prefetch("instances", queryset=instances)
+    )
 
 
 def stacks_visible_to(user: User) -> StackQuerySet:

@@ -13,9 +13,11 @@ from django.views.decorators.http import require_POST
 from catalog.selectors import appliance_versions_visible_to
 from portal.web_errors import errors_as_messages, errors_on
 from provisioning import quotas, selectors
+from provisioning.diagram import tier_diagram
 from provisioning.forms import LaunchForm, LeaseForm
 from provisioning.models import Stack, Status
 from provisioning.services import launch, lifecycle
+from provisioning.templates import TemplateDocument
 
 TERMINAL = {Status.RUNNING, Status.DELETED, Status.ERROR}
 
@@ -64,6 +66,7 @@ def _stack_context(request: HttpRequest, pk: int) -> dict:
         # Pushed nudges reach the page only when workers and web share a channel layer (Redis).
         "live_updates": bool(settings.REDIS_URL),
         "lease_form": LeaseForm(),
+        "diagram": tier_diagram(TemplateDocument.from_json(stack.document)) if stack.document else None,
     }
 
 

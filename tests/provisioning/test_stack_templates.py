@@ -20,23 +20,6 @@ CLASSIC = templates.SHIPPED_TEMPLATES / "classic-three-tier.yaml"
 
 
 @pytest.fixture
-def demo_catalog(ready_version):
-    """demo-db, demo-app and demo-web in the shared catalog, their images cached."""
-    feed = FeedFactory(project=None)
-    versions = {}
-    for identifier, port in (("demo-db", 5432), ("demo-app", 8080), ("demo-web", 80)):
-        versions[identifier] = ApplianceVersionFactory(
-            appliance__feed=feed,
-            appliance__identifier=identifier,
-            appliance__role=identifier.removeprefix("demo-"),
-            image=ready_version.image,
-            service_port=port,
-            min_ram_mib=96,
-        )
-    return versions
-
-
-@pytest.fixture
 def classic(operator):
     return templates.template_create(user=operator, project=None, name="classic-three-tier", source=CLASSIC.read_text())
 

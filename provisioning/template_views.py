@@ -1,0 +1,78 @@
+"""Web pages for stack templates: list, write, remove, and launch one in a click. Thin: services do the work."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from portal.scoping import is_operator
+from portal.web_errors import errors_as_messages, errors_on
+from provisioning.diagram import tier_diagram
+from provisioning.forms import TemplateForm, TemplateLaunchForm
+from provisioning.models import StackTemplate
+from provisioning.services import launch, templates
+from provisioning.templates import TemplateDocument
+
+
+@login_required
+def template_list(request: HttpRequest) -> HttpResponse:
+    rows = StackTemplate.objects.visible_to(request.user).select_related("project").order_by("project", "name")
+    items = [(template, tier_diagram(TemplateDocument.from_json(template.document))) for template in rows]
+    return render(request, "provisioning/template_list.html", {"items": items})
+
+
+@login_required
+def template_create(request: HttpRequest) -> HttpResponse:
+    form = TemplateForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        with errors_on(form):
+            template = templates.template_create(user=request.user, **form.cleaned_data)
+            messages.success(request, f"Template {template.name} saved.")
+            return redirect("template-list")
+    return render(request, "provisioning/template_form.html", {"form": form, "template": None})
+
+
+@login_required
+def template_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    template = StackTemplate.objects.get_visible(request.user, pk=pk)
+    initial = {"name": template.name, "project": template.project, "description": template.description}
+    form = TemplateForm(request.POST or None, user=request.user, initial={**initial, "source": template.source})
+    form.fields["project"].disabled = True  # chosen once; see the admin
+    if request.method == "POST" and form.is_valid():
+        data = {key: form.cleaned_data[key] for key in ("name", "source", "description")}
+        with errors_on(form):
+            templates.template_update(user=request.user, template=template, **data)
+            messages.success(request, f"Template {template.name} saved.")
+            return redirect("template-list")
+    return render(request, "provisioning/template_form.html", {"form": form, "template": template})
+
+
+@login_required
+@require_POST
+def template_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    template = StackTemplate.objects.get_visible(request.user, pk=pk)
+    with errors_as_messages(request):
+        templates.template_delete(user=request.user, template=template)
+        messages.success(request, f"Template {template.name} removed; stacks launched from it keep running.")
+    return redirect("template-list")
+
+
+@login_required
+def template_launch(request: HttpRequest, pk: int) -> HttpResponse:
+    template = StackTemplate.objects.get_visible(request.user, pk=pk)
+    form = TemplateLaunchForm(request.POST or None, user=request.user, initial={"project": template.project})
+    if request.method == "POST" and form.is_valid():
+        with errors_on(form):
+            stack = launch.stack_launch_template(user=request.user, template=template, **form.cleaned_data)
+            messages.success(request, f"Stack {stack.name} is being built.")
+            return redirect("stack-detail", pk=stack.pk)
+    context = {
+        "form": form,
+        "template": template,
+        "diagram": tier_diagram(TemplateDocument.from_json(template.document)),
+        "may_write": template.project_id is not None or is_operator(request.user),
+    }
+    return render(request, "provisioning/template_launch.html", context)
