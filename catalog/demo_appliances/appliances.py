@@ -1,4 +1,5 @@
-"""What the demo publishes: one small appliance per tier of the classic three-tier stack."""
+"""What the demo publishes: one small appliance per tier of the classic three-tier stack, and a
+test-only probe that is built only when asked for."""
 
 from __future__ import annotations
 
@@ -15,14 +16,58 @@ class DemoAppliance:
     role: str
     port: int
     title: str
+    description: str
+    # The tier this one fetches its status from (its address comes from the config drive).
+    upstream: DemoAppliance | None = None
 
     @property
     def filename(self) -> str:
         return f"{self.appliance}.qcow2"
 
 
-DEMO_APPLIANCES = (
-    DemoAppliance(appliance="demo-web", role="web", port=80, title="Demo web tier"),
-    DemoAppliance(appliance="demo-app", role="app", port=8080, title="Demo app tier"),
-    DemoAppliance(appliance="demo-db", role="db", port=5432, title="Demo db tier"),
+DEMO_DB = DemoAppliance(
+    appliance="demo-db",
+    role="db",
+    port=5432,
+    title="Demo db tier",
+    description="Minimal Linux guest serving a small record over HTTP on port 5432 as the db tier of the demo stack.",
 )
+DEMO_APP = DemoAppliance(
+    appliance="demo-app",
+    role="app",
+    port=8080,
+    title="Demo app tier",
+    description=(
+        "Minimal Linux guest serving an HTTP page on port 8080 as the app tier of the demo stack: "
+        "the db tier's record, fetched over the stack network."
+    ),
+    upstream=DEMO_DB,
+)
+DEMO_WEB = DemoAppliance(
+    appliance="demo-web",
+    role="web",
+    port=80,
+    title="Demo web tier",
+    description=(
+        "Minimal Linux guest serving an HTTP page on port 80 as the web tier of the demo stack: "
+        "every tier's instance name and the db's record, fetched through the app tier."
+    ),
+    upstream=DEMO_APP,
+)
+DEMO_APPLIANCES = (DEMO_WEB, DEMO_APP, DEMO_DB)
+
+# For end-to-end tests only: reports which address:port targets it can open TCP connections to.
+DEMO_PROBE = DemoAppliance(
+    appliance="demo-probe",
+    role="probe",
+    port=80,
+    title="Network probe (tests only)",
+    description=(
+        "Test-only guest that tries a TCP connection to each address:port of its targets setting "
+        "and serves which ones are reachable and which are blocked, on port 80."
+    ),
+)
+
+
+def demo_appliances(*, include_probe: bool = False) -> tuple[DemoAppliance, ...]:
+    return (*DEMO_APPLIANCES, DEMO_PROBE) if include_probe else DEMO_APPLIANCES

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from catalog.demo_appliances.appliances import DEMO_APPLIANCES, MIN_RAM_MIB, DemoAppliance
+from catalog.demo_appliances.appliances import DEMO_PROBE, MIN_RAM_MIB, DemoAppliance
 from catalog.demo_appliances.files import file_sha256, write_if_changed
 from catalog.demo_appliances.manifest import Manifest
 from catalog.vmcast import FeedItem, render_feed
@@ -17,10 +17,7 @@ def feed_item(appliance: DemoAppliance, image: Path, entry: dict[str, str], base
     return FeedItem(
         appliance=appliance.appliance,
         title=appliance.title,
-        description=(
-            f"Minimal Linux guest serving an HTTP page on port {appliance.port} "
-            f"as the {appliance.role} tier of the demo stack."
-        ),
+        description=appliance.description,
         version=entry["version"],
         url=f"{base_url.rstrip('/')}/{appliance.filename}",
         size_bytes=image.stat().st_size,
@@ -36,18 +33,20 @@ def feed_item(appliance: DemoAppliance, image: Path, entry: dict[str, str], base
     )
 
 
-def write_feed(out_dir: Path, manifest: Manifest, base_url: str) -> Path:
-    """Write (or leave, if unchanged) ``OUT_DIR/feed.xml`` naming every demo image under ``base_url``."""
+def write_feed(out_dir: Path, manifest: Manifest, base_url: str, appliances: tuple[DemoAppliance, ...]) -> Path:
+    """Write (or leave, if unchanged) ``OUT_DIR/feed.xml`` naming the images of ``appliances`` under ``base_url``.
+
+    The feed lists what this build was asked for, not what the manifest holds: a probe built into
+    the same folder earlier must not reach a catalog that did not ask for it.
+    """
     items = [
         feed_item(appliance, out_dir / appliance.filename, manifest[appliance.appliance], base_url)
-        for appliance in DEMO_APPLIANCES
+        for appliance in appliances
     ]
-    content = render_feed(
-        title="Demo appliances",
-        link=base_url,
-        description="Three small appliances (web, app, db) for trying out stacks.",
-        items=items,
-    )
+    description = "Three small appliances (web, app, db) for trying out stacks"
+    if DEMO_PROBE in appliances:
+        description += ", and a network probe for tests"
+    content = render_feed(title="Demo appliances", link=base_url, description=f"{description}.", items=items)
     feed = out_dir / FEED_NAME
     write_if_changed(feed, content)
     return feed

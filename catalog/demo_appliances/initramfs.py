@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass
 
 from catalog.demo_appliances.appliances import DemoAppliance
-from catalog.demo_appliances.guest import UDHCPC_SCRIPT, render_init, render_page
+from catalog.demo_appliances.guest import APPLIANCE_ENV, EXECUTABLES, render_appliance_env
 
 
 @dataclass(frozen=True)
@@ -53,21 +53,39 @@ def _regular(path: str, data: bytes, mode: int = 0o644) -> CpioEntry:
     return CpioEntry(path, stat.S_IFREG | mode, data)
 
 
+# Mount points and the folders the guest writes to; the rest follow from the files.
+_EMPTY_DIRS = ("cidata", "dev", "proc", "sys", "tmp", "www")
+
+
+def _directories(paths: list[str]) -> list[CpioEntry]:
+    """Every folder the paths need, parents first (sorting puts "lib" before "lib/demo")."""
+    folders = set(_EMPTY_DIRS)
+    for path in paths:
+        parts = path.split("/")[:-1]
+        folders.update("/".join(parts[: depth + 1]) for depth in range(len(parts)))
+    return [_directory(folder) for folder in sorted(folders)]
+
+
 def initramfs_entries(
-    appliance: DemoAppliance, version: str, busybox: bytes, modules: dict[str, bytes]
+    appliance: DemoAppliance, version: str, busybox: bytes, modules: dict[str, bytes], files: dict[str, bytes]
 ) -> list[CpioEntry]:
-    entries = [_directory(d) for d in ("bin", "dev", "etc", "lib", "lib/modules", "proc", "sys", "tmp", "www")]
+    """The guest's files: busybox, the modules, ``files`` (the shared rootfs) and the appliance's settings."""
+    regular = {
+        "bin/busybox": (busybox, 0o755),
+        **{f"lib/modules/{name}.ko": (data, 0o644) for name, data in modules.items()},
+        **{path: (data, 0o755 if path in EXECUTABLES else 0o644) for path, data in files.items()},
+        APPLIANCE_ENV: (render_appliance_env(appliance, version, tuple(modules)).encode(), 0o644),
+    }
+    entries = _directories([*regular, "bin/sh"])
     # The kernel opens /dev/console before init runs, i.e. before devtmpfs is mounted.
     entries.append(CpioEntry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1)))
-    entries.append(_regular("bin/busybox", busybox, 0o755))
     entries.append(CpioEntry("bin/sh", stat.S_IFLNK | 0o777, b"busybox"))
-    entries.extend(_regular(f"lib/modules/{name}.ko", data) for name, data in modules.items())
-    entries.append(_regular("etc/udhcpc.script", UDHCPC_SCRIPT.encode(), 0o755))
-    entries.append(_regular("www/index.html", render_page(appliance, version).encode()))
-    entries.append(_regular("init", render_init(appliance, tuple(modules)).encode(), 0o755))
+    entries.extend(_regular(path, data, mode) for path, (data, mode) in regular.items())
     return entries
 
 
-def build_initramfs(appliance: DemoAppliance, version: str, busybox: bytes, modules: dict[str, bytes]) -> bytes:
-    archive = write_cpio(initramfs_entries(appliance, version, busybox, modules))
+def build_initramfs(
+    appliance: DemoAppliance, version: str, busybox: bytes, modules: dict[str, bytes], files: dict[str, bytes]
+) -> bytes:
+    archive = write_cpio(initramfs_entries(appliance, version, busybox, modules, files))
     return gzip.compress(archive, compresslevel=6, mtime=0)

@@ -1,9 +1,11 @@
 """Step 2: the kernel and the modules the guest loads, taken from the unpacked kernel package.
 
-Debian's cloud kernel builds virtio as modules. The guest only needs its network driver on top
-of what is built in (the BIOS reads the disk, not the kernel, so no block driver), and busybox
-``insmod`` neither resolves dependencies nor decompresses: the init script loads plain module
-files in the order worked out here.
+Debian's cloud kernel builds virtio, the ISO 9660 filesystem and its CD-ROM layer as modules. The
+guest needs the network driver, and the block driver and isofs to read the config drive (the BIOS
+reads the boot disk, so the kernel never needs the block driver for that). busybox ``insmod``
+neither resolves dependencies nor decompresses: the init script loads plain module files in the
+order worked out here, from each module's own ``depends=`` (an unpacked package has no
+``modules.dep``, which ``depmod`` makes on install).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pathlib import Path
 
 from catalog.demo_appliances.tools import ApplianceBuildError
 
-ROOT_MODULES = ("virtio_pci", "virtio_net")
+# virtio_pci finds the devices; virtio_net drives the NICs; virtio_blk shows the config drive as a
+# disk and isofs (which needs cdrom) mounts it.
+ROOT_MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "isofs")
 
 
 def find_kernel(tree: Path) -> Path:

@@ -1,6 +1,6 @@
 """What each image was built from, kept next to the images so unchanged inputs are not rebuilt.
 
-An image's input hash covers everything that shapes it (package versions, guest files, boot
+An image's input hash covers everything that shapes it (package versions, every guest file, boot
 configuration, the tier); its version carries the hash, so a changed input publishes a new
 version and a rerun with the same inputs leaves images, manifest and feed byte-identical.
 """
@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from catalog.demo_appliances.appliances import DemoAppliance
 from catalog.demo_appliances.disk import SYSLINUX_CFG
 from catalog.demo_appliances.files import write_if_changed
-from catalog.demo_appliances.guest import INIT_TEMPLATE, PAGE_TEMPLATE, UDHCPC_SCRIPT
+from catalog.demo_appliances.guest import EXECUTABLES, render_appliance_env
 from catalog.demo_appliances.kernel import ROOT_MODULES
 from catalog.demo_appliances.packages import BuildInputs
 
 # Bump whenever a change to the builder alters the images in a way the hash does not see.
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 BASE_VERSION = "1.0.0"
 MANIFEST_NAME = "manifest.json"
 _ENTRY_KEYS = ("input_hash", "version", "filename", "built_at")
@@ -29,18 +30,21 @@ _ENTRY_KEYS = ("input_hash", "version", "filename", "built_at")
 Manifest = dict[str, dict[str, str]]
 
 
-def input_hash(inputs: BuildInputs, appliance: DemoAppliance) -> str:
-    """Everything that shapes an image; the page is hashed as its template since it embeds the version."""
+def input_hash(inputs: BuildInputs, appliance: DemoAppliance, files: Mapping[str, bytes]) -> str:
+    """Everything that shapes an image, ``files`` being the guest's shared rootfs.
+
+    The generated ``/etc/appliance.env`` is hashed as rendered without its version (the version is
+    made from this hash) and with the root modules (the full list needs the unpacked kernel).
+    """
     description = {
         "builder": BUILDER_VERSION,
         "kernel": [inputs.kernel.name, inputs.kernel.version],
         "busybox": [inputs.busybox.name, inputs.busybox.version],
         "modules": list(ROOT_MODULES),
-        "init": INIT_TEMPLATE,
-        "udhcpc": UDHCPC_SCRIPT,
-        "page": PAGE_TEMPLATE,
+        "rootfs": {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
+        "executables": sorted(EXECUTABLES),
         "syslinux": SYSLINUX_CFG,
-        "appliance": [appliance.appliance, appliance.role, appliance.port],
+        "appliance": render_appliance_env(appliance, "", ROOT_MODULES),
     }
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
 

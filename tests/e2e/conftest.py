@@ -44,7 +44,9 @@ def demo_feed(tmp_path):
     root = tmp_path / "www"
     root.mkdir()
     with LoopbackServer(root) as server:
-        build_demo_appliances(out_dir=root, base_url=server.base_url, work_dir=BUILD_CACHE, log=lambda _: None)
+        build_demo_appliances(
+            out_dir=root, base_url=server.base_url, work_dir=BUILD_CACHE, log=lambda _: None, include_probe=True
+        )
         yield f"{server.base_url}/feed.xml"
 
 

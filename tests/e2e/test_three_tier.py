@@ -31,7 +31,7 @@ tiers:
     depends_on: [{{tier: peer, wait_for_port: true}}]
     publish: [80]
     settings:
-      targets: "10.0.2.2:{host_port} {other_db}:5432 {own_peer}:5432"
+      targets: "10.0.2.2:{host_port} {other_db}:5432 peer:5432"
 """
 
 
@@ -85,8 +85,7 @@ def test_classic_three_tier_chain_isolation_and_clean_delete(
         listener.listen()
         host_port = listener.getsockname()[1]
         other_db = shop.instances.get(role="db").address
-        # The probe's own peer is the first guest of the next subnet, the one this launch gets.
-        source = PROBE_TEMPLATE.format(host_port=host_port, other_db=other_db, own_peer="10.240.1.10")
+        source = PROBE_TEMPLATE.format(host_port=host_port, other_db=other_db)
         probe_template = templates.template_create(user=member, project=project, name="probe", source=source)
         probe = _launch(member, project, probe_template, "probe", django_capture_on_commit_callbacks)
         assert probe.network.cidr == "10.240.1.0/24"
@@ -98,7 +97,8 @@ def test_classic_three_tier_chain_isolation_and_clean_delete(
         )
     assert f"target 10.0.2.2:{host_port} blocked" in report, report
     assert f"target {other_db}:5432 blocked" in report, report
-    assert "target 10.240.1.10:5432 reachable" in report, report
+    own_peer = probe.instances.get(role="peer").address
+    assert f"target {own_peer}:5432 reachable" in report, report  # the positive control: its own stack
 
     stacks = [shop, probe]
     made = {

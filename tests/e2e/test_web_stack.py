@@ -60,7 +60,7 @@ def test_feed_to_running_web_stack_and_back(api, operator, member, project, demo
     feed_url = f"/api/v1/feeds/{feed.json()['id']}/"
     imported = _wait_for_status(user, feed_url, field="last_status", done=("ok", "error"), timeout=60)
     assert imported["last_status"] == "ok", imported["last_error"]
-    assert imported["last_item_count"] == 3
+    assert imported["last_item_count"] == 4  # web, app, db and the test-only probe
 
     appliances = _get(user, "/api/v1/appliances/")["results"]
     web = next(a for a in appliances if a["identifier"] == "demo-web")
