@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything, start PostgreSQL, Redis and libvirtd, then run the linter and the whole test
-# suite (unit tests on libvirt's test driver, end-to-end tests that boot real VMs under qemu:///system).
+# suite (unit tests on libvirt's test driver, end-to-end tests that boot real VMs under qemu:///system,
+# and on a second libvirtd started here for the run, reached over a unix socket and over SSH).
 source "$(dirname "$0")/lib.sh"
 
 install_system
@@ -22,5 +23,14 @@ say "mypy"
 "$VENV/bin/mypy"  # the modules listed under [tool.mypy] files in pyproject.toml
 say "migrations are up to date"
 manage makemigrations --check --dry-run >/dev/null
+
+say "a second libvirt host and an SSH server on loopback, for this run"
+# Stopped by their pid files however the run ends (the EXIT trap also runs on Ctrl-C and on a failure).
+trap test_hosts_stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+test_hosts_start
+echo "host2: qemu+unix:///system?socket=$PORTAL_TEST_HOST2_SOCKET; sshd: root@127.0.0.1:$PORTAL_TEST_SSH_PORT"
+
 say "pytest"
-exec "$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@"
+"$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@"

@@ -38,7 +38,6 @@ from provisioning.models import Host
 
 ROOT = Path(__file__).resolve().parents[2]
 LIB_SH = ROOT / "scripts" / "lib.sh"
-SYSTEM_URI = "qemu:///system"
 HOST2_ADDRESS = "127.0.0.2"
 
 _HOST_ENV = (
@@ -114,11 +113,14 @@ class PrivateLibvirtd:
 
     @property
     def pid(self) -> int | None:
+        """libvirtd's process id while it runs (read from its pid file and checked against /proc)."""
         try:
             pid = int((self.dir / "libvirtd.pid").read_text())
-        except (OSError, ValueError):
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, ValueError, IndexError):
             return None
-        return pid if Path(f"/proc/{pid}").exists() else None
+        return pid if comm == "libvirtd" and state != "Z" else None
 
     def start(self) -> None:
         """Start libvirtd (and virtlogd) if not running; waits until it answers. Pools and volumes stay."""
