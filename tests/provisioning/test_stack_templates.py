@@ -199,3 +199,43 @@ def test_stacks_keep_the_document_they_were_launched_with(
     assert stack.template is None
     assert [t["name"] for t in stack.document["tiers"]] == ["db"]
     assert Instance.objects.filter(Q(stack=stack) & Q(role="db")).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_parallel_launches_of_three_tiers_against_ten_instances(
+    member, project, test_host, demo_catalog, operator
+):
+    """Exactly three stacks fit in a quota of ten instances; the 47 refused leave nothing behind."""
+    import threading
+
+    from django.db import connection
+
+    from provisioning.models import PublishedPort
+
+    template = templates.template_create(user=operator, project=None, name="classic", source=CLASSIC.read_text())
+    project.max_instances, project.max_stacks, project.max_vcpus = 10, 50, 100
+    project.save()
+    outcomes: list[str] = []
+    barrier = threading.Barrier(50)
+
+    def attempt(index: int) -> None:
+        try:
+            barrier.wait()
+            stack_launch_template(user=member, project=project, name=f"burst-{index}", template=template)
+            outcomes.append("ok")
+        except errors.QuotaExceeded:
+            outcomes.append("quota")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt, args=(index,)) for index in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (outcomes.count("ok"), outcomes.count("quota")) == (3, 47)
+    assert Stack.objects.count() == 3
+    assert Instance.objects.count() == 9
+    assert StackNetwork.objects.count() == 3
+    assert PublishedPort.objects.count() == 3
+    assert len(set(StackNetwork.objects.values_list("cidr", flat=True))) == 3
