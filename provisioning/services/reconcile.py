@@ -54,6 +54,15 @@ def reconcile_host(*, host: Host) -> Reconciliation:
 
 
 def find_leftovers(*, driver: HypervisorDriver, host: Host) -> list[Leftover]:
+    # The host is listed before the claims are read: a build that defines its domain after the
+    # listing is simply not seen, and one whose row exists is claimed. Read the other way round, a
+    # domain defined in between would be listed without its claim and destroyed while it runs.
+    domains = [domain.name for domain in driver.list_domains() if naming.is_ours(domain.tags)]
+    volumes = [
+        volume.name for volume in driver.list_volumes(pool=host.storage_pool) if _is_instance_volume(volume.name)
+    ]
+    networks = [name for name in driver.list_networks() if naming.parse_network_name(name) is not None]
+
     claimed = Instance.objects.filter(host=host).exclude(status=Status.DELETED)
     claimed_domains = set(claimed.values_list("domain_name", flat=True))
     claimed_volumes = set(claimed.values_list("volume_name", flat=True)) | set(
@@ -62,23 +71,12 @@ def find_leftovers(*, driver: HypervisorDriver, host: Host) -> list[Leftover]:
     claimed_networks = set(
         StackNetwork.objects.filter(host=host, released_at__isnull=True).values_list("name", flat=True)
     )
-    leftovers = [
-        Leftover("domain", domain.name)
-        for domain in driver.list_domains()
-        if naming.is_ours(domain.tags) and domain.name not in claimed_domains
-    ]
-    leftovers += [
-        Leftover("volume", volume.name)
-        for volume in driver.list_volumes(pool=host.storage_pool)
-        if _is_instance_volume(volume.name) and volume.name not in claimed_volumes
-    ]
     # Networks last: they are removed after the domains attached to them.
-    leftovers += [
-        Leftover("network", name)
-        for name in driver.list_networks()
-        if naming.parse_network_name(name) is not None and name not in claimed_networks
-    ]
-    return leftovers
+    return (
+        [Leftover("domain", name) for name in domains if name not in claimed_domains]
+        + [Leftover("volume", name) for name in volumes if name not in claimed_volumes]
+        + [Leftover("network", name) for name in networks if name not in claimed_networks]
+    )
 
 
 def _is_instance_volume(name: str) -> bool:

@@ -134,3 +134,46 @@ def test_two_deployments_share_a_host_and_a_pool_without_touching_each_other(
     assert instances["portal-b"].domain_name not in domains
     assert instances["portal-b"].volume_name not in volumes
     assert "portal-base-" + ready_version.image.sha256[:32] + ".qcow2" in volumes  # the other's cache stays
+
+
+def test_a_build_that_lands_while_the_host_is_listed_is_not_destroyed(
+    member, project, test_host, ready_version, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The claims are read after the host is listed: a domain defined in between is never an orphan."""
+    from contextlib import contextmanager
+
+    from provisioning.services import reconcile
+
+    real_driver_for = reconcile.driver_for
+    landed = []
+
+    class BuildLandsWhileListing:
+        """The host as the reconciler sees it, with a build finishing during the listing."""
+
+        def __init__(self, driver):
+            self._driver = driver
+
+        def __getattr__(self, name):
+            return getattr(self._driver, name)
+
+        def list_domains(self):
+            with django_capture_on_commit_callbacks(execute=True):
+                stack = launch.stack_launch(
+                    user=member, project=project, name="landing", appliance_version=ready_version, lease_seconds=600
+                )
+            landed.append(stack.instances.get())
+            return self._driver.list_domains()
+
+    @contextmanager
+    def driver_for(host):
+        with real_driver_for(host) as driver:
+            yield BuildLandsWhileListing(driver)
+
+    monkeypatch.setattr(reconcile, "driver_for", driver_for)
+    result = reconcile_host(host=test_host)
+    (instance,) = landed
+    assert {item.name for item in result.removed} & {instance.domain_name, instance.volume_name} == set()
+    with open_driver("test:///default") as driver:
+        domains, volumes = _names(driver)
+    assert instance.domain_name in domains
+    assert instance.volume_name in volumes
