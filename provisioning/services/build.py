@@ -83,6 +83,12 @@ def stack_build(*, stack: Stack) -> Stack:
     return stack
 
 
+def _require_building(stack: Stack) -> None:
+    status = Stack.objects.filter(pk=stack.pk).values_list("status", flat=True).first()
+    if status != Status.BUILDING:
+        raise _StackLeftBuilding(f"stack became {status} while building")
+
+
 def _start_layers(stack: Stack, instances: list[Instance]) -> list[list[Instance]]:
     """The instances in the template's start order: a tier starts after the tiers it depends on."""
     document = TemplateDocument.from_json(stack.document)
@@ -108,24 +114,27 @@ def _build_instance(*, stack: Stack, instance: Instance, peers: list[Instance]) 
     with driver_for(host) as driver:
         base = ensure_base_volume(driver=driver, host=host, image=image, stack=stack)
         config_drive = upload_config_drive(driver=driver, instance=instance, peers=peers)
-        # Held across create-and-start so a concurrent delete either sees the domain or stops us first.
-        with transaction.atomic():
-            locked = Stack.objects.select_for_update().get(pk=stack.pk)
-            if locked.status != Status.BUILDING:
-                raise _StackLeftBuilding(f"stack became {locked.status} while building")
-            overlay = driver.create_overlay(
-                pool=host.storage_pool,
-                name=instance.volume_name,
-                backing=base,
-                capacity_bytes=max(instance.disk_gib * GIB, base.capacity_bytes),
-            )
-            disks = _Disks(overlay=overlay.path, config_drive=config_drive.path)
-            try:
-                info = _start_domain(driver=driver, host=host, instance=instance, disks=disks, stack=stack)
-            except DriverError:
-                driver.delete_volume(pool=host.storage_pool, name=instance.volume_name)
-                raise
-            Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING, vnc_port=info.vnc_port)
+        # No transaction is held across libvirt calls (a slow host would block every write). A delete
+        # racing this build is settled by whoever looks last: a teardown that ran before the domain
+        # existed found nothing to remove, so the build sees the stack left "building" and removes it.
+        _require_building(stack)
+        overlay = driver.create_overlay(
+            pool=host.storage_pool,
+            name=instance.volume_name,
+            backing=base,
+            capacity_bytes=max(instance.disk_gib * GIB, base.capacity_bytes),
+        )
+        disks = _Disks(overlay=overlay.path, config_drive=config_drive.path)
+        try:
+            info = _start_domain(driver=driver, host=host, instance=instance, disks=disks, stack=stack)
+        except DriverError:
+            driver.delete_volume(pool=host.storage_pool, name=instance.volume_name)
+            raise
+    marked = Instance.objects.filter(pk=instance.pk, stack__status=Status.BUILDING).update(
+        status=Status.RUNNING, vnc_port=info.vnc_port
+    )
+    if not marked:
+        raise _StackLeftBuilding("stack was deleted while its domain started")
     stack_event(stack, f"{instance.name} started on {host.name}")
 
 
@@ -168,12 +177,15 @@ def _domain_spec(*, host: Host, instance: Instance, disks: _Disks) -> DomainSpec
 
 
 def _move_published_ports(*, instance: Instance, host: Host, stack: Stack) -> None:
-    Host.objects.select_for_update().get(pk=host.pk)  # the same lock launches take to reserve ports
-    for published in instance.published_ports.all():
-        old_port = published.host_port
-        published.host_port = allocate_port(host)
-        published.save(update_fields=["host_port"])
-        stack_event(stack, f"port {old_port} on {host.name} is taken by another program; using {published.host_port}")
+    with transaction.atomic():
+        Host.objects.select_for_update().get(pk=host.pk)  # the same lock launches take to reserve ports
+        for published in instance.published_ports.all():
+            old_port = published.host_port
+            published.host_port = allocate_port(host)
+            published.save(update_fields=["host_port"])
+            stack_event(
+                stack, f"port {old_port} on {host.name} is taken by another program; using {published.host_port}"
+            )
 
 
 def _fail_stack(stack: Stack, instances: list[Instance], reason: str) -> None:

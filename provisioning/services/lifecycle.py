@@ -63,13 +63,20 @@ def _queue_teardown(stack_id: int) -> None:
 
 
 def stack_teardown(*, stack: Stack) -> Stack:
-    """The worker's side of a delete: remove every instance from its host, then release what it held."""
+    """The worker's side of a delete: remove every instance from its host, then release what it held.
+
+    The libvirt calls run outside any transaction; removing is idempotent, so a second teardown
+    queued for the same stack (a retry) does no harm.
+    """
+    if not Stack.objects.filter(pk=stack.pk, status=Status.DELETING).exists():
+        stack.refresh_from_db()
+        return stack
+    instances = list(stack.instances.select_related("host", "stack"))
+    problems = remove_stack_resources(stack, instances)
     with transaction.atomic():
         locked = Stack.objects.select_for_update().get(pk=stack.pk)
         if locked.status != Status.DELETING:
             return locked
-        instances = list(locked.instances.select_related("host", "stack"))
-        problems = remove_stack_resources(locked, instances)
         if problems:
             reason = f"delete failed: {'; '.join(problems)}; delete again to retry"
             locked.status, locked.status_reason = Status.ERROR, reason
@@ -80,7 +87,7 @@ def stack_teardown(*, stack: Stack) -> Stack:
         PublishedPort.objects.filter(instance__stack=locked).delete()
         locked.status, locked.deleted_at = Status.DELETED, timezone.now()
         locked.save(update_fields=["status", "deleted_at", "updated_at"])
-        stack_event(locked, "deleted: domains destroyed, disks removed")
+        stack_event(locked, "deleted: domains destroyed, disks and network removed")
     return locked
 
 
