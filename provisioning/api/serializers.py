@@ -113,6 +113,9 @@ class TemplateWriteSerializer(serializers.Serializer):
 
 class LeaseSerializer(serializers.Serializer):
     lease = serializers.IntegerField(min_value=1, help_text="Seconds from now until the stack is destroyed")
+    shorten = serializers.BooleanField(
+        default=False, help_text="Required to set an end earlier than the current one; refused otherwise"
+    )
 
 
 class HostSerializer(serializers.ModelSerializer):

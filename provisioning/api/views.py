@@ -58,6 +58,9 @@ class StackViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.R
         given = LeaseSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         stack = lifecycle.stack_renew_lease(
-            user=request.user, stack=self.get_object(), lease_seconds=given.validated_data["lease"]
+            user=request.user,
+            stack=self.get_object(),
+            lease_seconds=given.validated_data["lease"],
+            shorten=given.validated_data["shorten"],
         )
         return self._answer(stack.pk)

@@ -19,21 +19,54 @@ from provisioning.services.launch import check_lease
 STUCK_TEARDOWN_AFTER = timedelta(minutes=10)
 
 
-def stack_renew_lease(*, user: User, stack: Stack, lease_seconds: int) -> Stack:
-    """Set the stack to expire ``lease_seconds`` from now (longer or shorter than before)."""
+def stack_renew_lease(*, user: User, stack: Stack, lease_seconds: int, shorten: bool = False) -> Stack:
+    """Set the stack to expire ``lease_seconds`` from now.
+
+    Two limits: the project's longest lifetime, counted from the stack's creation, so renewals
+    cannot keep data alive for ever; and an end earlier than the current one only when the caller
+    says so (``shorten``), so "15 minutes" on a day-long lease never cuts it silently.
+    """
     require_role(user, stack.project, Role.MEMBER)
     check_lease(lease_seconds)
     with transaction.atomic():
-        locked = Stack.objects.select_for_update().get(pk=stack.pk)
+        locked = Stack.objects.select_for_update().select_related("project").get(pk=stack.pk)
         if locked.status not in DELETABLE_STATUSES:
             raise errors.WrongState(f"stack is {locked.status}")
-        locked.expires_at = timezone.now() + timedelta(seconds=lease_seconds)
+        wanted = timezone.now() + timedelta(seconds=lease_seconds)
+        latest = locked.created_at + timedelta(seconds=locked.project.max_lease_seconds)
+        if wanted > latest:
+            raise errors.Invalid.for_field(
+                "lease",
+                f"project '{locked.project.name}' lets a stack live at most "
+                f"{_duration(locked.project.max_lease_seconds)} from its creation: until {latest:%Y-%m-%d %H:%M %Z}",
+            )
+        if wanted < locked.expires_at and not shorten:
+            raise errors.Invalid.for_field(
+                "lease",
+                f"this would end the lease earlier ({wanted:%Y-%m-%d %H:%M %Z} instead of "
+                f"{locked.expires_at:%Y-%m-%d %H:%M %Z}); ask to shorten it explicitly",
+            )
+        locked.expires_at = wanted
         locked.save(update_fields=["expires_at", "updated_at"])
         stack_event(locked, f"lease renewed until {locked.expires_at:%Y-%m-%d %H:%M:%S %Z}")
         audit.record(
-            actor=user, action="stack.renew_lease", target=locked, project=locked.project, lease_seconds=lease_seconds
+            actor=user,
+            action="stack.renew_lease",
+            target=locked,
+            project=locked.project,
+            lease_seconds=lease_seconds,
+            shortened=shorten and wanted < stack.expires_at,
         )
     return locked
+
+
+def _duration(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours = rest // 3600
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    if hours or not parts:
+        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
+    return " ".join(parts)
 
 
 def stack_destroy(*, user: User | None, stack: Stack, reason: str = "deleted by user") -> Stack:

@@ -203,3 +203,36 @@ def test_projects_show_the_callers_role(member, viewer, operator, project, api):
     assert [p["role"] for p in api(member).get("/api/v1/projects/").json()["results"]] == ["member"]
     assert [p["role"] for p in api(viewer).get("/api/v1/projects/").json()["results"]] == ["viewer"]
     assert {p["role"] for p in api(operator).get("/api/v1/projects/").json()["results"]} == {"owner"}
+
+
+def test_a_renewal_that_would_shorten_the_lease_must_say_so(launched, member, api):
+    from provisioning.models import Stack
+
+    url = f"/api/v1/stacks/{launched['id']}/lease/"
+    assert api(member).post(url, {"lease": 86400}, format="json").status_code == 200
+    before = Stack.objects.get(pk=launched["id"]).expires_at
+    refused = api(member).post(url, {"lease": 900}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["fields"]["lease"][0].startswith("this would end the lease earlier")
+    assert Stack.objects.get(pk=launched["id"]).expires_at == before
+    assert api(member).post(url, {"lease": 900, "shorten": True}, format="json").status_code == 200
+    assert Stack.objects.get(pk=launched["id"]).expires_at < before
+
+
+def test_renewals_cannot_keep_a_stack_beyond_the_projects_longest_lifetime(launched, member, project, api):
+    from datetime import timedelta
+
+    from provisioning.models import Stack
+
+    project.max_lease_seconds = 2 * 3600
+    project.save()
+    url = f"/api/v1/stacks/{launched['id']}/lease/"
+    assert api(member).post(url, {"lease": 1800}, format="json").status_code == 200
+    # An hour later, another two hours would end three hours after creation: over the lifetime.
+    Stack.objects.filter(pk=launched["id"]).update(
+        created_at=Stack.objects.get(pk=launched["id"]).created_at - timedelta(hours=1)
+    )
+    refused = api(member).post(url, {"lease": 7200}, format="json")
+    assert refused.status_code == 400
+    assert "lets a stack live at most 2 hours from its creation" in refused.json()["fields"]["lease"][0]
+    assert api(member).post(url, {"lease": 3000}, format="json").status_code == 200
