@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from provisioning.models import Host, Stack
-from provisioning.services import build, hosts, lifecycle, reconcile
+from provisioning.services import build, hosts, lifecycle, reconcile, watchdog
 
 
 def build_stack(stack_id: int) -> str:
@@ -37,3 +37,8 @@ def reconcile_hosts() -> int:
     return sum(
         len(reconcile.reconcile_host(host=host).removed) for host in Host.objects.filter(enabled=True, healthy=True)
     )
+
+
+def watch_builds() -> int:
+    """Fail builds whose worker stopped; queue again builds that never started."""
+    return watchdog.stacks_watchdog()
