@@ -3,6 +3,9 @@
 # (the worker pushes progress to the browser across processes through it, and it is the
 # task broker). An admin account, the local host, the demo appliances and their feed are
 # created once; run again, it reuses what exists.
+#
+# Stopping: Ctrl-C, a TERM to this script, or a TERM to its whole process group (what a service
+# manager or `kill -- -PGID` sends) all end the web server and the worker within seconds.
 source "$(dirname "$0")/lib.sh"
 
 install_system
@@ -12,21 +15,46 @@ start_libvirt
 start_redis
 
 PORT="${PORTAL_PORT:-8000}"
-APPLIANCES="$ROOT/var/demo-appliances"
-[ -s var/secret_key ] || "$VENV/bin/python" -c "import secrets; print(secrets.token_urlsafe(50))" >var/secret_key
-export DJANGO_SECRET_KEY="$(cat var/secret_key)"
+export PORTAL_VAR_DIR="${PORTAL_VAR_DIR:-$ROOT/var}"
+VAR="$PORTAL_VAR_DIR"
+mkdir -p "$VAR"
+APPLIANCES="$VAR/demo-appliances"
+[ -s "$VAR/secret_key" ] || "$VENV/bin/python" -c "import secrets; print(secrets.token_urlsafe(50))" >"$VAR/secret_key"
+export DJANGO_SECRET_KEY="$(cat "$VAR/secret_key")"
 export PORTAL_FETCH_FILE_ROOTS="$APPLIANCES"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 
 manage migrate --noinput -v 0
 manage collectstatic --noinput -v 0
-manage setup_demo --appliances "$APPLIANCES"
+manage setup_demo --appliances "$APPLIANCES" --build-cache "${PORTAL_DEMO_BUILD_CACHE:-$VAR/cache/demo-build}"
 
 say "starting the worker (django-q2) and the web server (daphne)"
-"$VENV/bin/python" manage.py qcluster >var/worker.log 2>&1 &
+# The cluster gets a session of its own: a TERM sent to this script's process group must reach
+# only its main process (which then stops its workers in order). A TERM straight to every worker
+# process at once leaves the cluster hanging with zombie workers.
+setsid "$VENV/bin/python" manage.py qcluster >"$VAR/worker.log" 2>&1 &
 WORKER=$!
-# The cluster stops its own worker processes when its main process gets SIGTERM.
-trap 'kill -TERM "$WORKER" 2>/dev/null; wait "$WORKER" 2>/dev/null' EXIT
+"$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" portal.asgi:application &
+WEB=$!
+
+stop_all() {
+  trap - INT TERM EXIT
+  kill -TERM "$WEB" "$WORKER" 2>/dev/null || true
+  # Tasks in flight get ten seconds to finish; anything left then is killed (a task cut short is
+  # handed out again by the broker, and the watchdog settles a build that stopped).
+  for _ in $(seq 100); do
+    kill -0 "$WEB" 2>/dev/null || kill -0 "$WORKER" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$WEB" 2>/dev/null || true
+  kill -KILL -- "-$WORKER" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+trap stop_all EXIT
+
 echo "portal: http://127.0.0.1:$PORT/"
-cat var/demo-login
-"$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" portal.asgi:application
+cat "$VAR/demo-login"
+# Either process ending ends the demo (and stops the other).
+wait -n "$WEB" "$WORKER" || true

@@ -38,6 +38,9 @@ class Command(BaseCommand):
         parser.add_argument("--appliances", type=Path, required=True, help="where to build the demo appliances")
         parser.add_argument("--uri", default="qemu:///system", help="libvirt URI of the local host")
         parser.add_argument("--domain-type", default="qemu", choices=["qemu", "kvm"])
+        parser.add_argument(
+            "--build-cache", type=Path, default=None, help="reusable build folder (default: VAR_DIR/cache/demo-build)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         user, password = self._operator()
@@ -49,7 +52,7 @@ class Command(BaseCommand):
                 "build_demo_appliances",
                 out=appliances,
                 base_url=appliances.as_uri(),
-                work=Path(settings.VAR_DIR) / "cache" / "demo-build",
+                work=options["build_cache"] or Path(settings.VAR_DIR) / "cache" / "demo-build",
                 stdout=self.stdout,
             )
             feed = self._feed(user, (appliances / "feed.xml").as_uri())
