@@ -21,11 +21,41 @@ class MembershipInline(ObservedOnlyInline):
     readonly_fields = fields
 
 
+class ProjectForm(ServiceForm):
+    """Projects are made and their quotas changed through the project services (operators only, audited)."""
+
+    class Meta:
+        model = Project
+        fields = list(services.PROJECT_FIELDS)
+
+    def save_through_service(self, cleaned: dict[str, Any]) -> Model:
+        values = {field: cleaned[field] for field in services.PROJECT_FIELDS if field in cleaned}
+        if self.instance.pk is None:
+            return services.project_create(actor=self.request.user, **values)
+        current = Project.objects.get(pk=self.instance.pk)
+        return services.project_update(actor=self.request.user, project=current, **values)
+
+
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "max_instances", "max_vcpus", "max_memory_mib", "created_at"]
+class ProjectAdmin(ServiceFormAdmin):
+    form = ProjectForm
+    list_display = [
+        "name",
+        "max_stacks",
+        "max_instances",
+        "max_vcpus",
+        "max_memory_mib",
+        "max_disk_gib",
+        "max_lease_seconds",
+        "created_at",
+    ]
     search_fields = ["name"]
     inlines = [MembershipInline]
+
+    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
+        # The members shown inline are read-only and never saved here (memberships have their own page),
+        # so their formset has no saved objects to describe.
+        return super().construct_change_message(request, form, [], add)
 
 
 class MembershipForm(ServiceForm):

@@ -1,13 +1,87 @@
-"""Writes for tenancy: owners manage who is in their project and with which role."""
+"""Writes for tenancy: operators make projects and set their quotas; owners manage who is in them."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from portal import audit, errors
 from portal.models import Membership, Project, Role
-from portal.scoping import User, require_role
+from portal.scoping import User, is_operator, require_role
+
+# The limits of a project (checked by provisioning.quotas), and what else an operator may set on one.
+QUOTA_FIELDS = tuple(field.name for field in Project._meta.get_fields() if field.name.startswith("max_"))
+PROJECT_FIELDS = ("name", "description", *QUOTA_FIELDS)
+# A project's longest lease may not be shorter than the shortest lease a launch accepts.
+MIN_LEASE_SECONDS = 60
+
+
+def project_create(*, actor: User, name: str, **values: Any) -> Project:
+    """A new project (no members yet: add an owner next). Operators only."""
+    require_operator(actor)
+    _refuse_unknown(values, allowed=PROJECT_FIELDS)
+    project = Project(name=name, **values)
+    _validate(project)
+    with transaction.atomic():
+        project.save()
+        audit.record(actor=actor, action="project.create", target=project, project=project, **values)
+    return project
+
+
+def project_update(*, actor: User, project: Project, **changes: Any) -> Project:
+    """Change a project's name, description or quotas. Operators only; every change is audited.
+
+    Lowering a limit below what the project holds refuses its next launches; nothing running is touched.
+    """
+    require_operator(actor)
+    _refuse_unknown(changes, allowed=PROJECT_FIELDS)
+    with transaction.atomic():
+        # The launch's quota check holds this lock too: a launch sees the old limits or the new ones.
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        changed = {field: (getattr(locked, field), value) for field, value in changes.items()}
+        changed = {field: pair for field, pair in changed.items() if pair[0] != pair[1]}
+        if not changed:
+            return locked
+        for field, (_old, new) in changed.items():
+            setattr(locked, field, new)
+        _validate(locked)
+        locked.save(update_fields=list(changed))
+        audit.record(
+            actor=actor,
+            action="project.update",
+            target=locked,
+            project=locked,
+            changes={field: list(pair) for field, pair in changed.items()},
+        )
+    return locked
+
+
+def require_operator(actor: User) -> None:
+    """Refuse anyone but an operator (``PermissionDenied``)."""
+    if not is_operator(actor):
+        raise errors.PermissionDenied("only operators may create projects or change their quotas")
+
+
+def _refuse_unknown(values: dict[str, Any], *, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise errors.Invalid(f"projects have no settable field {', '.join(unknown)}")
+
+
+def _validate(project: Project) -> None:
+    try:
+        project.full_clean()
+    except ValidationError as exc:
+        raise errors.Invalid.from_django(exc) from None
+    if not MIN_LEASE_SECONDS <= project.max_lease_seconds <= settings.MAX_LEASE_SECONDS:
+        raise errors.Invalid.for_field(
+            "max_lease_seconds",
+            f"the longest lease must be between {MIN_LEASE_SECONDS} and {settings.MAX_LEASE_SECONDS} seconds",
+        )
 
 
 def membership_set(*, actor: User, project: Project, username: str, role: Role) -> Membership:

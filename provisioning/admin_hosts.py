@@ -1,4 +1,4 @@
-"""Admin pages for hosts: registered and changed through the host services, read-only base volumes."""
+"""Admin pages for hosts: registered, changed and drained through the host services, read-only base volumes."""
 
 from __future__ import annotations
 
@@ -32,11 +32,34 @@ class HostForm(ServiceForm):
 @admin.register(Host)
 class HostAdmin(ServiceFormAdmin):
     form = HostForm
-    list_display = ["name", "uri", "domain_type", "enabled", "healthy", "cpus", "memory_mib", "last_checked_at"]
-    list_filter = ["enabled", "healthy", "domain_type"]
+    list_display = [
+        "name",
+        "uri",
+        "domain_type",
+        "enabled",
+        "draining",
+        "healthy",
+        "cpus",
+        "memory_mib",
+        "last_checked_at",
+    ]
+    list_filter = ["enabled", "draining", "healthy", "domain_type"]
     search_fields = ["name", "uri", "hostname"]
-    readonly_fields = Host.OBSERVED_FIELDS
-    actions = ["refresh", "reconcile"]
+    # Draining is changed with the drain and undrain actions (audited), not on the form.
+    readonly_fields = ["draining", *Host.OBSERVED_FIELDS]
+    actions = ["refresh", "reconcile", "drain", "undrain"]
+
+    @admin.action(description="Drain: keep their stacks, place no new ones")
+    def drain(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
+        for host in queryset:
+            hosts.host_drain(user=request.user, host=host)
+        messages.info(request, f"Draining {', '.join(host.name for host in queryset)}.")
+
+    @admin.action(description="Undrain: place new stacks again")
+    def undrain(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
+        for host in queryset:
+            hosts.host_undrain(user=request.user, host=host)
+        messages.info(request, f"No longer draining {', '.join(host.name for host in queryset)}.")
 
     @admin.action(description="Remove leftovers no instance claims")
     def reconcile(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:

@@ -1,67 +1,160 @@
 """Project quotas: what a project holds against each limit, and the check a launch must pass.
 
-The check runs inside the launch transaction with the project row locked, so parallel launches
-of one project queue there and none can pass a limit another has just used up.
+A project may hold at most ``max_stacks`` stacks and, summed over their instances,
+``max_instances`` instances, ``max_vcpus`` vCPUs, ``max_memory_mib`` MiB of RAM and
+``max_disk_gib`` GiB of disk; no stack of it may have a lease longer than ``max_lease_seconds``.
+Stacks and instances count while their status is in ``ACTIVE_STATUSES``: a failed stack holds its
+quota until it is deleted (or its lease runs out).
+
+The check judges a whole stack at once (every tier of a template) and runs inside the launch
+transaction with the project row locked, so parallel launches of one project queue there and none
+can pass a limit another has just used up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db.models import Count, Sum
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from portal import errors
 from portal.models import Project
 from portal.scoping import User
 from provisioning.demand import StackDemand
-from provisioning.models import ACTIVE_STATUSES, Instance, InstanceQuerySet
+from provisioning.models import ACTIVE_STATUSES, Instance, Stack
+
+
+@dataclass(frozen=True)
+class Quota:
+    """One limit on what a project holds: its name in the API, the project field, how messages name it."""
+
+    key: str
+    field: str
+    unit: str
+
+
+# In the order the UI and the messages list them.
+QUOTAS = (
+    Quota("stacks", "max_stacks", "stacks"),
+    Quota("instances", "max_instances", "instances"),
+    Quota("vcpus", "max_vcpus", "vCPUs"),
+    Quota("memory_mib", "max_memory_mib", "MiB of memory"),
+    Quota("disk_gib", "max_disk_gib", "GiB of disk"),
+)
 
 
 @dataclass(frozen=True)
 class QuotaLine:
+    key: str
     what: str
     used: int
     limit: int
 
-
-_USAGE = {"count": Count("id"), "vcpus": Sum("vcpus"), "memory": Sum("memory_mib")}
-
-
-def _active_instances() -> InstanceQuerySet:
-    # Failed stacks hold their quota until they are deleted.
-    return Instance.objects.filter(status__in=ACTIVE_STATUSES)
+    @property
+    def percent(self) -> int:
+        return min(100, round(100 * self.used / self.limit)) if self.limit else 100
 
 
-def _quota_lines(project: Project, usage: Mapping[str, int | None]) -> list[QuotaLine]:
+def _summed(field: str) -> Coalesce:
+    """What the project's active instances hold of ``field``, as a subquery per project row."""
+    rows = (
+        Instance.objects.filter(stack__project=OuterRef("pk"), status__in=ACTIVE_STATUSES)
+        .order_by()
+        .values("stack__project")
+    )
+    total = Count("pk") if field == "pk" else Sum(field)
+    return Coalesce(Subquery(rows.annotate(total=total).values("total")), Value(0), output_field=IntegerField())
+
+
+def with_usage(projects: QuerySet[Project]) -> QuerySet[Project]:
+    """``projects`` annotated with what each holds: ``used_stacks``, ``used_instances``, ``used_vcpus``,
+    ``used_memory_mib`` and ``used_disk_gib`` (one query however many projects)."""
+    stacks = (
+        Stack.objects.filter(project=OuterRef("pk"), status__in=ACTIVE_STATUSES)
+        .order_by()
+        .values("project")
+        .annotate(total=Count("pk"))
+        .values("total")
+    )
+    return projects.annotate(
+        used_stacks=Coalesce(Subquery(stacks), Value(0), output_field=IntegerField()),
+        used_instances=_summed("pk"),
+        used_vcpus=_summed("vcpus"),
+        used_memory_mib=_summed("memory_mib"),
+        used_disk_gib=_summed("disk_gib"),
+    )
+
+
+def usage_lines(project: Project) -> list[QuotaLine]:
+    """The lines of a project annotated by ``with_usage``, in ``QUOTAS`` order."""
     return [
-        QuotaLine("instances", usage.get("count") or 0, project.max_instances),
-        QuotaLine("vCPUs", usage.get("vcpus") or 0, project.max_vcpus),
-        QuotaLine("MiB of memory", usage.get("memory") or 0, project.max_memory_mib),
+        QuotaLine(quota.key, quota.unit, getattr(project, f"used_{quota.key}"), getattr(project, quota.field))
+        for quota in QUOTAS
     ]
 
 
 def project_usage(project: Project) -> list[QuotaLine]:
-    """What the project holds against each quota."""
-    return _quota_lines(project, _active_instances().filter(stack__project=project).aggregate(**_USAGE))
+    """What the project holds against each quota (one query)."""
+    return usage_lines(with_usage(Project.objects.filter(pk=project.pk)).get())
 
 
-def quota_overview(user: User) -> list[tuple[Project, list[QuotaLine]]]:
+@dataclass(frozen=True)
+class ProjectQuotas:
+    project: Project
+    lines: list[QuotaLine]
+
+    @property
+    def longest_lease(self) -> str:
+        return describe_seconds(self.project.max_lease_seconds)
+
+
+def quota_overview(user: User) -> list[ProjectQuotas]:
     """Quota usage of every project the user sees, in one query for all of them."""
-    projects = list(Project.objects.visible_to(user))
-    usage = {
-        row["stack__project"]: row
-        for row in _active_instances().filter(stack__project__in=projects).values("stack__project").annotate(**_USAGE)
-    }
-    return [(project, _quota_lines(project, usage.get(project.pk, {}))) for project in projects]
+    return [ProjectQuotas(project, usage_lines(project)) for project in with_usage(Project.objects.visible_to(user))]
+
+
+def describe_seconds(seconds: int) -> str:
+    """``7 days``, ``4 hours``, ``90 minutes``: the largest unit that divides ``seconds`` evenly."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"
 
 
 def check_stack_quota(project: Project, demand: StackDemand) -> None:
-    """Refuse (``QuotaExceeded``, naming the limit) a stack that would take the project over any quota."""
-    wanted = {"instances": len(demand.instances), "vCPUs": demand.vcpus, "MiB of memory": demand.memory_mib}
-    for line in project_usage(project):
-        if line.used + wanted[line.what] > line.limit:
-            raise errors.QuotaExceeded(
-                f"quota exceeded: project '{project.name}' may hold {line.limit} {line.what}, "
-                f"{line.used} are in use and this stack needs {wanted[line.what]}"
-            )
+    """Refuse (``QuotaExceeded``, naming every limit it passes) a stack that would take the project over quota.
+
+    Call with the project row locked (``select_for_update``) inside the launch transaction.
+    """
+    wanted = {
+        "stacks": 1,
+        "instances": len(demand.instances),
+        "vcpus": demand.vcpus,
+        "memory_mib": demand.memory_mib,
+        "disk_gib": demand.disk_gib,
+    }
+    problems = [
+        f"may hold {line.limit} {line.what}, {line.used} are in use and this stack needs {wanted[line.key]}"
+        for line in project_usage(project)
+        if line.used + wanted[line.key] > line.limit
+    ]
+    lease = _lease_problem(project, demand.lease_seconds)
+    if lease:
+        problems.append(lease)
+    if problems:
+        raise errors.QuotaExceeded(f"quota exceeded: project '{project.name}' " + "; it ".join(problems))
+
+
+def check_lease_quota(project: Project, lease_seconds: int) -> None:
+    """Refuse a lease (a launch's or a renewal's) longer than the project allows."""
+    problem = _lease_problem(project, lease_seconds)
+    if problem:
+        raise errors.QuotaExceeded(f"quota exceeded: project '{project.name}' {problem}")
+
+
+def _lease_problem(project: Project, lease_seconds: int) -> str | None:
+    if lease_seconds <= project.max_lease_seconds:
+        return None
+    return f"allows leases of at most {project.max_lease_seconds} seconds and this stack asks for {lease_seconds}"

@@ -7,7 +7,7 @@ from typing import TypedDict
 from django.db.models import Prefetch
 
 from portal.scoping import User
-from provisioning.models import Host, Instance, PublishedPort, Stack, StackQuerySet
+from provisioning.models import Instance, PublishedPort, Stack, StackQuerySet
 from provisioning.placement import host_loads
 
 
@@ -50,26 +50,32 @@ class HostCapacity(TypedDict):
     uri: str
     healthy: bool
     enabled: bool
+    draining: bool
     instances: int
     vcpus_used: int
     vcpus_capacity: int
     memory_used_mib: int
     memory_capacity_mib: int
+    disk_used_gib: int
+    disk_capacity_gib: int | None  # None: the storage pool's size is not known
 
 
 def host_capacity() -> list[HostCapacity]:
-    """Per host, what placement has handed out against what it may hand out (operators' view)."""
+    """Per host, what placement has handed out against what it may hand out (operators' view), in one query."""
     return [
         {
             "name": load.host.name,
             "uri": load.host.uri,
             "healthy": load.host.healthy,
             "enabled": load.host.enabled,
+            "draining": load.host.draining,
             "instances": load.instances,
             "vcpus_used": load.vcpus,
-            "vcpus_capacity": load.host.vcpu_capacity,
+            "vcpus_capacity": load.vcpu_capacity,
             "memory_used_mib": load.memory_mib,
-            "memory_capacity_mib": load.host.memory_capacity_mib,
+            "memory_capacity_mib": load.memory_capacity_mib,
+            "disk_used_gib": load.disk_gib,
+            "disk_capacity_gib": load.disk_capacity_gib,
         }
-        for load in host_loads(list(Host.objects.order_by("name")))
+        for load in host_loads()
     ]

@@ -25,8 +25,15 @@ TERMINAL = {Status.RUNNING, Status.DELETED, Status.ERROR}
 @staff_member_required
 def host_overview(request: HttpRequest) -> HttpResponse:
     hosts = selectors.host_capacity()
+    # What the chart's script reads of each host; the table under it shows every field.
+    chart_fields = [
+        *("name", "uri", "healthy", "enabled", "instances"),
+        *("vcpus_used", "vcpus_capacity", "memory_used_mib", "memory_capacity_mib"),
+    ]
+    chart = [{field: host[field] for field in chart_fields} for host in hosts]
     # Chart.js fills its box; give each host's pair of bars room to be read.
-    return render(request, "provisioning/hosts.html", {"hosts": hosts, "chart_height_rem": 5 + 3 * len(hosts)})
+    context = {"hosts": hosts, "chart": chart, "chart_height_rem": 5 + 3 * len(hosts)}
+    return render(request, "provisioning/hosts.html", context)
 
 
 @login_required

@@ -5,18 +5,48 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from portal import services
-from portal.api.serializers import MembershipSerializer, MembershipSetSerializer, ProjectSerializer
+from portal import errors, services
+from portal.api.serializers import (
+    MembershipSerializer,
+    MembershipSetSerializer,
+    ProjectChangeSerializer,
+    ProjectQuotaSerializer,
+    ProjectSerializer,
+)
 from portal.models import Project, Role
+from provisioning.quotas import with_usage
 
 
 class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
-    """The caller's projects. Their owners manage members under ``members/``."""
+    """The caller's projects with their quotas and usage. Operators change quotas with PATCH; owners manage
+    members under ``members/``."""
 
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
-        return Project.objects.with_role(self.request.user)
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
+            return Project.objects.none()
+        return with_usage(Project.objects.with_role(self.request.user))
+
+    @extend_schema(request=ProjectChangeSerializer, responses={200: ProjectSerializer})
+    def partial_update(self, request, pk=None):
+        """Change quotas (operators only): ``{"quota": {"instances": 20, "lease_seconds": 86400}}``."""
+        project = self.get_object()  # outsiders: 404
+        services.require_operator(request.user)  # members and owners: 403, whatever they send
+        given = ProjectChangeSerializer(data=request.data)
+        if not given.is_valid():
+            fields = _dotted(given.errors)
+            name, messages = next(iter(fields.items()))
+            raise errors.Invalid(f"{name}: {messages[0]}", fields=fields)
+        try:
+            services.project_update(actor=request.user, project=project, **given.validated_data["quota"])
+        except errors.Invalid as exc:
+            # The service names the project's fields (max_instances); the API names them as in the body.
+            names = {field.source: f"quota.{name}" for name, field in ProjectQuotaSerializer().fields.items()}
+            raise errors.Invalid(
+                exc.detail, fields={names.get(name, name): messages for name, messages in exc.fields.items()}
+            ) from None
+        return Response(ProjectSerializer(self.get_queryset().get(pk=project.pk)).data)
 
     @extend_schema(methods=["GET"], responses={200: MembershipSerializer(many=True)})
     @extend_schema(methods=["POST"], request=MembershipSetSerializer, responses={200: MembershipSerializer})
@@ -41,3 +71,14 @@ class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
     def remove_member(self, request, pk=None, username=None):
         services.membership_remove(actor=request.user, project=self.get_object(), username=username)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _dotted(problems: dict, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested errors ({"quota": {"instances": [...]}}) as the error body names fields: "quota.instances"."""
+    flat: dict[str, list[str]] = {}
+    for name, value in problems.items():
+        if isinstance(value, dict):
+            flat.update(_dotted(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = [str(message) for message in value]
+    return flat

@@ -1,8 +1,9 @@
-"""Hosts in the API: operators register, refresh and list them."""
+"""Hosts in the API: operators register, refresh, drain and list them."""
 
 from __future__ import annotations
 
-from rest_framework import mixins, permissions, status, viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,20 +13,47 @@ from provisioning.models import Host
 from provisioning.services import hosts
 
 
+class HostOutputSerializer(HostSerializer):
+    """A host as the API shows it: its settings, what the portal observes, and whether it is draining."""
+
+    draining = serializers.BooleanField(
+        read_only=True, help_text="Keeps its stacks until they end but gets no new ones (see drain/undrain)"
+    )
+
+    class Meta(HostSerializer.Meta):
+        fields = [*HostSerializer.Meta.fields, "draining"]
+
+
 class HostViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Hypervisor hosts (operators only). Creating one connects to it first; an unreachable URI is refused."""
 
-    serializer_class = HostSerializer
+    serializer_class = HostOutputSerializer
     permission_classes = [permissions.IsAdminUser]
     queryset = Host.objects.all()
 
+    @extend_schema(request=HostSerializer, responses={201: HostOutputSerializer})
     def create(self, request: Request, *args, **kwargs) -> Response:
         given = HostSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         host = hosts.host_register(user=request.user, **given.validated_data)
-        return Response(HostSerializer(host).data, status=status.HTTP_201_CREATED)
+        return Response(HostOutputSerializer(host).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=None, responses={200: HostOutputSerializer})
     @action(detail=True, methods=["post"])
     def refresh(self, request: Request, pk: str | None = None) -> Response:
         host = hosts.host_refresh(host=self.get_object())
-        return Response(HostSerializer(host).data)
+        return Response(HostOutputSerializer(host).data)
+
+    @extend_schema(request=None, responses={200: HostOutputSerializer})
+    @action(detail=True, methods=["post"])
+    def drain(self, request: Request, pk: str | None = None) -> Response:
+        """Place no new stacks on the host; the stacks it runs stay until they end."""
+        host = hosts.host_drain(user=request.user, host=self.get_object())
+        return Response(HostOutputSerializer(host).data)
+
+    @extend_schema(request=None, responses={200: HostOutputSerializer})
+    @action(detail=True, methods=["post"])
+    def undrain(self, request: Request, pk: str | None = None) -> Response:
+        """Let placement use the host again."""
+        host = hosts.host_undrain(user=request.user, host=self.get_object())
+        return Response(HostOutputSerializer(host).data)

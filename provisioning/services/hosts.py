@@ -78,6 +78,28 @@ def host_update(*, user: User, host: Host, **changes: Any) -> Host:
     return host
 
 
+def host_drain(*, user: User, host: Host) -> Host:
+    """Stop placing new stacks on ``host``; the stacks it runs keep running until they end."""
+    return _set_draining(user=user, host=host, draining=True)
+
+
+def host_undrain(*, user: User, host: Host) -> Host:
+    """Let placement put new stacks on a drained host again."""
+    return _set_draining(user=user, host=host, draining=False)
+
+
+def _set_draining(*, user: User, host: Host, draining: bool) -> Host:
+    _require_operator(user)
+    with transaction.atomic():
+        # Only this one field is written, and only if it changes. The UPDATE waits for a launch that
+        # is claiming the host right now (its row lock): once it returns, no new stack lands here.
+        changed = Host.objects.filter(pk=host.pk).exclude(draining=draining).update(draining=draining)
+        host.draining = draining
+        if changed:
+            audit.record(actor=user, action="host.drain" if draining else "host.undrain", target=host)
+    return host
+
+
 def host_probe(*, host: Host) -> dict[str, Any]:
     """Connect to a host and read what the portal observes; refuse it with a readable reason if that fails."""
     try:

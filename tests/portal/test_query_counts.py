@@ -19,7 +19,7 @@ def queries_for(client, url: str) -> int:
 
 @pytest.fixture
 def many(member, project, test_host, ready_version):
-    project.max_instances = project.max_vcpus = 100
+    project.max_instances = project.max_vcpus = project.max_stacks = 100
     project.save()
 
     def grow(count: int) -> None:

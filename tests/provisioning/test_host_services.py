@@ -1,4 +1,4 @@
-"""Registering, changing and refreshing hosts: always through the driver, never losing an operator's edit."""
+"""Registering, changing, refreshing and draining hosts: through the driver, never losing an operator's edit."""
 
 from __future__ import annotations
 
@@ -65,3 +65,90 @@ def test_update_reconnects_when_the_uri_changes_and_refuses_a_bad_one(operator):
     saved = Host.objects.get(pk=host.pk)
     assert (saved.enabled, saved.memory_reserved_mib) == (False, 1024)
     assert AuditEvent.objects.get(action="host.update").detail == {"fields": ["enabled", "memory_reserved_mib"]}
+
+
+# Draining: a drained host keeps its stacks but gets no new one, until it is undrained.
+
+
+def test_only_operators_drain_hosts(member):
+    host = HostFactory()
+    for change in (hosts.host_drain, hosts.host_undrain):
+        with pytest.raises(errors.PermissionDenied, match="only operators"):
+            change(user=member, host=host)
+    assert Host.objects.get(pk=host.pk).draining is False
+    assert not AuditEvent.objects.exists()
+
+
+def test_drain_writes_only_draining_and_is_audited_once(operator):
+    host = HostFactory(name="h1", memory_reserved_mib=512)
+    Host.objects.filter(pk=host.pk).update(memory_reserved_mib=2048, enabled=False)  # an edit `host` has not seen
+    assert hosts.host_drain(user=operator, host=host).draining is True
+    hosts.host_drain(user=operator, host=host)  # already draining: nothing to do, nothing to audit
+    saved = Host.objects.get(pk=host.pk)
+    assert (saved.draining, saved.memory_reserved_mib, saved.enabled) == (True, 2048, False)
+    assert list(AuditEvent.objects.values_list("action", "actor")) == [("host.drain", operator.pk)]
+    hosts.host_undrain(user=operator, host=host)
+    assert Host.objects.get(pk=host.pk).draining is False
+    assert AuditEvent.objects.filter(action="host.undrain", target__contains="h1").count() == 1
+
+
+def test_a_drained_host_gets_no_new_stack_and_undrain_brings_it_back(operator, member, project, ready_version):
+    from provisioning.services.launch import stack_launch
+
+    def launch(name: str) -> str:
+        stack = stack_launch(user=member, project=project, name=name, appliance_version=ready_version)
+        return stack.instances.get().host.name
+
+    project.max_instances = 10
+    project.save()
+    first = HostFactory(name="first", uri="test:///first")
+    HostFactory(name="second", uri="test:///second", memory_mib=1024)
+    assert launch("a") == "first"  # both all free: the older host
+    hosts.host_drain(user=operator, host=first)
+    assert [launch("b"), launch("c")] == ["second", "second"]
+    assert first.instances.count() == 1  # its stack stays
+    hosts.host_undrain(user=operator, host=first)
+    assert launch("d") == "first"
+
+
+@pytest.mark.parametrize("action", ["drain", "undrain"])
+def test_drain_in_the_api(api, operator, member, action):
+    host = HostFactory(draining=action == "undrain")
+    response = api(operator).post(f"/api/v1/hosts/{host.pk}/{action}/")
+    assert response.status_code == 200, response.content
+    assert response.json()["draining"] is (action == "drain")
+    assert Host.objects.get(pk=host.pk).draining is (action == "drain")
+    assert AuditEvent.objects.filter(action=f"host.{action}", actor=operator).count() == 1
+
+
+def test_only_operators_drain_in_the_api(api, member, db):
+    host = HostFactory()
+    assert api().post(f"/api/v1/hosts/{host.pk}/drain/").status_code == 401
+    refused = api(member).post(f"/api/v1/hosts/{host.pk}/drain/")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "permission_denied"
+    assert api(member).get("/api/v1/hosts/").status_code == 403
+    missing = api(member).post("/api/v1/hosts/999999/drain/")
+    assert missing.status_code == 403  # hosts are operators' business: not even whether one exists
+    assert Host.objects.get(pk=host.pk).draining is False
+
+
+def test_draining_is_shown_and_cannot_be_set_through_the_host_fields(api, operator):
+    host = HostFactory()
+    listed = api(operator).get("/api/v1/hosts/").json()["results"]
+    assert [row["draining"] for row in listed] == [False]
+    assert api(operator).post("/api/v1/hosts/999999/drain/").status_code == 404
+    with pytest.raises(errors.Invalid, match="no settable field draining"):
+        hosts.host_update(user=operator, host=host, draining=True)
+
+
+@pytest.mark.parametrize("action", ["drain", "undrain"])
+def test_drain_in_the_admin(client, operator, action):
+    client.force_login(operator)
+    host = HostFactory(draining=action == "undrain")
+    response = client.post("/admin/provisioning/host/", {"action": action, "_selected_action": [host.pk]}, follow=True)
+    assert response.status_code == 200
+    assert Host.objects.get(pk=host.pk).draining is (action == "drain")
+    assert AuditEvent.objects.filter(action=f"host.{action}", actor=operator).count() == 1
+    page = client.get(f"/admin/provisioning/host/{host.pk}/change/").content.decode()
+    assert 'name="draining"' not in page  # shown, not a form field: the actions change it

@@ -148,6 +148,8 @@ def test_placement_spreads_over_hosts(member, project, ready_version):
     # Capacities after the 512 MiB reserve: small 256 MiB, big 384 MiB; each instance takes 128 MiB.
     small = HostFactory(name="small", uri="test:///small", memory_mib=512 + 256)
     big = HostFactory(name="big", uri="test:///big", memory_mib=512 + 384)
+    project.max_stacks = 10
+    project.save()
     placed = [launch(member, project, ready_version, name=f"s{n}").instances.get().host for n in range(5)]
     # Most free memory first; on a tie the older host. Then both are full.
     assert [host.name for host in placed] == ["big", "small", "big", "small", "big"]
