@@ -123,11 +123,57 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# How many reverse proxies of ours stand in front of daphne. Each appends the address it was
+# reached from to X-Forwarded-For, so the client is the Nth entry from the right; with 0 the
+# header is never read (a client can write anything in it). See portal/client_address.py.
+TRUSTED_PROXIES = env_int("PORTAL_TRUSTED_PROXIES", 0, minimum=0, maximum=10)
+
+# HTTPS (README "TLS"). On: cookies only travel over TLS and browsers are told to use nothing
+# else (HSTS, sent on HTTPS responses only). Behind our proxies, the nearest one's
+# X-Forwarded-Proto says whether the client used TLS; it must set (not append) that header.
+# With no proxy trusted, daphne terminates TLS itself and no header is believed.
+HTTPS = env_bool("PORTAL_HTTPS", False)
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = HTTPS or env_bool("DJANGO_SECURE_COOKIES", False)  # the older name, cookies only
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+_HSTS_SECONDS = env_int("PORTAL_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_SECONDS = _HSTS_SECONDS if HTTPS else 0
+# Not on by default: stack endpoints may be published on subdomains over plain HTTP.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PORTAL_HSTS_INCLUDE_SUBDOMAINS", False) and HTTPS
+SECURE_HSTS_PRELOAD = False
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS and TRUSTED_PROXIES else None
+SECURE_SSL_REDIRECT = env_bool("PORTAL_SSL_REDIRECT", False) and HTTPS
 
 REDIS_URL = redis_url()
+
+# "shared": state every process must see alike (the sign-in throttle's counters). Redis when
+# configured, else a table in the database (`manage.py createcachetable`). MAX_ENTRIES is high
+# because culling a full table drops live entries, and flooding it must not reset anyone's count.
+# "default" stays per process: django-q2 writes its cluster stats there twice a second, which on
+# the SQLite default would take the database's write lock each time.
+if REDIS_URL:
+    _SHARED_CACHE = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("PORTAL_CHANNEL_PREFIX", "portal"),  # several portals may share one Redis
+    }
+else:
+    _SHARED_CACHE = {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "portal_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": _SHARED_CACHE,
+}
+
+# Password guessing (portal/sign_in_throttle.py): failed sign-ins allowed in any window of
+# SIGN_IN_WINDOW_SECONDS, per client address and per account, on every sign-in path.
+AUTHENTICATION_BACKENDS = ["portal.sign_in_throttle.ThrottledModelBackend"]
+SIGN_IN_WINDOW_SECONDS = env_int("PORTAL_SIGN_IN_WINDOW", 15 * 60, minimum=1, maximum=24 * 3600)
+SIGN_IN_FAILURES_PER_ADDRESS = env_int("PORTAL_SIGN_IN_FAILURES_PER_ADDRESS", 30, minimum=1, maximum=200)
+SIGN_IN_FAILURES_PER_ACCOUNT = env_int("PORTAL_SIGN_IN_FAILURES_PER_ACCOUNT", 10, minimum=1, maximum=200)
 
 API_TOKEN_DAYS = env_int("PORTAL_API_TOKEN_DAYS", 30, minimum=1)
 
@@ -191,6 +237,21 @@ FETCH_TIMEOUT_SECONDS = env_int("PORTAL_FETCH_TIMEOUT", 30, minimum=1)
 FETCH_ALLOWED_PRIVATE_HOSTS = env_list("PORTAL_FETCH_ALLOWED_PRIVATE_HOSTS", [])
 # Local folders that file:// feeds and images may be read from; anything else is refused.
 FETCH_FILE_ROOTS = [Path(p).resolve() for p in env_list("PORTAL_FETCH_FILE_ROOTS", [])]
+# Wall-clock deadlines for a whole fetch (so a server dripping bytes cannot hold a worker). An image
+# download gets at most half the task timeout: the same task still verifies, converts and uploads it.
+FETCH_FEED_DEADLINE_SECONDS = env_int(
+    "PORTAL_FETCH_FEED_DEADLINE", min(120, TASK_TIMEOUT_SECONDS // 4), minimum=1, maximum=TASK_TIMEOUT_SECONDS // 2
+)
+FETCH_IMAGE_DEADLINE_SECONDS = env_int(
+    "PORTAL_FETCH_IMAGE_DEADLINE", TASK_TIMEOUT_SECONDS // 2, minimum=1, maximum=TASK_TIMEOUT_SECONDS // 2
+)
+# What an image may grow to once converted to qcow2 (measured before converting: a small compressed
+# qcow2 can expand to tens of GiB), and what all cached images together may take; least recently
+# used images no instance needs are evicted to make room.
+IMAGE_MAX_CONVERTED_BYTES = env_int("PORTAL_IMAGE_MAX_CONVERTED_BYTES", 2 * IMAGE_MAX_BYTES, minimum=1024 * 1024)
+IMAGE_CACHE_MAX_BYTES = env_int(
+    "PORTAL_IMAGE_CACHE_MAX_BYTES", max(64 * 1024**3, 2 * IMAGE_MAX_CONVERTED_BYTES), minimum=IMAGE_MAX_CONVERTED_BYTES
+)
 
 # Provisioning
 # Prefix of every domain name this portal makes, so several portals (or test runs) can share

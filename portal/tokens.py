@@ -44,6 +44,16 @@ def token_revoke(*, actor: User, token: ApiToken) -> None:
         token.delete()
 
 
+def tokens_revoke_all(*, user: Account, reason: str, actor: User | None = None) -> int:
+    """Delete every token of ``user`` at once (each audited as ``token.revoke`` with ``reason``); return how many."""
+    with transaction.atomic():
+        tokens = list(ApiToken.objects.select_for_update().filter(user=user))
+        for token in tokens:
+            audit.record(actor=actor, action="token.revoke", target=token, reason=reason)
+        ApiToken.objects.filter(pk__in=[token.pk for token in tokens]).delete()
+    return len(tokens)
+
+
 def token_check(secret: str) -> ApiToken | None:
     """The live token behind ``secret``, or None if it is unknown, expired or its user is inactive."""
     token = ApiToken.objects.select_related("user").filter(digest=_digest(secret)).first()

@@ -4,13 +4,16 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from catalog import views as catalog_views
+from portal import sign_in_views
 from provisioning import template_views
 from provisioning import views as stack_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="stack-list"), name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", sign_in_views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Ahead of the admin's own route, so its sign-in answers 429 with Retry-After too.
+    path("admin/login/", sign_in_views.admin_sign_in),
     path("catalog/", catalog_views.catalog_index, name="catalog"),
     path("catalog/feeds/", catalog_views.feed_subscribe, name="feed-subscribe"),
     path("hosts/", stack_views.host_overview, name="host-overview"),

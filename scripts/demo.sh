@@ -25,6 +25,7 @@ export PORTAL_FETCH_FILE_ROOTS="$APPLIANCES"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 
 manage migrate --noinput -v 0
+manage createcachetable  # the sign-in throttle's counters when REDIS_URL is not set
 manage collectstatic --noinput -v 0
 manage setup_demo --appliances "$APPLIANCES" --build-cache "${PORTAL_DEMO_BUILD_CACHE:-$VAR/cache/demo-build}"
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from portal.models import ApiToken
+from portal.sign_in_throttle import throttled_wait, wait_message
 from portal.tokens import token_issue, token_revoke
 
 
@@ -23,28 +23,34 @@ class HashedTokenScheme(OpenApiAuthenticationExtension):
         return {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Token <secret>"}
 
 
-class LoginThrottle(AnonRateThrottle):
-    rate = "20/min"  # password guessing costs time
-
-
 class TokenCreateView(APIView):
-    """Trade a username and password for a new API token (shown once; it expires)."""
+    """Trade a username and password for a new API token (shown once; it expires).
+
+    Failed attempts are limited per client address and per account, together with the sign-in
+    pages (``portal.sign_in_throttle``, in the authentication backend); over the limit: 429.
+    """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [LoginThrottle]
+    throttle_classes: list = []  # the sign-in throttle counts failures only, so it sits in authenticate()
 
     @extend_schema(
         request=AuthTokenSerializer,
         responses={
             201: inline_serializer(
                 "TokenCreated", {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()}
-            )
+            ),
+            400: OpenApiResponse(description="missing fields, or a wrong username or password"),
+            429: OpenApiResponse(description="too many failed sign-ins: wait the seconds in Retry-After"),
         },
     )
     def post(self, request):
         given = AuthTokenSerializer(data=request.data, context={"request": request})
-        given.is_valid(raise_exception=True)
+        if not given.is_valid():
+            wait = throttled_wait(request)  # the backend was handed this same request
+            if wait is not None:
+                raise exceptions.Throttled(wait=wait, detail=wait_message(wait))
+            raise exceptions.ValidationError(given.errors)
         user = given.validated_data["user"]
         token, secret = token_issue(user=user, name=request.data.get("name", "") or "api")
         return Response({"token": secret, "expires_at": token.expires_at}, status=status.HTTP_201_CREATED)
