@@ -173,7 +173,9 @@ LIBVIRT_HOST_MOUNTS=(etc:/etc/libvirt lib:/var/lib/libvirt run:/run/libvirt log:
 libvirt_host_uri() { printf 'qemu+unix:///system?socket=%s/sock/libvirt-sock' "$1"; }
 
 libvirt_host_start() {
-  local dir="$1" uri
+  # DISPLAY_PORT_MIN: the first VNC port this host's guests may get. Every libvirtd on one machine
+  # needs a range of its own, or two daemons hand out the same port and a guest fails to start.
+  local dir="$1" display_min="${2:-15900}" uri
   uri="$(libvirt_host_uri "$dir")"
   mkdir -p "$dir"/{etc,lib,run,log,cache,sock}
   # QEMU runs as libvirt-qemu and walks through DIR/lib (its /var/lib/libvirt) to the disks.
@@ -187,6 +189,11 @@ libvirt_host_start() {
     sed -i '/^[[:space:]]*unix_sock_dir[[:space:]]*=/d' "$dir/etc/libvirtd.conf"
     printf '\n# A test host: its client sockets outside its mount namespace.\nunix_sock_dir = "%s"\n' \
       "$dir/sock" >>"$dir/etc/libvirtd.conf"
+    sed -i '/^[[:space:]]*remote_\(display\|websocket\)_port_m[ai][nx][[:space:]]*=/d' "$dir/etc/qemu.conf"
+    printf '\n# A test host beside the system daemon: VNC ports of its own.\n%s\n%s\n%s\n%s\n' \
+      "remote_display_port_min = $display_min" "remote_display_port_max = $((display_min + 499))" \
+      "remote_websocket_port_min = $((display_min + 500))" "remote_websocket_port_max = $((display_min + 999))" \
+      >>"$dir/etc/qemu.conf"
     # Start from the system daemon's probe of QEMU (libvirt probes again if it no longer matches).
     cp -a /var/cache/libvirt/. "$dir/cache/" 2>/dev/null || true
   fi

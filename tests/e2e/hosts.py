@@ -124,7 +124,7 @@ class PrivateLibvirtd:
 
     def start(self) -> None:
         """Start libvirtd (and virtlogd) if not running; waits until it answers. Pools and volumes stay."""
-        run_lib("libvirt_host_start", str(self.dir))
+        run_lib("libvirt_host_start", str(self.dir), "16900")  # VNC ports apart from host2's (15900)
 
     def stop_libvirtd(self) -> None:
         """Stop libvirtd alone, as if it had died: its guests and virtlogd keep running."""
