@@ -256,6 +256,11 @@ IMAGE_CACHE_MAX_BYTES = env_int(
 # Provisioning
 # Prefix of every domain name this portal makes, so several portals (or test runs) can share
 # a host without their names colliding.
+# libvirt transports a host may be registered with: full URIs (allowed exactly) or schemes. Not
+# qemu+ext, and never a command= parameter (both run programs on the portal server).
+HOST_TRANSPORTS = env_list(
+    "PORTAL_HOST_TRANSPORTS", ["qemu:///system", "qemu+unix", "qemu+ssh", "qemu+libssh", "qemu+tls", "test"]
+)
 # Its shape is what keeps names unambiguous between deployments (see provisioning.naming).
 DEPLOYMENT_NAME = env_matching(
     "PORTAL_DEPLOYMENT",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import parse_qsl, urlsplit
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -34,20 +36,40 @@ def _require_operator(user: User) -> None:
         raise errors.PermissionDenied("only operators may register or change hosts")
 
 
+def check_uri(uri: str) -> None:
+    """Refuse a libvirt URI the portal must not open: an unlisted transport, or one that runs a command.
+
+    libvirt runs programs on the portal server for some URIs: ``qemu+ext`` runs ``command=``, and
+    the ssh transports take ``command=`` as the ssh client to run. A registered host is only ever
+    reached through the transports operators allow (``PORTAL_HOST_TRANSPORTS``).
+    """
+    parts = urlsplit(uri)
+    allowed = settings.HOST_TRANSPORTS
+    exact = uri in allowed  # entries such as "qemu:///system" allow that one URI
+    if not exact and (not parts.scheme or "://" not in uri or parts.scheme not in allowed):
+        scheme = parts.scheme or uri
+        raise errors.Invalid.for_field(
+            "uri", f"transport '{scheme}' is not allowed here (allowed: {', '.join(allowed)}; PORTAL_HOST_TRANSPORTS)"
+        )
+    if any(key.lower() == "command" for key, _value in parse_qsl(parts.query, keep_blank_values=True)):
+        raise errors.Invalid.for_field("uri", "a host URI may not name a command to run (command=)")
+
+
 def _validated(host: Host) -> None:
+    check_uri(host.uri)
     try:
         host.full_clean()
     except ValidationError as exc:
         raise errors.Invalid.from_django(exc) from None
 
 
-def host_register(*, user: User, name: str, uri: str, **settings: Any) -> Host:
+def host_register(*, user: User, name: str, uri: str, **fields: Any) -> Host:
     """Add a host after proving the portal can reach it; an unreachable URI adds nothing."""
     _require_operator(user)
-    unknown = set(settings) - set(Host.SETTABLE_FIELDS)
+    unknown = set(fields) - set(Host.SETTABLE_FIELDS)
     if unknown:
         raise errors.Invalid(f"hosts have no settable field {', '.join(sorted(unknown))}")
-    host = Host(name=name, uri=uri, **settings)
+    host = Host(name=name, uri=uri, **fields)
     _validated(host)
     _apply(host, host_probe(host=host))
     with transaction.atomic():

@@ -56,8 +56,13 @@ def test_update_reconnects_when_the_uri_changes_and_refuses_a_bad_one(operator):
     host = hosts.host_register(
         user=operator, name="t1", uri="test:///default", storage_pool="default-pool", storage_pool_path="/default-pool"
     )
-    with pytest.raises(errors.Invalid, match=re.escape("cannot use host qemu+tcp://127.0.0.1:1/system")) as refused:
-        hosts.host_update(user=operator, host=host, uri="qemu+tcp://127.0.0.1:1/system")
+    with pytest.raises(
+        errors.Invalid,
+        match=re.escape("cannot use host qemu+unix:///system?socket=/run/portal-no-such-host/libvirt-sock"),
+    ) as refused:
+        hosts.host_update(
+            user=operator, host=host, uri="qemu+unix:///system?socket=/run/portal-no-such-host/libvirt-sock"
+        )
     assert list(refused.value.fields) == ["uri"]
     assert Host.objects.get(pk=host.pk).uri == "test:///default"
 
@@ -152,3 +157,37 @@ def test_drain_in_the_admin(client, operator, action):
     assert AuditEvent.objects.filter(action=f"host.{action}", actor=operator).count() == 1
     page = client.get(f"/admin/provisioning/host/{host.pk}/change/").content.decode()
     assert 'name="draining"' not in page  # shown, not a form field: the actions change it
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("qemu+ext:///system?command=/bin/touch%20{marker}", r"transport 'qemu\+ext' is not allowed"),
+        ("qemu+ssh://root@127.0.0.1/system?command=/bin/touch%20{marker}", "may not name a command"),
+        ("qemu+libssh://root@127.0.0.1/system?COMMAND=/bin/touch%20{marker}", "may not name a command"),
+        ("qemu:///session", "not allowed"),
+        ("xen:///system", "transport 'xen' is not allowed"),
+        ("nonsense:///x", "transport 'nonsense' is not allowed"),
+        ("not a uri", "not allowed"),
+    ],
+)
+def test_host_uris_that_could_run_commands_or_are_not_allowed_are_refused(operator, tmp_path, uri, message):
+    marker = tmp_path / "ran"
+    with pytest.raises(errors.Invalid, match=message) as refused:
+        hosts.host_register(user=operator, name="evil", uri=uri.format(marker=marker))
+    assert list(refused.value.fields) == ["uri"]
+    assert not marker.exists()  # nothing was run on the portal server
+    assert not Host.objects.exists()
+
+
+def test_the_allowed_transports_are_a_setting(operator, settings):
+    settings.HOST_TRANSPORTS = ["qemu+tls"]
+    with pytest.raises(errors.Invalid, match="transport 'test' is not allowed"):
+        hosts.host_register(user=operator, name="t1", uri="test:///default")
+    settings.HOST_TRANSPORTS = ["test"]
+    host = hosts.host_register(
+        user=operator, name="t1", uri="test:///default", storage_pool="default-pool", storage_pool_path="/default-pool"
+    )
+    assert host.healthy
+    with pytest.raises(errors.Invalid, match="may not name a command"):
+        hosts.host_update(user=operator, host=host, uri="test:///default?command=/bin/true")

@@ -273,7 +273,7 @@ def test_admin_refuses_a_host_it_cannot_reach_and_reads_one_it_can(client, opera
     client.force_login(operator)
     form = {
         "name": "far",
-        "uri": "qemu+tcp://127.0.0.1:1/system",
+        "uri": "qemu+unix:///system?socket=/run/portal-no-such-host/libvirt-sock",
         "domain_type": "qemu",
         "enabled": "on",
         "storage_pool": "default-pool",
@@ -286,7 +286,7 @@ def test_admin_refuses_a_host_it_cannot_reach_and_reads_one_it_can(client, opera
     }
     page = client.post("/admin/provisioning/host/add/", form)
     assert page.status_code == 200
-    assert "cannot use host qemu+tcp://127.0.0.1:1/system" in page.content.decode()
+    assert "cannot use host qemu+unix:///system?socket=/run/portal-no-such-host/libvirt-sock" in page.content.decode()
     assert not Host.objects.exists()
 
     with open_driver("test:///default"):  # keeps the test driver's state for the request
