@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qsl, urlsplit
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
