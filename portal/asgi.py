@@ -1,7 +1,10 @@
 """ASGI entry point, served by daphne: HTTP through Django, websockets through Channels.
 
-Websockets pass an Origin check (only ALLOWED_HOSTS) and carry the Django session, so a
-consumer sees the same user, and the same scoping, as the page that opened it.
+Websockets carry the Django session, so a consumer sees the same user, and the same scoping, as
+the page that opened it. The stack page's socket passes channels' Origin check (only
+ALLOWED_HOSTS). Console sockets are authenticated by a one-time ticket and make their own Origin
+check (``provisioning.consoles.origin``): a foreign Origin is refused, a missing one (a client that
+is not a browser) is let through to the ticket check.
 """
 
 import os
@@ -17,15 +20,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from provisioning.consoles.consumers import SerialConsoleConsumer, VncConsoleConsumer  # noqa: E402
 from provisioning.consumers import StackProgressConsumer  # noqa: E402
 
 websocket_routes = [
-    path("ws/stacks/<int:stack_id>/", StackProgressConsumer.as_asgi()),
+    path("ws/stacks/<int:stack_id>/", AllowedHostsOriginValidator(StackProgressConsumer.as_asgi())),
+    path("ws/consoles/vnc/", VncConsoleConsumer.as_asgi()),
+    path("ws/consoles/serial/", SerialConsoleConsumer.as_asgi()),
 ]
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_routes))),
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_routes)),
     }
 )

@@ -112,6 +112,9 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
     ("vendor/chartjs", BASE_DIR / "node_modules" / "chart.js" / "dist"),
+    ("vendor/novnc", BASE_DIR / "node_modules" / "@novnc" / "novnc"),
+    ("vendor/xterm", BASE_DIR / "node_modules" / "@xterm" / "xterm"),
+    ("vendor/xterm-addon-fit", BASE_DIR / "node_modules" / "@xterm" / "addon-fit"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -256,6 +259,10 @@ IMAGE_CACHE_MAX_BYTES = env_int(
 # Provisioning
 # Prefix of every domain name this portal makes, so several portals (or test runs) can share
 # a host without their names colliding.
+# Consoles (provisioning/consoles): open sessions per user, and the browser origins allowed to open
+# console sockets besides the portal's own.
+CONSOLE_MAX_OPEN_PER_USER = env_int("PORTAL_CONSOLE_MAX_PER_USER", 5, minimum=1, maximum=100)
+CONSOLE_ALLOWED_ORIGINS = env_list("PORTAL_CONSOLE_ALLOWED_ORIGINS", CSRF_TRUSTED_ORIGINS)
 # libvirt transports a host may be registered with: full URIs (allowed exactly) or schemes. Not
 # qemu+ext, and never a command= parameter (both run programs on the portal server).
 HOST_TRANSPORTS = env_list(

@@ -28,6 +28,7 @@ urlpatterns = [
     path("templates/<int:pk>/", template_views.template_launch, name="template-launch"),
     path("templates/<int:pk>/edit/", template_views.template_edit, name="template-edit"),
     path("templates/<int:pk>/delete/", template_views.template_delete, name="template-delete"),
+    path("", include("provisioning.consoles.urls")),
     path("admin/", admin.site.urls),
     # Namespaced so the router's names (stack-list, stack-detail...) never shadow the web pages'.
     path("api/v1/", include(("portal.api.urls", "api"), namespace="api")),

@@ -57,6 +57,11 @@ class StackAdmin(ObservedOnlyAdmin):
 @admin.register(Instance)
 class InstanceAdmin(ObservedOnlyAdmin):
     list_display = ["name", "stack", "role", "host", "status", "vcpus", "memory_mib"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        # The VNC password is the proxy's alone: not even operators see it.
+        return [name for name in super().get_readonly_fields(request, obj) if name != "vnc_password"]
+
     list_filter = ["status", "host", "role"]
     search_fields = ["name", "domain_name", "stack__name"]
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+import string
+
 from django.conf import settings
 from django.db import models
 
@@ -26,6 +29,7 @@ class Host(models.Model):
         "memory_overcommit",
         "memory_reserved_mib",
         "disk_overcommit",
+        "console_address",
     )
     # Fields the driver reads from the host; operators and API clients never set them.
     OBSERVED_FIELDS = (
@@ -91,6 +95,10 @@ class Host(models.Model):
     pool_available_bytes = models.PositiveBigIntegerField(default=0)
     # Bumped by every claim on the host: a launch that read an older value retries (optimistic claims).
     generation = models.PositiveBigIntegerField(default=0)
+    console_address = models.GenericIPAddressField(
+        default="127.0.0.1",
+        help_text="The host's management address: its VMs' VNC servers listen only there, for the console proxy",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -148,6 +156,12 @@ class Status(models.TextChoices):
 ACTIVE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.DELETING, Status.ERROR)
 # Statuses from which a stack may be deleted or have its lease changed.
 DELETABLE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.ERROR)
+
+
+def new_vnc_password() -> str:
+    """A random VNC password. VNC authentication uses at most 8 characters (a DES key)."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
 class StackQuerySet(ProjectScopedQuerySet["Stack"]):
@@ -272,6 +286,9 @@ class Instance(models.Model):
     address = models.GenericIPAddressField(null=True, blank=True, help_text="On the stack network")
     mac_address = models.CharField(max_length=17, blank=True, help_text="Of its NIC on the stack network")
     vnc_port = models.PositiveIntegerField(null=True, blank=True)
+    # Known to the portal and its console proxy only (never serialised, never shown): the proxy does the
+    # VNC authentication itself. Empty for domains defined before consoles had passwords.
+    vnc_password = models.CharField(max_length=8, blank=True, default=new_vnc_password, editable=False)
 
     objects = InstanceQuerySet.as_manager()
 
@@ -349,3 +366,40 @@ class StackEvent(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ConsoleTicketQuerySet(ProjectScopedQuerySet["ConsoleTicket"]):
+    project_path = "instance__stack__project"
+
+
+class ConsoleTicket(models.Model):
+    """A console ticket and, once redeemed, the console session it opened (see ``provisioning.consoles``).
+
+    Only the SHA-256 digest of the ticket is stored. A ticket opens one websocket, once, before
+    ``expires_at``; the row then records the session: from where, when it opened and closed.
+    """
+
+    class Kind(models.TextChoices):
+        VNC = "vnc", "VNC (screen)"
+        SERIAL = "serial", "Serial console"
+
+    digest = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_tickets")
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="console_tickets")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(help_text="The socket must be opened before this")
+    used_at = models.DateTimeField(null=True, blank=True, help_text="When the ticket was presented (once)")
+    opened_at = models.DateTimeField(null=True, blank=True, help_text="When the console session began")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True, help_text="Heartbeat of an open session")
+    client_address = models.CharField(max_length=45, blank=True)
+
+    objects = ConsoleTicketQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "closed_at"], name="console_open_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} console of {self.instance} for {self.user}"

@@ -8,6 +8,7 @@ from portal.api.views import ProjectViewSet
 from provisioning.api.hosts import HostViewSet
 from provisioning.api.templates import TemplateViewSet
 from provisioning.api.views import StackViewSet
+from provisioning.consoles.api import InstanceViewSet
 
 router = DefaultRouter()
 router.register("projects", ProjectViewSet, basename="project")
@@ -17,6 +18,7 @@ router.register("appliances", ApplianceViewSet, basename="appliance")
 router.register("hosts", HostViewSet, basename="host")
 router.register("stacks", StackViewSet, basename="stack")
 router.register("templates", TemplateViewSet, basename="template")
+router.register("instances", InstanceViewSet, basename="instance")
 
 urlpatterns = [
     path("auth/token/", TokenCreateView.as_view(), name="api-token"),

@@ -5,6 +5,7 @@ the dataclasses and errors of ``provisioning.drivers.base``.
 """
 
 from provisioning.drivers.base import (
+    ConsoleStream,
     DomainInfo,
     DomainSpec,
     DomainTags,
@@ -30,6 +31,7 @@ def open_driver(uri: str) -> HypervisorDriver:
 
 
 __all__ = [
+    "ConsoleStream",
     "DomainInfo",
     "DomainSpec",
     "DomainTags",

@@ -133,7 +133,11 @@ class DomainSpec:
     disk_format: str = "qcow2"
     arch: str = "x86_64"
     port_forwards: tuple[PortForward, ...] = field(default_factory=tuple)
-    vnc: bool = True  # VNC on 127.0.0.1 (autoport) for the browser console
+    vnc: bool = True  # a VNC server (autoport) for the browser console, reached only through the portal's proxy
+    # The host's management address: the VNC server listens only there (loopback for the local host).
+    vnc_listen: str = "127.0.0.1"
+    # The VNC password (at most 8 characters), known to the portal and its proxy only. None: no password.
+    vnc_password: str | None = None
     # A read-only second disk (vdb): the NoCloud config drive the guest reads its identity from.
     config_drive_path: str | None = None
     stack_nics: tuple[StackNic, ...] = field(default_factory=tuple)
@@ -146,6 +150,24 @@ class DomainInfo:
     state: str  # "running", "paused", "shutoff", "crashed", "other"
     tags: DomainTags | None
     vnc_port: int | None = None
+
+
+class ConsoleStream(Protocol):
+    """A domain's serial console, opened through the hypervisor's own connection (no port on the host).
+
+    ``read`` blocks until the guest writes; ``write`` and ``close`` may be called from other threads
+    meanwhile, and ``close`` makes a blocked ``read`` return ``b""``.
+    """
+
+    def read(self, max_bytes: int) -> bytes:
+        """The next bytes the guest wrote (at most ``max_bytes``); ``b""`` once the console has ended."""
+        ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None:
+        """End the console session; safe to call more than once."""
+        ...
 
 
 class HypervisorDriver(Protocol):
@@ -212,6 +234,10 @@ class HypervisorDriver(Protocol):
 
     def list_domains(self) -> list[DomainInfo]:
         """Every domain on the host that carries portal metadata tags, whichever deployment made it."""
+        ...
+
+    def open_console(self, *, name: str) -> ConsoleStream:
+        """Attach to the running domain's serial console, taking it over from any other session."""
         ...
 
     def close(self) -> None: ...

@@ -128,7 +128,23 @@ def validate_domain_spec(spec: DomainSpec) -> DomainSpec:
         validate_absolute_path("config drive", spec.config_drive_path)
     for nic in spec.stack_nics:
         _validate_stack_nic(nic)
+    _validate_vnc(spec)
     return spec
+
+
+# VNC authentication keys DES with the first 8 bytes of the password; libvirt wants printable text.
+_VNC_PASSWORD_PATTERN = re.compile(r"^[\x21-\x7e]{1,8}$")
+
+
+def _validate_vnc(spec: DomainSpec) -> None:
+    try:
+        ipaddress.ip_address(spec.vnc_listen)
+    except ValueError:
+        raise InvalidRequest(f"invalid VNC listen address {spec.vnc_listen!r}: expected an IP literal") from None
+    password = spec.vnc_password
+    if password is not None and (not isinstance(password, str) or not _VNC_PASSWORD_PATTERN.fullmatch(password)):
+        # Never echo the password itself into an error that may be logged.
+        raise InvalidRequest("invalid VNC password: expected 1-8 printable ASCII characters without spaces")
 
 
 def _validate_stack_nic(nic: StackNic) -> StackNic:
@@ -205,9 +221,12 @@ def _add_console(devices: ET.Element) -> None:
 
 def _add_display(devices: ET.Element, spec: DomainSpec) -> None:
     if spec.vnc:
-        # Loopback only: the portal proxies the console, VNC itself has no authentication here.
-        graphics = _sub(devices, "graphics", type="vnc", autoport="yes", listen="127.0.0.1")
-        _sub(graphics, "listen", type="address", address="127.0.0.1")
+        # Only on the host's management address, behind a password only the portal's console proxy
+        # knows: the proxy does the VNC authentication itself, browsers never see the password.
+        graphics = _sub(devices, "graphics", type="vnc", autoport="yes", listen=spec.vnc_listen)
+        if spec.vnc_password is not None:
+            graphics.set("passwd", spec.vnc_password)
+        _sub(graphics, "listen", type="address", address=spec.vnc_listen)
     video = _sub(devices, "video")
     _sub(video, "model", type="vga")
 

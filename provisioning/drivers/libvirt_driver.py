@@ -6,8 +6,8 @@ It works the same on ``qemu:///system``, remote ``qemu+ssh://`` / ``qemu+tls://`
 
 The driver is assembled from parts with one job each, sharing one connection:
 ``libvirt_connection`` (opening, reconnecting, host capabilities), ``libvirt_errors`` (error
-translation), ``libvirt_storage`` (pools, volumes, uploads), ``libvirt_domains`` (domains) and ``libvirt_networks``
-(stack networks).
+translation), ``libvirt_storage`` (pools, volumes, uploads), ``libvirt_domains`` (domains), ``libvirt_networks``
+(stack networks) and ``libvirt_console`` (serial consoles over libvirt streams).
 Only these modules import ``libvirt``.
 """
 
@@ -17,6 +17,7 @@ import libvirt
 
 from provisioning.drivers.base import HostCapabilities, HostInfo
 from provisioning.drivers.domain_xml import parse_guest_arches
+from provisioning.drivers.libvirt_console import LibvirtConsoles
 from provisioning.drivers.libvirt_domains import LibvirtDomains
 from provisioning.drivers.libvirt_networks import LibvirtNetworks
 from provisioning.drivers.libvirt_storage import LibvirtStorage
@@ -31,7 +32,7 @@ def _format_version(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1_000 % 1_000}.{number % 1_000}"
 
 
-class LibvirtDriver(LibvirtStorage, LibvirtDomains, LibvirtNetworks):
+class LibvirtDriver(LibvirtStorage, LibvirtDomains, LibvirtNetworks, LibvirtConsoles):
     """A ``HypervisorDriver`` for one libvirt URI; the connection opens on first use.
 
     Safe to share between threads (libvirt connections are). If the daemon restarted, the next call

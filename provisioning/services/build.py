@@ -169,6 +169,9 @@ def _domain_spec(*, host: Host, instance: Instance, disks: _Disks) -> DomainSpec
         config_drive_path=disks.config_drive,
         stack_nics=(StackNic(network=instance.stack.network.name, mac_address=instance.mac_address),),
         tags=instance_tags(instance),
+        # The console proxy reaches VNC on the host's management address and authenticates with this.
+        vnc_listen=host.console_address,
+        vnc_password=instance.vnc_password or None,
         port_forwards=tuple(
             PortForward(host_port=p.host_port, guest_port=p.guest_port, host_address=host.public_address)
             for p in instance.published_ports.all()

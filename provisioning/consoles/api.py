@@ -1,0 +1,52 @@
+"""``POST /api/v1/instances/{id}/console/``: a ticket for an instance's VNC or serial console."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from provisioning.consoles import tickets
+from provisioning.models import ConsoleTicket, Instance
+
+
+class ConsoleRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ConsoleTicket.Kind.choices)
+
+
+class ConsoleTicketSerializer(serializers.Serializer):
+    url = serializers.CharField(help_text="The websocket to open, within a minute, once; it carries the ticket")
+    expires_at = serializers.DateTimeField()
+
+
+def console_url(request: Request, issued: tickets.IssuedTicket) -> str:
+    """The socket's URL on the host the request came to, ``wss://`` when the request came over TLS."""
+    scheme = "wss" if request.is_secure() else "ws"
+    return f"{scheme}://{request.get_host()}/ws/consoles/{issued.kind}/?ticket={issued.ticket}"
+
+
+class InstanceViewSet(viewsets.GenericViewSet):
+    """Instances of the caller's projects (listed with their stacks); here: their consoles."""
+
+    def get_queryset(self) -> QuerySet[Instance]:
+        return Instance.objects.visible_to(self.request.user).select_related("stack__project", "host")
+
+    @extend_schema(request=ConsoleRequestSerializer, responses={201: ConsoleTicketSerializer})
+    @action(detail=True, methods=["post"])
+    def console(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:
+        """A one-time ticket for the instance's ``vnc`` or ``serial`` console, as a websocket URL.
+
+        Members and owners only; the socket must be opened within 60 seconds, by the same user.
+        """
+        given = ConsoleRequestSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        issued = tickets.console_ticket_issue(
+            user=request.user, instance=self.get_object(), kind=given.validated_data["kind"]
+        )
+        body = ConsoleTicketSerializer({"url": console_url(request, issued), "expires_at": issued.expires_at})
+        return Response(body.data, status=status.HTTP_201_CREATED)

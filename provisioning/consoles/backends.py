@@ -1,0 +1,85 @@
+"""Reaching a VM's console from the proxy: its VNC server over TCP, its serial console over libvirt.
+
+The consumers call these through module attributes, so tests can put a fake console in their place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+
+from provisioning.consoles import rfb
+from provisioning.consoles.tickets import ConsoleGrant
+from provisioning.drivers import ConsoleStream, DriverError, open_driver
+
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+class ConsoleUnreachable(Exception):
+    """The VM's console could not be opened (connection refused, authentication failed, host down)."""
+
+
+async def open_vnc(grant: ConsoleGrant) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the VM's VNC server on the host's management address, already authenticated.
+
+    What follows on it is the server's side of ``ClientInit``/``ServerInit``, as after any handshake.
+    """
+    if grant.vnc_port is None:
+        raise ConsoleUnreachable("the instance has no VNC server")
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(grant.console_address, grant.vnc_port), CONNECT_TIMEOUT_SECONDS
+        )
+    except (OSError, TimeoutError) as exc:
+        raise ConsoleUnreachable(f"cannot reach the VNC server: {exc}") from exc
+
+    async def write(data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+
+    try:
+        await asyncio.wait_for(
+            rfb.authenticate_to_server(reader.readexactly, write, password=grant.vnc_password),
+            CONNECT_TIMEOUT_SECONDS,
+        )
+    except (rfb.RfbError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+        writer.close()
+        with suppress(OSError):
+            await writer.wait_closed()
+        raise ConsoleUnreachable(f"VNC handshake failed: {exc}") from exc
+    return reader, writer
+
+
+class SerialConsole:
+    """A domain's serial console with the libvirt connection it travels in; ``close`` ends both."""
+
+    def __init__(self, *, uri: str, domain: str) -> None:
+        self._driver = open_driver(uri)
+        try:
+            self._stream: ConsoleStream = self._driver.open_console(name=domain)
+        except BaseException:
+            self._driver.close()
+            raise
+
+    def read(self, max_bytes: int) -> bytes:
+        return self._stream.read(max_bytes)
+
+    def write(self, data: bytes) -> None:
+        self._stream.write(data)
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._driver.close()
+
+
+def open_serial(grant: ConsoleGrant) -> SerialConsole:
+    """Attach to the domain's serial console through its own libvirt connection. Blocking: run in a thread."""
+    try:
+        return SerialConsole(uri=grant.host_uri, domain=grant.domain_name)
+    except DriverError as exc:
+        raise ConsoleUnreachable(f"cannot open the serial console: {exc.message}") from exc
+
+
+__all__ = ["ConsoleUnreachable", "SerialConsole", "open_serial", "open_vnc"]

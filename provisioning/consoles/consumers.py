@@ -1,0 +1,392 @@
+"""The console websockets: ``/ws/consoles/vnc/?ticket=…`` and ``/ws/consoles/serial/?ticket=…``.
+
+Each socket is authenticated by its ticket (``provisioning.consoles.tickets``), after an Origin check
+and, when the socket carries a session, a check that it is the ticket's user. Bytes go straight
+between the websocket and the VM's console in this process; nothing passes the channel layer,
+which only tells the consumer that its stack changed (``stack_group``): then, and every
+``HEARTBEAT_SECONDS``, and when the lease runs out, the session checks whether it may go on.
+
+Flow control: data from the VM is read only after the previous piece was handed to the websocket
+server, and the VNC protocol itself is paced by the browser (a framebuffer update is sent only when
+the browser asked for one); data from the browser is written to the VM with ``drain``, so a VM that
+stops reading stops the proxy from taking more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import replace
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+
+from portal.client_address import client_address
+from provisioning.consoles import backends, rfb
+from provisioning.consoles.origin import header, origin_allowed
+from provisioning.consoles.tickets import (
+    CLOSE_BAD_TICKET,
+    CLOSE_ENDED,
+    CLOSE_FORBIDDEN,
+    CLOSE_UNREACHABLE,
+    HEARTBEAT_SECONDS,
+    ConsoleGrant,
+    ConsoleRefused,
+    console_session_close,
+    console_session_heartbeat,
+    console_ticket_redeem,
+)
+from provisioning.models import ConsoleTicket
+from provisioning.progress import stack_group
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = 64 * 1024
+# Frames from the browser waiting to be written to the VM; when full, the consumer stops reading the socket.
+BROWSER_QUEUE_FRAMES = 64
+CLOSE_NORMAL = 1000
+
+
+class _ScopeMeta:
+    """What ``portal.client_address`` reads from a request, taken from a websocket's scope."""
+
+    def __init__(self, scope: dict[str, Any]) -> None:
+        client = scope.get("client") or ("", 0)
+        self.META: dict[str, Any] = {
+            "REMOTE_ADDR": client[0] or "",
+            "HTTP_X_FORWARDED_FOR": header(scope, b"x-forwarded-for") or "",
+        }
+
+
+class BrowserBytes:
+    """Frames from the browser as a byte stream: exact reads for the handshake, chunks afterwards."""
+
+    def __init__(self) -> None:
+        self._frames: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=BROWSER_QUEUE_FRAMES)
+        self._pending = b""
+        self._closed = False
+
+    async def put(self, data: bytes) -> None:
+        if not self._closed:
+            await self._frames.put(data)
+
+    def close(self) -> None:
+        """No more frames: readers get the end, and a ``put`` waiting for room goes through."""
+        self._closed = True
+        while not self._frames.empty():
+            self._frames.get_nowait()
+        self._frames.put_nowait(None)
+
+    async def read_exactly(self, count: int) -> bytes:
+        while len(self._pending) < count:
+            frame = await self._frames.get()
+            if frame is None:
+                raise asyncio.IncompleteReadError(self._pending, count)
+            self._pending += frame
+        data, self._pending = self._pending[:count], self._pending[count:]
+        return data
+
+    async def next_chunk(self) -> bytes | None:
+        """What the browser sent next; None once it has gone."""
+        if self._pending:
+            data, self._pending = self._pending, b""
+            return data
+        return await self._frames.get()
+
+
+class ConsoleConsumer(AsyncWebsocketConsumer):
+    """What both consoles share: the checks before the socket opens, the watch while it is open."""
+
+    kind: ClassVar[str]
+
+    grant: ConsoleGrant | None = None
+    _tasks: list[asyncio.Task[None]]
+    _ended: bool
+    bytes_to_vm = 0
+    bytes_from_vm = 0
+
+    async def connect(self) -> None:
+        self._tasks = []
+        self._ended = False
+        if not origin_allowed(self.scope):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        ticket = (parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("ticket") or [""])[0]
+        if not ticket:
+            await self.close(code=CLOSE_BAD_TICKET)
+            return
+        try:
+            self.grant = await database_sync_to_async(console_ticket_redeem)(
+                ticket=ticket,
+                kind=self.kind,
+                session_user=self.scope.get("user") or AnonymousUser(),
+                client_address=_client_address(self.scope),
+            )
+        except ConsoleRefused as refused:
+            logger.info("console refused (%s): %s", refused.code, refused.reason)
+            await self.close(code=refused.code)
+            return
+        try:
+            await self.open_console(self.grant)
+        except Exception as exc:
+            if isinstance(exc, backends.ConsoleUnreachable):
+                logger.warning("console of instance %s unreachable: %s", self.grant.instance_id, exc)
+            else:
+                logger.exception("console of instance %s could not be opened", self.grant.instance_id)
+            self._ended = True
+            await self._record_close(f"unreachable: {exc}")
+            await self.close(code=CLOSE_UNREACHABLE)
+            return
+        try:
+            await self.channel_layer.group_add(stack_group(self.grant.stack_id), self.channel_name)
+        except Exception as exc:
+            # Without the nudge the heartbeat still ends the session, within HEARTBEAT_SECONDS.
+            logger.warning("console of instance %s will not hear of stack changes: %s", self.grant.instance_id, exc)
+        offered = self.scope.get("subprotocols") or []
+        await self.accept(subprotocol="binary" if "binary" in offered else None)
+        self._tasks = [
+            asyncio.create_task(self._guarded(self.run_console)),
+            asyncio.create_task(self._guarded(self._watch)),
+        ]
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every handler, a thread hop per frame;
+        # frames from the browser touch no database, so they skip it.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.grant is None or self._ended:
+            return
+        data = bytes_data if bytes_data is not None else (text_data or "").encode()
+        if data:
+            self.bytes_to_vm += len(data)
+            await self.from_browser(data)
+
+    async def disconnect(self, code: int) -> None:
+        await self._end(f"the browser closed the socket ({code})", close_code=None)
+
+    async def stack_changed(self, event: dict[str, Any]) -> None:
+        """The stack changed (the group message every status change sends): go on only if it may."""
+        await self._check_may_go_on()
+
+    # --- what each kind of console provides ---------------------------------------------------------
+
+    async def open_console(self, grant: ConsoleGrant) -> None:
+        raise NotImplementedError
+
+    async def run_console(self) -> None:
+        """Pipe bytes until either side ends."""
+        raise NotImplementedError
+
+    async def from_browser(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def close_console(self) -> None:
+        raise NotImplementedError
+
+    # --- shared -------------------------------------------------------------------------------------
+
+    async def _guarded(self, work: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("console of instance %s failed", self.grant.instance_id if self.grant else "?")
+            await self._end(f"proxy error: {exc.__class__.__name__}", close_code=CLOSE_UNREACHABLE)
+
+    async def _watch(self) -> None:
+        while not self._ended:
+            assert self.grant is not None
+            until_lease_end = (self.grant.stack_expires_at - timezone.now()).total_seconds()
+            await asyncio.sleep(max(0.0, min(HEARTBEAT_SECONDS, until_lease_end + 0.5)))
+            await self._check_may_go_on()
+
+    async def _check_may_go_on(self) -> None:
+        if self.grant is None or self._ended:
+            return
+        state = await database_sync_to_async(console_session_heartbeat)(ticket_id=self.grant.ticket_id)
+        if state.expires_at is not None and state.expires_at != self.grant.stack_expires_at:
+            self.grant = _with_expiry(self.grant, state.expires_at)  # the lease was renewed
+        if state.end_reason is not None:
+            await self._end(state.end_reason, close_code=CLOSE_ENDED)
+
+    async def _console_ended(self, reason: str) -> None:
+        """The VM's end closed: say why, if the stack's end (deleted, lease over) is the cause."""
+        if self.grant is None or self._ended:
+            return
+        state = await database_sync_to_async(console_session_heartbeat)(ticket_id=self.grant.ticket_id)
+        if state.end_reason is not None:
+            await self._end(state.end_reason, close_code=CLOSE_ENDED)
+        else:
+            await self._end(reason, close_code=CLOSE_NORMAL)
+
+    async def _end(self, reason: str, *, close_code: int | None) -> None:
+        """End the session once: stop the pipes, close the VM's console and the socket, audit it."""
+        if self.grant is None or self._ended:
+            return
+        self._ended = True
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        with suppress(Exception):
+            await self.close_console()
+        with suppress(Exception):
+            await self.channel_layer.group_discard(stack_group(self.grant.stack_id), self.channel_name)
+        if close_code is not None:
+            await self.close(code=close_code, reason=reason[:120])
+        await self._record_close(reason)
+
+    async def _record_close(self, reason: str) -> None:
+        assert self.grant is not None
+        await database_sync_to_async(console_session_close)(
+            ticket_id=self.grant.ticket_id,
+            reason=reason,
+            bytes_to_vm=self.bytes_to_vm,
+            bytes_from_vm=self.bytes_from_vm,
+        )
+
+
+def _with_expiry(grant: ConsoleGrant, expires_at: Any) -> ConsoleGrant:
+    return replace(grant, stack_expires_at=expires_at)
+
+
+def _client_address(scope: dict[str, Any]) -> str:
+    return client_address(_ScopeMeta(scope))
+
+
+class VncConsoleConsumer(ConsoleConsumer):
+    """noVNC's side of a VM's screen: RFB with security type None, relayed to the real, password-protected server."""
+
+    kind = ConsoleTicket.Kind.VNC
+    _vnc_reader: asyncio.StreamReader | None = None
+    _vnc_writer: asyncio.StreamWriter | None = None
+    _browser: BrowserBytes
+
+    async def open_console(self, grant: ConsoleGrant) -> None:
+        self._browser = BrowserBytes()
+        self._vnc_reader, self._vnc_writer = await backends.open_vnc(grant)
+
+    async def from_browser(self, data: bytes) -> None:
+        await self._browser.put(data)
+
+    async def run_console(self) -> None:
+        assert self._vnc_reader is not None
+        assert self._vnc_writer is not None
+        try:
+            await rfb.offer_no_auth_to_client(self._browser.read_exactly, self._send_bytes)
+        except (rfb.RfbError, asyncio.IncompleteReadError) as exc:
+            await self._end(f"browser handshake failed: {exc}", close_code=CLOSE_FORBIDDEN)
+            return
+        upstream = asyncio.create_task(self._browser_to_vm(self._vnc_writer))
+        try:
+            ended = await self._vm_to_browser(self._vnc_reader)
+        finally:
+            upstream.cancel()
+        await self._console_ended(ended)
+
+    async def _send_bytes(self, data: bytes) -> None:
+        await self.send(bytes_data=data)
+
+    async def _browser_to_vm(self, writer: asyncio.StreamWriter) -> None:
+        while (data := await self._browser.next_chunk()) is not None:
+            writer.write(data)
+            await writer.drain()
+
+    async def _vm_to_browser(self, reader: asyncio.StreamReader) -> str:
+        while data := await reader.read(CHUNK_BYTES):
+            self.bytes_from_vm += len(data)
+            await self.send(bytes_data=data)
+        return "the VNC server closed the connection"
+
+    async def close_console(self) -> None:
+        if hasattr(self, "_browser"):
+            self._browser.close()
+        writer, self._vnc_writer = self._vnc_writer, None
+        if writer is not None:
+            writer.close()
+            with suppress(OSError):
+                await writer.wait_closed()
+
+
+class SerialConsoleConsumer(ConsoleConsumer):
+    """xterm.js's side of a VM's serial console, reached through libvirt's own connection."""
+
+    kind = ConsoleTicket.Kind.SERIAL
+    _console: backends.SerialConsole | None = None
+    _stop: threading.Event
+
+    async def open_console(self, grant: ConsoleGrant) -> None:
+        self._stop = threading.Event()
+        self._console = await asyncio.to_thread(backends.open_serial, grant)
+
+    async def from_browser(self, data: bytes) -> None:
+        console = self._console
+        if console is not None:
+            # Awaited: frames are written in order, and a console that does not take them holds the socket.
+            await asyncio.to_thread(console.write, data)
+
+    async def run_console(self) -> None:
+        console = self._console
+        assert console is not None
+        loop = asyncio.get_running_loop()
+        output: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)
+        reader = threading.Thread(
+            target=_read_console, args=(console, output, loop, self._stop), name="serial-console", daemon=True
+        )
+        reader.start()
+        while data := await output.get():
+            self.bytes_from_vm += len(data)
+            await self.send(bytes_data=data)
+        await self._console_ended("the serial console ended")
+
+    async def close_console(self) -> None:
+        self._stop.set()
+        console, self._console = self._console, None
+        if console is not None:
+            await asyncio.to_thread(console.close)
+
+
+def _read_console(
+    console: backends.SerialConsole,
+    output: asyncio.Queue[bytes],
+    loop: asyncio.AbstractEventLoop,
+    stop: threading.Event,
+) -> None:
+    """The reading thread: blocks on the console, hands each piece to the event loop and waits for room."""
+    while not stop.is_set():
+        try:
+            data = console.read(4096)
+        except Exception as exc:
+            logger.info("serial console read ended: %s", exc)
+            data = b""
+        if stop.is_set():
+            return
+        try:
+            future = asyncio.run_coroutine_threadsafe(output.put(data), loop)
+        except RuntimeError:  # the event loop is gone: the session ended
+            return
+        while not stop.is_set():
+            try:
+                future.result(timeout=0.5)  # a full queue holds this thread: backpressure to libvirt
+                break
+            except TimeoutError:
+                continue
+        else:
+            future.cancel()
+        if not data:
+            return
+
+
+__all__ = ["ConsoleConsumer", "SerialConsoleConsumer", "VncConsoleConsumer"]
