@@ -53,6 +53,7 @@ def stack_launch(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         with errors_on(form):
             stack = launch.stack_launch(user=request.user, **form.cleaned_data)
+            messages.success(request, f"Stack {stack.name} is being built.")
             return redirect("stack-detail", pk=stack.pk)
     return render(request, "provisioning/launch.html", {"form": form})
 
@@ -97,7 +98,8 @@ def stack_renew_lease(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "choose one of the offered leases")
         return redirect("stack-detail", pk=pk)
     with errors_as_messages(request):
-        lifecycle.stack_renew_lease(user=request.user, stack=stack, **form.cleaned_data)
+        renewed = lifecycle.stack_renew_lease(user=request.user, stack=stack, **form.cleaned_data)
+        messages.success(request, f"Lease renewed: {renewed.name} runs until {renewed.expires_at:%Y-%m-%d %H:%M %Z}.")
     return redirect("stack-detail", pk=pk)
 
 
@@ -107,4 +109,5 @@ def stack_delete(request: HttpRequest, pk: int) -> HttpResponse:
     stack = Stack.objects.get_visible(request.user, pk=pk)
     with errors_as_messages(request):
         lifecycle.stack_destroy(user=request.user, stack=stack)
+        messages.success(request, f"Stack {stack.name} is being deleted with its disks and network.")
     return redirect("stack-detail", pk=pk)

@@ -22,7 +22,7 @@ from portal.models import Project, Role
 from portal.scoping import Account, User, require_role
 from provisioning import naming
 from provisioning.drivers import DomainTags
-from provisioning.models import Host, Instance, PublishedPort, Stack, StackNetwork, StackTemplate
+from provisioning.models import Host, Instance, PublishedPort, Stack, StackNetwork, StackTemplate, Status
 from provisioning.placement import allocate_port, claim_host
 from provisioning.quotas import check_stack_quota
 from provisioning.services.events import stack_event
@@ -104,6 +104,11 @@ def _launch(
         # Parallel launches of one project queue on its row; launches of different projects only
         # meet on the host they both claim.
         locked_project = Project.objects.select_for_update().get(pk=project.pk)
+        # Checked under the project's lock, so two launches cannot both take a name.
+        if Stack.objects.filter(project=locked_project, name=name).exclude(status=Status.DELETED).exists():
+            raise errors.Invalid.for_field(
+                "name", f"project '{locked_project.name}' already has a stack called '{name}'"
+            )
         check_stack_quota(locked_project, demand)
         host = claim_host(demand)
         stack = Stack.objects.create(

@@ -105,10 +105,16 @@ def test_delete_button(browser, member, project, test_host, ready_version, djang
             user=member, project=project, name="gone", appliance_version=ready_version, lease_seconds=600
         )
     with django_capture_on_commit_callbacks(execute=True):
-        response = browser(member).post(f"/stacks/{stack.pk}/delete/")
+        client = browser(member)
+        response = client.post(f"/stacks/{stack.pk}/delete/")
     assert response.status_code == 302
     stack.refresh_from_db()
     assert stack.status == Status.DELETED
+    page = client.get(response["Location"]).content.decode()
+    assert "Stack gone is being deleted with its disks and network." in page  # the flash message
+    assert "its VMs, disks and network are gone" in page
+    assert "left)" not in page  # no lease countdown on a deleted stack
+    assert "Delete stack" not in page
 
 
 def test_stack_list_shows_quota_usage(browser, member, project, test_host, ready_version):

@@ -239,3 +239,16 @@ def test_fifty_parallel_launches_of_three_tiers_against_ten_instances(
     assert StackNetwork.objects.count() == 3
     assert PublishedPort.objects.count() == 3
     assert len(set(StackNetwork.objects.values_list("cidr", flat=True))) == 3
+
+
+def test_a_live_stack_name_is_taken_in_its_project_until_the_stack_is_deleted(
+    member, project, test_host, demo_catalog, classic, django_capture_on_commit_callbacks
+):
+    first = _launch(member, project, classic, django_capture_on_commit_callbacks, name="shop")
+    with pytest.raises(errors.Invalid, match="project 'alpha' already has a stack called 'shop'") as refused:
+        _launch(member, project, classic, django_capture_on_commit_callbacks, name="shop")
+    assert list(refused.value.fields) == ["name"]
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.stack_destroy(user=member, stack=first)
+    again = _launch(member, project, classic, django_capture_on_commit_callbacks, name="shop")
+    assert again.status == Status.RUNNING
