@@ -266,7 +266,7 @@ CONSOLE_ALLOWED_ORIGINS = env_list("PORTAL_CONSOLE_ALLOWED_ORIGINS", CSRF_TRUSTE
 # libvirt transports a host may be registered with: full URIs (allowed exactly) or schemes. Not
 # qemu+ext, and never a command= parameter (both run programs on the portal server).
 HOST_TRANSPORTS = env_list(
-    "PORTAL_HOST_TRANSPORTS", ["qemu:///system", "qemu+unix", "qemu+ssh", "qemu+libssh", "qemu+tls", "test"]
+    "PORTAL_HOST_TRANSPORTS", ["qemu:///system", "qemu+unix", "qemu+ssh", "qemu+libssh2", "qemu+tls", "test"]
 )
 # Its shape is what keeps names unambiguous between deployments (see provisioning.naming).
 DEPLOYMENT_NAME = env_matching(

@@ -8,7 +8,7 @@ afterwards by their pid files, and passes them to the tests in environment varia
   guests publish their ports on 127.0.0.2.
 - ``PORTAL_TEST_SSH_PORT``, ``PORTAL_TEST_SSH_KEY``, ``PORTAL_TEST_SSH_KNOWN_HOSTS``,
   ``PORTAL_TEST_SSH_COMMAND``: an OpenSSH server on 127.0.0.1 that lets root in with a key made for the
-  run, in front of host2's socket (``qemu+libssh``: SSH, the transport real clouds use).
+  run, in front of host2's socket (``qemu+libssh2``: SSH, the transport real clouds use).
 - ``PORTAL_TEST_HOSTS_DIR``: the run's folder, where a test starts private libvirtds of its own, the
   only ones a test may stop and restart.
 
@@ -82,12 +82,13 @@ def unix_uri(socket_path: str) -> str:
 
 
 def ssh_uri(env: dict[str, str]) -> str:
-    """host2 over SSH, as a remote host is reached: libvirt's libssh transport, host key checked.
+    """host2 over SSH, as a remote host is reached: libvirt's libssh2 transport, host key checked.
 
     ``proxy=netcat`` makes the remote side run ``nc -U <socket>``: the default (virt-ssh-helper, when the
     remote has it) is given only ``qemu:///system`` and would silently answer from the system daemon.
     ``known_hosts`` pins this run's host key. (``qemu+ssh`` would ignore that parameter in libvirt 9.0
-    and need a ``command=`` wrapper, which the portal refuses: it runs a program on the portal server.)
+    and need a ``command=`` wrapper, which the portal refuses: it runs a program on the portal server.
+    ``qemu+libssh`` hangs in libvirt 9.0 on a reply larger than a few kilobytes from a Python client.)
     """
     params = {
         "socket": env["PORTAL_TEST_HOST2_SOCKET"],
@@ -98,7 +99,7 @@ def ssh_uri(env: dict[str, str]) -> str:
         "proxy": "netcat",
     }
     query = "&".join(f"{key}={quote(value, safe='/')}" for key, value in params.items())
-    return f"qemu+libssh://root@127.0.0.1:{env['PORTAL_TEST_SSH_PORT']}/system?{query}"
+    return f"qemu+libssh2://root@127.0.0.1:{env['PORTAL_TEST_SSH_PORT']}/system?{query}"
 
 
 @dataclass(frozen=True)

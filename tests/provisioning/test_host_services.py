@@ -164,7 +164,7 @@ def test_drain_in_the_admin(client, operator, action):
     [
         ("qemu+ext:///system?command=/bin/touch%20{marker}", r"transport 'qemu\+ext' is not allowed"),
         ("qemu+ssh://root@127.0.0.1/system?command=/bin/touch%20{marker}", "may not name a command"),
-        ("qemu+libssh://root@127.0.0.1/system?COMMAND=/bin/touch%20{marker}", "may not name a command"),
+        ("qemu+libssh2://root@127.0.0.1/system?COMMAND=/bin/touch%20{marker}", "may not name a command"),
         ("qemu:///session", "not allowed"),
         ("xen:///system", "transport 'xen' is not allowed"),
         ("nonsense:///x", "transport 'nonsense' is not allowed"),
