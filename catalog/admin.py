@@ -27,10 +27,27 @@ from portal.web_errors import errors_on
 
 @admin.register(Feed)
 class FeedAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "url", "project", "last_status", "last_import_at", "last_item_count"]
+    list_display = ["__str__", "display_url", "project", "last_status", "last_import_at", "last_item_count"]
     list_filter = ["last_status", "project"]
     search_fields = ["url", "title"]
     actions = ["import_now"]
+    # The page of one feed (view only: see has_change_permission) shows the URL without its credentials.
+    fields = [
+        "display_url",
+        "title",
+        "project",
+        "created_by",
+        "created_at",
+        "last_status",
+        "last_error",
+        "last_import_at",
+        "last_item_count",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="URL")
+    def display_url(self, feed: Feed) -> str:
+        return feed.display_url
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         # Another URL or project is another subscription: remove this one and subscribe anew.
@@ -44,7 +61,7 @@ class FeedAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             with errors_on(form):
                 feed = services.feed_subscribe(user=request.user, **form.cleaned_data)
-                self.message_user(request, f"Subscribed to {feed.url}; the import runs in the background.")
+                self.message_user(request, f"Subscribed to {feed.display_url}; the import runs in the background.")
                 return redirect(reverse("admin:catalog_feed_change", args=[feed.pk]))
         context = {
             **self.admin_site.each_context(request),
@@ -110,10 +127,20 @@ class ApplianceVersionAdmin(ObservedOnlyAdmin):
     list_display = ["appliance", "version", "disk_format", "size_bytes", "service_port", "published_at"]
     list_filter = ["disk_format", "arch", "appliance__feed"]
     search_fields = ["appliance__title", "version"]
+    exclude = ["image_url"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        # The image URL as shown, without the credentials it may carry.
+        shown = {"image_url": "display_image_url"}
+        return [shown.get(name, name) for name in super().get_readonly_fields(request, obj)]
+
+    @admin.display(description="image URL")
+    def display_image_url(self, version: ApplianceVersion) -> str:
+        return version.display_image_url
 
 
 @admin.register(CachedImage)
 class CachedImageAdmin(ObservedOnlyAdmin):
-    list_display = ["sha256", "status", "source_format", "size_bytes", "virtual_size_bytes", "updated_at"]
+    list_display = ["sha256", "source_format", "status", "size_bytes", "virtual_size_bytes", "last_used_at"]
     list_filter = ["status", "source_format"]
     search_fields = ["sha256"]

@@ -7,6 +7,7 @@ half-read feed never changes the catalog.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from xml.sax import SAXParseException
 import feedparser
 
 from catalog import vmcast
+from catalog.redaction import redact_urls_in
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 IDENTIFIER_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
@@ -23,7 +25,10 @@ SUPPORTED_ARCHES = ("x86_64",)
 
 
 class FeedError(Exception):
-    """The feed cannot be used; the message lists what is wrong."""
+    """The feed cannot be used; the message lists what is wrong (URLs in it redacted)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_urls_in(message))
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,10 @@ class ParsedFeed:
 
 
 def parse_vmcast(data: bytes) -> ParsedFeed:
-    parsed = feedparser.parse(data, sanitize_html=True, resolve_relative_uris=False)
+    # Always a stream: given bytes (or str), feedparser first tries them as a local file name (and a
+    # str as a URL to fetch), so a server answering "/dev/zero" or the path of a local file would
+    # have the worker read that instead, past every guard of catalog.fetch.
+    parsed = feedparser.parse(io.BytesIO(data), sanitize_html=True, resolve_relative_uris=False)
     if parsed.get("bozo") and isinstance(parsed.get("bozo_exception"), SAXParseException):
         raise FeedError(
             f"not a well-formed XML feed: {parsed.bozo_exception.getMessage()} "
@@ -145,5 +153,5 @@ def _parse_item(entry: dict, prefix: str) -> ParsedItem:
         min_ram_mib=_positive_int(_field(entry, prefix, "minram", required=False) or "128", "minram", maximum=2**20),
         min_vcpus=_positive_int(_field(entry, prefix, "mincpu", required=False) or "1", "mincpu", maximum=256),
         service_port=_positive_int(port_text, "port", maximum=65535) if port_text else None,
-        published=datetime(*published[:6], tzinfo=UTC) if published else None,
+        published=datetime(*published[:6]).replace(tzinfo=UTC) if published else None,
     )

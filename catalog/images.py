@@ -4,13 +4,22 @@ An image from a feed is hostile until proven otherwise. A qcow2 header can name 
 file or an external data file (anything on the host, e.g. /etc/shadow), and letting qemu-img
 guess the format lets a "raw" file that looks like qcow2 do the same. So: always pass
 ``-f``, sniff the magic ourselves, refuse backing and data files, cap the virtual size, and
-run qemu-img under CPU, memory and time limits.
+run qemu-img under CPU, memory, file-size and time limits.
+
+A few hundred KiB of compressed qcow2 can expand to tens of GiB, so the converted size is
+measured (``qemu-img measure``) and capped before converting, and the conversion itself cannot
+write a file larger than its cap (RLIMIT_FSIZE), whatever the measurement said.
+
+qemu-img reads a file name as "a path, a URL or the data": ``json:{...}``, ``nbd:…`` or
+``http:…`` describe what to open rather than name a file. Only absolute paths are handed over,
+and an absolute path never parses as one of those.
 """
 
 from __future__ import annotations
 
 import json
 import resource
+import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,30 +51,42 @@ class ImageError(Exception):
 @dataclass(frozen=True)
 class ImageFacts:
     virtual_size_bytes: int
+    converted_bytes: int  # what the qcow2 conversion will write, measured by qemu-img
 
 
-def _resource_limits(memory_bytes: int) -> Callable[[], None]:
+def _resource_limits(memory_bytes: int, file_bytes: int) -> Callable[[], None]:
     def apply() -> None:  # runs in the child between fork and exec
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
         resource.setrlimit(resource.RLIMIT_CPU, (_CPU_LIMIT_SECONDS, _CPU_LIMIT_SECONDS))
+        # No file it writes can grow past this (SIGXFSZ); reading the image needs 0.
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
 
     return apply
 
 
-def _run_qemu_img(arguments: list[str], *, memory_bytes: int) -> str:
+def _image_path(path: Path) -> str:
+    if not path.is_absolute():
+        raise ImageError(f"'{path}' is not an absolute path; qemu-img could read it as a URL or an option string")
+    return str(path)
+
+
+def _run_qemu_img(arguments: list[str], *, memory_bytes: int, file_bytes: int = 0) -> str:
     try:
         completed = subprocess.run(  # noqa: S603 - fixed program, arguments are a list
             [QEMU_IMG, *arguments],
             capture_output=True,
             text=True,
             timeout=_WALL_LIMIT_SECONDS,
-            preexec_fn=_resource_limits(memory_bytes),
+            preexec_fn=_resource_limits(memory_bytes, file_bytes),
             check=False,
         )
     except FileNotFoundError:
         raise ImageError("qemu-img is not installed (Debian package qemu-utils)") from None
     except subprocess.TimeoutExpired:
         raise ImageError(f"qemu-img {arguments[0]} took longer than {_WALL_LIMIT_SECONDS} s") from None
+    # qemu-img ignores SIGXFSZ and reports EFBIG; either way, the file-size limit stopped it.
+    if completed.returncode == -signal.SIGXFSZ or (completed.returncode and "File too large" in completed.stderr):
+        raise ImageError(f"qemu-img {arguments[0]} stopped: its output would be more than {file_bytes} bytes")
     if completed.returncode != 0:
         raise ImageError(f"qemu-img {arguments[0]} failed: {completed.stderr.strip()[:500]}")
     return completed.stdout
@@ -81,14 +102,14 @@ def sniff_format(path: Path) -> str:
     return "raw"
 
 
-def inspect_image(path: Path, *, declared_format: str, max_virtual_bytes: int) -> ImageFacts:
+def inspect_image(path: Path, *, declared_format: str, max_virtual_bytes: int, max_converted_bytes: int) -> ImageFacts:
+    """What the image is and will take once converted; raises ImageError when it is unsafe or too big."""
+    name = _image_path(path)
     sniffed = sniff_format(path)
     if sniffed != declared_format:
         raise ImageError(f"the feed says the image is {declared_format}, but its header says {sniffed}")
     info = json.loads(
-        _run_qemu_img(
-            ["info", "-f", declared_format, "--output=json", str(path)], memory_bytes=_INFO_MEMORY_LIMIT_BYTES
-        )
+        _run_qemu_img(["info", "-f", declared_format, "--output=json", name], memory_bytes=_INFO_MEMORY_LIMIT_BYTES)
     )
     if info.get("backing-filename") or info.get("full-backing-filename"):
         raise ImageError("the image names a backing file; refusing it (it could read files on the host)")
@@ -102,12 +123,31 @@ def inspect_image(path: Path, *, declared_format: str, max_virtual_bytes: int) -
         raise ImageError("the image reports no virtual size")
     if virtual_size > max_virtual_bytes:
         raise ImageError(f"the image's virtual size {virtual_size} bytes is over the limit {max_virtual_bytes}")
-    return ImageFacts(virtual_size_bytes=virtual_size)
-
-
-def convert_to_qcow2(source: Path, *, source_format: str, destination: Path) -> None:
-    """Rewrite the image as a fresh qcow2 (this also drops anything unusual in a qcow2 source)."""
-    _run_qemu_img(
-        ["convert", "-f", source_format, "-O", "qcow2", str(source), str(destination)],
-        memory_bytes=_CONVERT_MEMORY_LIMIT_BYTES,
+    # Only after the checks above: measuring opens the image like converting does.
+    measured = json.loads(
+        _run_qemu_img(
+            ["measure", "-f", declared_format, "-O", "qcow2", "--output=json", name],
+            memory_bytes=_INFO_MEMORY_LIMIT_BYTES,
+        )
     )
+    converted = int(measured.get("required", 0))
+    if converted <= 0:
+        raise ImageError("qemu-img could not measure the converted image")
+    if converted > max_converted_bytes:
+        raise ImageError(
+            f"the image would take {converted} bytes once converted, over the limit of {max_converted_bytes}"
+        )
+    return ImageFacts(virtual_size_bytes=virtual_size, converted_bytes=converted)
+
+
+def convert_to_qcow2(source: Path, *, source_format: str, destination: Path, max_bytes: int) -> None:
+    """Rewrite the image as a fresh qcow2 of at most ``max_bytes`` (this also drops anything unusual in a qcow2).
+
+    On failure nothing is left at ``destination``.
+    """
+    arguments = ["convert", "-f", source_format, "-O", "qcow2", _image_path(source), _image_path(destination)]
+    try:
+        _run_qemu_img(arguments, memory_bytes=_CONVERT_MEMORY_LIMIT_BYTES, file_bytes=max_bytes)
+    except ImageError:
+        destination.unlink(missing_ok=True)
+        raise

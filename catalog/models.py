@@ -7,6 +7,7 @@ from typing import Self
 from django.conf import settings
 from django.db import models
 
+from catalog.redaction import redact_url
 from portal.models import Project
 from portal.querysets import ProjectScopedQuerySet
 
@@ -59,7 +60,12 @@ class Feed(models.Model):
         ordering = ["title", "url"]
 
     def __str__(self) -> str:
-        return self.title or self.url
+        return self.title or self.display_url
+
+    @property
+    def display_url(self) -> str:
+        """The URL as shown and logged: credentials in it are for the fetcher only."""
+        return redact_url(self.url)
 
 
 class Appliance(models.Model):
@@ -83,7 +89,13 @@ class Appliance(models.Model):
 
 
 class CachedImage(models.Model):
-    """A verified, inspected qcow2 image in the local cache, named by the sha256 the feed promised."""
+    """A verified, inspected qcow2 image in the local cache, keyed by content and declared format.
+
+    The key is the sha256 the feed promised *and* the format it declared: a feed declaring known
+    bytes as another format gets a row of its own, so what one project's feed says never changes
+    the image another project's versions use. (Content passes the magic-bytes check for one format
+    only, so at most one of those rows ever becomes ready.)
+    """
 
     class Status(models.TextChoices):
         MISSING = "missing", "Not downloaded"
@@ -91,7 +103,7 @@ class CachedImage(models.Model):
         READY = "ready", "Ready"
         ERROR = "error", "Error"
 
-    sha256 = models.CharField(max_length=64, unique=True)
+    sha256 = models.CharField(max_length=64)
     source_format = models.CharField(max_length=10)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.MISSING)
     error = models.TextField(blank=True)
@@ -101,9 +113,19 @@ class CachedImage(models.Model):
     bytes_done = models.BigIntegerField(default=0)
     bytes_total = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+    # When a launch last asked for it: the least recently used images are evicted first.
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    # sha256 of the URL the current download claim reads from. A launch waits for a claim on its own
+    # URL; a download from another URL (perhaps another project's feed) it does not wait for.
+    download_source = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sha256", "source_format"], name="one_cached_image_per_content_and_format")
+        ]
 
     def __str__(self) -> str:
-        return f"{self.sha256[:12]} ({self.status})"
+        return f"{self.sha256[:12]} {self.source_format} ({self.status})"
 
 
 class ApplianceVersion(models.Model):
@@ -128,3 +150,7 @@ class ApplianceVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.appliance.title} {self.version}"
+
+    @property
+    def display_image_url(self) -> str:
+        return redact_url(self.image_url)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 
-from catalog.models import Appliance, ApplianceQuerySet, ApplianceVersion, ApplianceVersionQuerySet, Feed, FeedQuerySet
+from catalog.models import (
+    Appliance,
+    ApplianceQuerySet,
+    ApplianceVersion,
+    ApplianceVersionQuerySet,
+    CachedImage,
+    Feed,
+    FeedQuerySet,
+)
 from portal import errors
 from portal.scoping import User
 
@@ -38,3 +46,14 @@ def appliance_version_for_launch(*, user: User, appliance: Appliance, version: s
     if version:
         raise errors.Invalid.for_field("version", f"appliance '{appliance}' has no such version")
     raise errors.Invalid.for_field("version", f"appliance '{appliance}' has no versions yet")
+
+
+def cached_images_in_use() -> QuerySet[CachedImage]:
+    """Cached images a live instance still needs (its version's image, the instance in an active status).
+
+    Not a tenant's read: the image cache asks it before evicting anything. The instances are reached
+    through the reverse relations by name, so the catalog imports no provisioning code but the status list.
+    """
+    from provisioning.models import ACTIVE_STATUSES  # provisioning's models import ours: look it up when asked
+
+    return CachedImage.objects.filter(versions__instances__status__in=ACTIVE_STATUSES).distinct()

@@ -35,6 +35,6 @@ def feed_subscribe(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         with errors_on(form):
             feed = services.feed_subscribe(user=request.user, **form.cleaned_data)
-            messages.info(request, f"Subscribed to {feed.url}; the import runs in the background.")
+            messages.info(request, f"Subscribed to {feed.display_url}; the import runs in the background.")
             return redirect("catalog")
     return _catalog_page(request, form)

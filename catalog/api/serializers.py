@@ -3,11 +3,24 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from catalog.models import Appliance, ApplianceVersion, Feed
+from catalog.redaction import redact_url
 from portal.api.fields import ScopedPrimaryKeyField
 from portal.models import Project
 
 
+class RedactedURLField(serializers.CharField):
+    """A stored feed or image URL, shown without the credentials it may carry (the fetcher keeps them)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: str) -> str:
+        return redact_url(value)
+
+
 class FeedSerializer(serializers.ModelSerializer):
+    url = RedactedURLField()
+
     class Meta:
         model = Feed
         fields = [
@@ -25,7 +38,9 @@ class FeedSerializer(serializers.ModelSerializer):
 
 
 class FeedCreateSerializer(serializers.Serializer):
-    url = serializers.CharField(max_length=1000)
+    url = serializers.CharField(
+        max_length=1000, help_text="May carry credentials (https://user:pass@host/...): used to fetch, never shown"
+    )
     project = ScopedPrimaryKeyField(
         # Viewers' projects resolve too, so the service answers them 403 rather than "no such project".
         scope=Project.objects.visible_to,
@@ -36,6 +51,7 @@ class FeedCreateSerializer(serializers.Serializer):
 
 
 class ApplianceVersionSerializer(serializers.ModelSerializer):
+    image_url = RedactedURLField()
     sha256 = serializers.CharField(source="image.sha256", read_only=True)
     image_status = serializers.CharField(source="image.status", read_only=True)
 

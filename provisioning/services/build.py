@@ -54,10 +54,12 @@ def stack_build(*, stack: Stack) -> Stack:
     stack_event(stack, "building")
     instances = list(stack.instances.select_related("host", "appliance_version__image", "stack", "stack__network"))
     try:
-        _ensure_stack_network(stack)
-        for layer in _start_layers(stack, instances):
-            for instance in layer:
-                _build_instance(stack=stack, instance=instance, peers=instances)
+        # One connection for the whole build: every tier of a stack runs on its network's host.
+        with driver_for(stack.network.host) as driver:
+            _ensure_stack_network(stack, driver)
+            for layer in _start_layers(stack, instances):
+                for instance in layer:
+                    _build_instance(stack=stack, instance=instance, peers=instances, driver=driver)
     except _StackLeftBuilding:
         # Not a failure. The teardown owns the stack now; this only removes what the build made
         # after the teardown looked.
@@ -95,14 +97,13 @@ def _start_layers(stack: Stack, instances: list[Instance]) -> list[list[Instance
     return [[i for i in instances if i.role in {tier.name for tier in layer}] for layer in document.start_order()]
 
 
-def _ensure_stack_network(stack: Stack) -> None:
+def _ensure_stack_network(stack: Stack, driver: HypervisorDriver) -> None:
     network = stack.network
-    with driver_for(network.host) as driver:
-        driver.ensure_network(name=network.name, bridge=naming.bridge_name(network.name))
+    driver.ensure_network(name=network.name, bridge=naming.bridge_name(network.name))
     stack_event(stack, f"network {network.cidr} ready on {network.host.name}")
 
 
-def _build_instance(*, stack: Stack, instance: Instance, peers: list[Instance]) -> None:
+def _build_instance(*, stack: Stack, instance: Instance, peers: list[Instance], driver: HypervisorDriver) -> None:
     version = instance.appliance_version
     Instance.objects.filter(pk=instance.pk).update(status=Status.BUILDING)
     if version.image.status != version.image.Status.READY:
@@ -111,25 +112,24 @@ def _build_instance(*, stack: Stack, instance: Instance, peers: list[Instance]) 
     image = image_ensure_cached(version=version, progress=lambda _done, _total: announce_stack_change(stack.pk))
     host = instance.host
     assert host is not None, "placement gives every instance a host before its build is queued"
-    with driver_for(host) as driver:
-        base = ensure_base_volume(driver=driver, host=host, image=image, stack=stack)
-        config_drive = upload_config_drive(driver=driver, instance=instance, peers=peers)
-        # No transaction is held across libvirt calls (a slow host would block every write). A delete
-        # racing this build is settled by whoever looks last: a teardown that ran before the domain
-        # existed found nothing to remove, so the build sees the stack left "building" and removes it.
-        _require_building(stack)
-        overlay = driver.create_overlay(
-            pool=host.storage_pool,
-            name=instance.volume_name,
-            backing=base,
-            capacity_bytes=max(instance.disk_gib * GIB, base.capacity_bytes),
-        )
-        disks = _Disks(overlay=overlay.path, config_drive=config_drive.path)
-        try:
-            info = _start_domain(driver=driver, host=host, instance=instance, disks=disks, stack=stack)
-        except DriverError:
-            driver.delete_volume(pool=host.storage_pool, name=instance.volume_name)
-            raise
+    base = ensure_base_volume(driver=driver, host=host, image=image, stack=stack)
+    config_drive = upload_config_drive(driver=driver, instance=instance, peers=peers)
+    # No transaction is held across libvirt calls (a slow host would block every write). A delete
+    # racing this build is settled by whoever looks last: a teardown that ran before the domain
+    # existed found nothing to remove, so the build sees the stack left "building" and removes it.
+    _require_building(stack)
+    overlay = driver.create_overlay(
+        pool=host.storage_pool,
+        name=instance.volume_name,
+        backing=base,
+        capacity_bytes=max(instance.disk_gib * GIB, base.capacity_bytes),
+    )
+    disks = _Disks(overlay=overlay.path, config_drive=config_drive.path)
+    try:
+        info = _start_domain(driver=driver, host=host, instance=instance, disks=disks, stack=stack)
+    except DriverError:
+        driver.delete_volume(pool=host.storage_pool, name=instance.volume_name)
+        raise
     marked = Instance.objects.filter(pk=instance.pk, stack__status=Status.BUILDING).update(
         status=Status.RUNNING, vnc_port=info.vnc_port
     )

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
+import logging
 
 import pytest
 
-from catalog import services, vmcast
+from catalog import services
 from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed
 from catalog.services import CatalogError
 from portal import errors
 from portal.models import AuditEvent
+from tests.catalog.publishing import publish
 from tests.factories import FeedFactory
-
-
-def publish(server, *, name="web.qcow2", size="16M", corrupt_sha=False, appliance="demo-web", version="1.0"):
-    """Put a fresh qcow2 image and a feed naming it on the loopback server; return the feed URL."""
-    image = server.root / name
-    subprocess.run(["qemu-img", "create", "-f", "qcow2", str(image), size], check=True, capture_output=True)
-    digest = hashlib.sha256(image.read_bytes()).hexdigest()
-    if corrupt_sha:
-        digest = "0" * 64
-    item = vmcast.FeedItem(
-        appliance=appliance,
-        title=appliance.title(),
-        description="",
-        version=version,
-        url=f"{server.base_url}/{name}",
-        size_bytes=image.stat().st_size,
-        sha256=digest,
-        disk_format="qcow2",
-    )
-    (server.root / "feed.xml").write_bytes(
-        vmcast.render_feed(title="Test feed", link=server.base_url, description="", items=[item])
-    )
-    return f"{server.base_url}/feed.xml"
 
 
 def test_member_subscribes_and_import_runs_after_commit(
@@ -173,7 +150,7 @@ def test_a_version_may_not_change_its_bytes(http_server, db):
     services.feed_import(feed=feed)
     feed.refresh_from_db()
     assert feed.last_status == Feed.ImportStatus.ERROR
-    assert "changed its sha256" in feed.last_error
+    assert "changed its image (sha256)" in feed.last_error
 
 
 def test_unreachable_feed_is_an_error_not_a_crash(db):
@@ -193,7 +170,7 @@ def test_image_is_downloaded_verified_and_converted_once(http_server, db, settin
     image = services.image_ensure_cached(version=version, progress=lambda d, t: progress.append((d, t)))
     assert image.status == CachedImage.Status.READY
     assert image.virtual_size_bytes == 16 * 1024 * 1024
-    assert image.path.endswith(f"{image.sha256}.qcow2")
+    assert image.path.endswith(f"{image.sha256}-qcow2.qcow2")
     assert progress
     assert progress[-1][0] == version.size_bytes
     (http_server.root / "web.qcow2").unlink()  # a second call must not download again
@@ -224,3 +201,74 @@ def test_hourly_refresh_reimports_every_feed(http_server, db, django_capture_on_
     feed.refresh_from_db()
     assert feed.last_status == Feed.ImportStatus.OK
     assert sorted(ApplianceVersion.objects.values_list("version", flat=True)) == ["1.0", "2.0"]
+
+
+def test_a_feed_whose_body_names_a_local_file_does_not_import_that_file(http_server, db, tmp_path):
+    # feedparser, given bytes, first tries them as a path: a server answering with the name of a
+    # local file (outside PORTAL_FETCH_FILE_ROOTS) or of /dev/zero must not make the worker read it.
+    publish(http_server)
+    local = tmp_path / "not-served" / "feed.xml"
+    local.parent.mkdir()
+    local.write_bytes((http_server.root / "feed.xml").read_bytes())
+    http_server.routes["/path.xml"] = (200, {}, str(local).encode())
+    feed = FeedFactory(url=f"{http_server.base_url}/path.xml")
+    services.feed_import(feed=feed)
+    feed.refresh_from_db()
+    assert feed.last_status == Feed.ImportStatus.ERROR
+    assert not Appliance.objects.exists()
+
+
+SECRET = "s3cret-pass"
+
+
+def test_credentials_in_a_feed_url_are_kept_for_fetching_but_never_audited(member, project):
+    url = f"https://alice:{SECRET}@feeds.example.org/f.xml?token=t0ps3cret"
+    feed = services.feed_subscribe(user=member, url=url, project=project)
+    assert Feed.objects.get().url == url  # the fetcher needs them
+    services.feed_unsubscribe(user=member, feed=feed)
+    trail = " ".join(f"{event.detail} {event.target}" for event in AuditEvent.objects.all())
+    assert SECRET not in trail
+    assert "t0ps3cret" not in trail
+    assert AuditEvent.objects.get(action="feed.subscribe").detail == {
+        "url": "https://***@feeds.example.org/f.xml?token=***"
+    }
+
+
+def test_a_failed_import_neither_stores_nor_logs_the_credentials(db, caplog):
+    feed = FeedFactory(url=f"http://alice:{SECRET}@127.0.0.1:1/feed.xml")
+    with caplog.at_level(logging.DEBUG):
+        services.feed_import(feed=feed)
+    feed.refresh_from_db()
+    assert feed.last_status == Feed.ImportStatus.ERROR
+    assert "cannot fetch http://***@127.0.0.1:1/feed.xml" in feed.last_error
+    assert SECRET not in feed.last_error
+    assert caplog.records
+    assert SECRET not in caplog.text
+
+
+def test_item_problems_name_enclosures_without_their_credentials(http_server, db):
+    url = publish(http_server, image_url=f"ftp://alice:{SECRET}@example.org/web.qcow2")
+    feed = FeedFactory(url=url)
+    services.feed_import(feed=feed)
+    feed.refresh_from_db()
+    assert "enclosure URL 'ftp://***@example.org/web.qcow2' is not http" in feed.last_error
+    assert SECRET not in feed.last_error
+
+
+def test_a_failed_image_download_does_not_repeat_the_credentials(http_server, db, settings, tmp_path):
+    settings.IMAGE_CACHE_DIR = tmp_path / "cache"
+    feed = FeedFactory(url=publish(http_server, image_url=f"http://alice:{SECRET}@127.0.0.1:1/web.qcow2"))
+    services.feed_import(feed=feed)
+    version = ApplianceVersion.objects.get()
+    with pytest.raises(CatalogError) as caught:
+        services.image_ensure_cached(version=version)
+    version.image.refresh_from_db()
+    assert "http://***@127.0.0.1:1/web.qcow2" in version.image.error
+    assert SECRET not in version.image.error
+    assert SECRET not in str(caught.value)
+
+
+def test_a_malformed_url_is_refused_on_the_url_field(member, project):
+    with pytest.raises(errors.Invalid, match="malformed") as caught:
+        services.feed_subscribe(user=member, url="http://[::1/feed.xml", project=project)
+    assert list(caught.value.fields) == ["url"]

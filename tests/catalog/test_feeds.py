@@ -106,3 +106,16 @@ def test_duplicate_versions_are_refused():
 def test_feed_without_items_is_refused():
     with pytest.raises(FeedError, match="no items"):
         parse_vmcast(feed())
+
+
+def test_bytes_that_name_a_local_file_are_read_as_the_feed_text_not_opened(tmp_path):
+    local = tmp_path / "local-feed.xml"
+    local.write_bytes(feed(item()))
+    with pytest.raises(FeedError):
+        parse_vmcast(str(local).encode())
+
+
+def test_problems_name_enclosure_urls_without_credentials():
+    with pytest.raises(FeedError, match=r"enclosure URL 'ftp://\*\*\*@example.org/x' is not http") as caught:
+        parse_vmcast(feed(item(url="ftp://alice:s3cret@example.org/x")))
+    assert "s3cret" not in str(caught.value)
