@@ -27,15 +27,20 @@ BUILD_CACHE = Path(settings.BASE_DIR) / "var" / "cache" / "demo-build"
 def own_names_and_ports(settings, worker_id):
     """Parallel test workers have separate databases, so ids repeat between them: each test gets
     its own domain-name prefix and each worker its own range of published ports. Whatever
-    carries the prefix is destroyed afterwards, even when the test failed half-way."""
+    carries the prefix (domains, then stack networks) is removed afterwards, even when the test
+    failed half-way; volumes go with the test's own pool."""
     index = 0 if worker_id == "master" else int(worker_id.removeprefix("gw"))
     settings.PUBLISH_PORT_RANGE = (20000 + 1000 * index, 20999 + 1000 * index)
     settings.DEPLOYMENT_NAME = f"e2e{secrets.token_hex(3)}"
     yield
+    prefix = f"{settings.DEPLOYMENT_NAME}-"
     with open_driver(SYSTEM_URI) as driver:
         for domain in driver.list_domains():
-            if domain.name.startswith(f"{settings.DEPLOYMENT_NAME}-"):
+            if domain.name.startswith(prefix):
                 driver.destroy_domain(name=domain.name)
+        for network in driver.list_networks():
+            if network.startswith(prefix):
+                driver.delete_network(name=network)
 
 
 @pytest.fixture
