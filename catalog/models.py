@@ -47,6 +47,9 @@ class Feed(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     last_import_at = models.DateTimeField(null=True, blank=True)
+    # When it was last queued or started: an import "queued" or "importing" for longer than a task
+    # may run lost its worker, and the watchdog says so.
+    status_changed_at = models.DateTimeField(null=True, blank=True)
     last_status = models.CharField(max_length=10, choices=ImportStatus.choices, default=ImportStatus.NEVER)
     last_error = models.TextField(blank=True)
     last_item_count = models.PositiveIntegerField(default=0)

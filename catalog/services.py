@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -112,14 +112,14 @@ def feed_unsubscribe(*, user: User, feed: Feed) -> None:
 
 def feed_queue_import(*, feed: Feed) -> None:
     """Queue a background import of ``feed`` once the current transaction commits."""
-    Feed.objects.filter(pk=feed.pk).update(last_status=Feed.ImportStatus.QUEUED)
+    Feed.objects.filter(pk=feed.pk).update(last_status=Feed.ImportStatus.QUEUED, status_changed_at=timezone.now())
     feed.last_status = Feed.ImportStatus.QUEUED
     transaction.on_commit(lambda: async_task("catalog.tasks.import_feed", feed.pk, task_name=f"feed-{feed.pk}"))
 
 
 def feed_import(*, feed: Feed) -> Feed:
     """Fetch, parse and store a feed. All or nothing: a failed import leaves the catalog as it was."""
-    Feed.objects.filter(pk=feed.pk).update(last_status=Feed.ImportStatus.IMPORTING)
+    Feed.objects.filter(pk=feed.pk).update(last_status=Feed.ImportStatus.IMPORTING, status_changed_at=timezone.now())
     try:
         data = fetch_bytes(feed.url, policy=FetchPolicy.for_feeds(), max_bytes=settings.FEED_MAX_BYTES)
         parsed = parse_vmcast(data)
@@ -129,8 +129,27 @@ def feed_import(*, feed: Feed) -> Feed:
         _finish_import(feed, status=Feed.ImportStatus.ERROR, error=str(exc))
         logger.info("feed %s import failed: %s", feed.pk, exc)
         return feed
+    except Exception as exc:
+        # A bug must not leave the feed "importing" for ever: it ends, with a reason an operator can use.
+        logger.exception("feed %s import crashed", feed.pk)
+        _finish_import(feed, status=Feed.ImportStatus.ERROR, error=f"internal error: {exc.__class__.__name__}")
+        return feed
     _finish_import(feed, status=Feed.ImportStatus.OK, error="", count=len(parsed.items), title=parsed.title)
     return feed
+
+
+def imports_watchdog(*, now: datetime | None = None) -> int:
+    """End imports whose worker went away (queued or importing longer than any task runs); return how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.TASK_TIMEOUT_SECONDS + 120)
+    stuck = Feed.objects.filter(
+        last_status__in=(Feed.ImportStatus.QUEUED, Feed.ImportStatus.IMPORTING), status_changed_at__lt=cutoff
+    )
+    return stuck.update(
+        last_status=Feed.ImportStatus.ERROR,
+        last_error="the import stopped (its worker went away); it runs again at the next hourly refresh",
+        last_import_at=now,
+    )
 
 
 def _finish_import(feed: Feed, *, status: str, error: str, count: int | None = None, title: str = "") -> None:

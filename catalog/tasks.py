@@ -20,3 +20,8 @@ def refresh_feeds() -> int:
     for feed in feeds:
         services.feed_queue_import(feed=feed)
     return len(feeds)
+
+
+def watch_imports() -> int:
+    """End feed imports whose worker went away."""
+    return services.imports_watchdog()

@@ -238,3 +238,21 @@ def test_renewals_cannot_keep_a_stack_beyond_the_projects_longest_lifetime(launc
     assert refused.status_code == 400
     assert "lets a stack live at most 2 hours from its creation" in refused.json()["fields"]["lease"][0]
     assert api(member).post(url, {"lease": 3000}, format="json").status_code == 200
+
+
+def test_a_private_appliance_of_one_project_cannot_be_launched_in_another(
+    member, project, other_project, ready_version, test_host, api
+):
+    """The member sees B's private appliance (they are in B too) but launching it into A is refused."""
+    from portal.models import Role
+    from tests.factories import ApplianceVersionFactory, FeedFactory, MembershipFactory
+
+    MembershipFactory(project=other_project, user=member, role=Role.MEMBER)
+    private = ApplianceVersionFactory(appliance__feed=FeedFactory(project=other_project), image=ready_version.image)
+    body = {"name": "x", "project": project.pk, "appliance": private.appliance.pk}
+    response = api(member).post("/api/v1/stacks/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"appliance": ["no such appliance in this project's catalog"]}
+    assert not Stack.objects.exists()
+    body["project"] = other_project.pk  # in its own project it launches
+    assert api(member).post("/api/v1/stacks/", body, format="json").status_code == 202
