@@ -10,7 +10,16 @@ from django.db import models
 
 from catalog.models import ApplianceVersion, CachedImage
 from portal.models import Project
-from portal.querysets import ProjectScopedQuerySet
+from provisioning.querysets import (
+    ConsoleTicketQuerySet,
+    FlavorQuerySet,
+    InstanceQuerySet,
+    PublishedPortQuerySet,
+    StackEventQuerySet,
+    StackNetworkQuerySet,
+    StackQuerySet,
+    StackTemplateQuerySet,
+)
 
 
 class Host(models.Model):
@@ -162,36 +171,6 @@ def new_vnc_password() -> str:
     """A random VNC password. VNC authentication uses at most 8 characters (a DES key)."""
     alphabet = string.ascii_letters + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(8))
-
-
-class StackQuerySet(ProjectScopedQuerySet["Stack"]):
-    project_path = "project"
-
-
-class InstanceQuerySet(ProjectScopedQuerySet["Instance"]):
-    project_path = "stack__project"
-
-
-class PublishedPortQuerySet(ProjectScopedQuerySet["PublishedPort"]):
-    project_path = "instance__stack__project"
-
-
-class FlavorQuerySet(ProjectScopedQuerySet["Flavor"]):
-    project_path = "project"
-    unowned_is_shared = True
-
-
-class StackTemplateQuerySet(ProjectScopedQuerySet["StackTemplate"]):
-    project_path = "project"
-    unowned_is_shared = True
-
-
-class StackNetworkQuerySet(ProjectScopedQuerySet["StackNetwork"]):
-    project_path = "stack__project"
-
-
-class StackEventQuerySet(ProjectScopedQuerySet["StackEvent"]):
-    project_path = "stack__project"
 
 
 class Flavor(models.Model):
@@ -366,10 +345,6 @@ class StackEvent(models.Model):
 
     def __str__(self) -> str:
         return self.message
-
-
-class ConsoleTicketQuerySet(ProjectScopedQuerySet["ConsoleTicket"]):
-    project_path = "instance__stack__project"
 
 
 class ConsoleTicket(models.Model):
