@@ -141,7 +141,7 @@ def feed_import(*, feed: Feed) -> Feed:
 def imports_watchdog(*, now: datetime | None = None) -> int:
     """End imports whose worker went away (queued or importing longer than any task runs); return how many."""
     now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.TASK_TIMEOUT_SECONDS + 120)
+    cutoff = now - timedelta(seconds=settings.WORKER_GONE_AFTER_SECONDS)
     stuck = Feed.objects.filter(
         last_status__in=(Feed.ImportStatus.QUEUED, Feed.ImportStatus.IMPORTING), status_changed_at__lt=cutoff
     )

@@ -17,7 +17,6 @@ from portal.scoping import User, is_operator, require_role
 QUOTA_FIELDS = tuple(field.name for field in Project._meta.get_fields() if field.name.startswith("max_"))
 PROJECT_FIELDS = ("name", "description", *QUOTA_FIELDS)
 # A project's longest lease may not be shorter than the shortest lease a launch accepts.
-MIN_LEASE_SECONDS = 60
 
 
 def project_create(*, actor: User, name: str, **values: Any) -> Project:
@@ -77,10 +76,10 @@ def _validate(project: Project) -> None:
         project.full_clean()
     except ValidationError as exc:
         raise errors.Invalid.from_django(exc) from None
-    if not MIN_LEASE_SECONDS <= project.max_lease_seconds <= settings.MAX_LEASE_SECONDS:
+    if not settings.MIN_LEASE_SECONDS <= project.max_lease_seconds <= settings.MAX_LEASE_SECONDS:
         raise errors.Invalid.for_field(
             "max_lease_seconds",
-            f"the longest lease must be between {MIN_LEASE_SECONDS} and {settings.MAX_LEASE_SECONDS} seconds",
+            f"the longest lease must be between {settings.MIN_LEASE_SECONDS} and {settings.MAX_LEASE_SECONDS} seconds",
         )
 
 

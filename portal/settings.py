@@ -183,6 +183,9 @@ API_TOKEN_DAYS = env_int("PORTAL_API_TOKEN_DAYS", 30, minimum=1)
 # Background work: django-q2. The ORM broker needs nothing besides the database; Redis is
 # faster and is used whenever REDIS_URL is set.
 TASK_TIMEOUT_SECONDS = env_int("PORTAL_TASK_TIMEOUT", 1800, minimum=10)
+# A job (build, feed import) that has made no progress for longer than any task may run lost its
+# worker: the watchdogs end it.
+WORKER_GONE_AFTER_SECONDS = TASK_TIMEOUT_SECONDS + 120
 Q_CLUSTER = {
     "name": "portal",
     "workers": env_int("PORTAL_WORKERS", 2, minimum=1, maximum=64),
@@ -288,6 +291,7 @@ STACK_SUBNET_PREFIX = env_int("PORTAL_STACK_SUBNET_PREFIX", 24, minimum=16, maxi
 PLACEMENT = env_matching(
     "PORTAL_PLACEMENT", "spread", pattern="spread|pack", explain="spread (emptiest host first) or pack (fullest first)"
 )
+MIN_LEASE_SECONDS = 60  # a lease (and a project's longest lease) is never shorter than this
 DEFAULT_LEASE_SECONDS = env_int("PORTAL_DEFAULT_LEASE", 4 * 3600, minimum=60)
 MAX_LEASE_SECONDS = env_int("PORTAL_MAX_LEASE", 7 * 24 * 3600, minimum=60)
 DEFAULT_STORAGE_POOL = env_str("PORTAL_STORAGE_POOL", "portal")

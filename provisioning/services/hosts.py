@@ -55,6 +55,12 @@ def check_uri(uri: str) -> None:
         raise errors.Invalid.for_field("uri", "a host URI may not name a command to run (command=)")
 
 
+def _check_settable(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - set(Host.SETTABLE_FIELDS)
+    if unknown:
+        raise errors.Invalid(f"hosts have no settable field {', '.join(sorted(unknown))}")
+
+
 def _validated(host: Host) -> None:
     check_uri(host.uri)
     try:
@@ -66,9 +72,7 @@ def _validated(host: Host) -> None:
 def host_register(*, user: User, name: str, uri: str, **fields: Any) -> Host:
     """Add a host after proving the portal can reach it; an unreachable URI adds nothing."""
     _require_operator(user)
-    unknown = set(fields) - set(Host.SETTABLE_FIELDS)
-    if unknown:
-        raise errors.Invalid(f"hosts have no settable field {', '.join(sorted(unknown))}")
+    _check_settable(fields)
     host = Host(name=name, uri=uri, **fields)
     _validated(host)
     _apply(host, host_probe(host=host))
@@ -81,9 +85,7 @@ def host_register(*, user: User, name: str, uri: str, **fields: Any) -> Host:
 def host_update(*, user: User, host: Host, **changes: Any) -> Host:
     """Change an operator-set field of a host; a changed URI or pool is connected to before it is saved."""
     _require_operator(user)
-    unknown = set(changes) - set(Host.SETTABLE_FIELDS)
-    if unknown:
-        raise errors.Invalid(f"hosts have no settable field {', '.join(sorted(unknown))}")
+    _check_settable(changes)
     changed = {field: value for field, value in changes.items() if getattr(host, field) != value}
     if not changed:
         return host

@@ -31,13 +31,12 @@ from provisioning.subnets import allocate_subnet, guest_address
 from provisioning.templates import TemplateDocument
 
 STACK_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
-MIN_LEASE_SECONDS = 60
 
 
 def check_lease(seconds: int) -> None:
-    if not MIN_LEASE_SECONDS <= seconds <= settings.MAX_LEASE_SECONDS:
+    if not settings.MIN_LEASE_SECONDS <= seconds <= settings.MAX_LEASE_SECONDS:
         raise errors.Invalid.for_field(
-            "lease", f"lease must be between {MIN_LEASE_SECONDS} and {settings.MAX_LEASE_SECONDS} seconds"
+            "lease", f"lease must be between {settings.MIN_LEASE_SECONDS} and {settings.MAX_LEASE_SECONDS} seconds"
         )
 
 

@@ -19,7 +19,7 @@ from portal.models import Project
 from portal.scoping import User
 from provisioning.demand import GIB, InstanceDemand, StackDemand
 from provisioning.models import Flavor
-from provisioning.templates import Dependency, TemplateDocument, Tier
+from provisioning.templates import TemplateDocument, Tier
 
 MAX_INSTANCE_NAME = 63
 
@@ -91,14 +91,6 @@ def plan_stack(*, user: User, project: Project, name: str, document: TemplateDoc
                 )
             )
     return StackPlan(document=document, instances=tuple(instances))
-
-
-def dependency_ports(plan: StackPlan, dependency: Dependency) -> int | None:
-    """The service port a dependent tier waits for (its appliance's), when the template asks to wait."""
-    if not dependency.wait_for_port:
-        return None
-    tier = next(item for item in plan.instances if item.tier == dependency.tier)
-    return tier.version.service_port
 
 
 def _version(*, user: User, project: Project, tier: Tier, path: str) -> ApplianceVersion:

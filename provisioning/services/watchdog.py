@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 def _stalled_after() -> timedelta:
     # Longer than any build may run: the cluster kills a task at its timeout.
-    return timedelta(seconds=settings.TASK_TIMEOUT_SECONDS + 120)
+    return timedelta(seconds=settings.WORKER_GONE_AFTER_SECONDS)
 
 
 def stacks_watchdog(*, now: datetime | None = None) -> int:
