@@ -91,8 +91,15 @@ def test_a_term_to_the_demos_process_group_ends_every_process(tmp_path):
             what=f"the demo to serve its login page (log: {tmp_path / 'demo.log'})",
         )
         assert demo.poll() is None, (tmp_path / "demo.log").read_text()[-3000:]
+        # The login page can answer before the cluster has forked its workers: wait for them.
+        # At least the script, daphne, the cluster and its workers.
+        wait_for(
+            lambda: len(_descendants(demo.pid)) >= 3,
+            timeout=60,
+            interval=0.5,
+            what=f"the demo's daphne, cluster and workers to run: {_descendants(demo.pid)}",
+        )
         family = _descendants(demo.pid) | {demo.pid}
-        assert len(family) >= 4, family  # the script, daphne, the cluster and its workers
         os.killpg(demo.pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and any(_alive(pid) for pid in family):
