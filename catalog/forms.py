@@ -19,3 +19,5 @@ class FeedSubscribeForm(forms.Form):
         # Only operators may leave it empty: that subscribes the catalog every project sees.
         field.required = not is_operator(user)
         field.empty_label = "shared catalog (all projects)" if is_operator(user) else None
+        self.fields["url"].widget.attrs["class"] = "form-control"
+        field.widget.attrs["class"] = "form-select"

@@ -110,6 +110,15 @@ def feed_unsubscribe(*, user: User, feed: Feed) -> None:
         raise errors.WrongState(f"feed '{feed}' cannot be removed: stacks were launched from it") from None
 
 
+def feed_retry(*, user: User, feed: Feed) -> None:
+    """Import ``feed`` again now, at the request of someone who manages it (after fixing its server, say)."""
+    _require_feed_manager(user, feed.project)
+    if feed.last_status in (Feed.ImportStatus.QUEUED, Feed.ImportStatus.IMPORTING):
+        raise errors.WrongState(f"feed '{feed}' is being imported already")
+    audit.record(actor=user, action="feed.retry", target=feed, project=feed.project, url=feed.display_url)
+    feed_queue_import(feed=feed)
+
+
 def feed_queue_import(*, feed: Feed) -> None:
     """Queue a background import of ``feed`` once the current transaction commits."""
     Feed.objects.filter(pk=feed.pk).update(last_status=Feed.ImportStatus.QUEUED, status_changed_at=timezone.now())

@@ -1,4 +1,8 @@
+"""The catalog pages: appliances as cards with search and filters, one appliance's versions, feeds."""
+
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -7,25 +11,66 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from catalog import selectors, services
+from catalog.browse import CatalogFilterForm, filtered_appliances
+from catalog.feed_problems import explain_feed_error
 from catalog.forms import FeedSubscribeForm
-from portal.web_errors import errors_on
+from catalog.models import Feed
+from portal.models import Role
+from portal.scoping import User, is_operator, project_ids_for
+from portal.web_errors import errors_as_messages, errors_on
+from provisioning.forms import LaunchForm
+from provisioning.launch_preview import launchable_projects_usage, suggested_stack_name, version_launch_cost
+
+
+def _feeds_for_page(user: User) -> list[Feed]:
+    """The visible feeds, each marked with whether the reader may retry or remove it and why it failed."""
+    operator = is_operator(user)
+    managed = set(project_ids_for(user, min_role=Role.MEMBER).values_list("pk", flat=True))
+    feeds = list(selectors.feeds_visible_to(user).order_by("project__name", "url"))
+    for feed in feeds:
+        feed.can_manage = operator or feed.project_id in managed  # type: ignore[attr-defined]
+        feed.problem = explain_feed_error(feed.last_error) if feed.last_error else None  # type: ignore[attr-defined]
+    return feeds
+
+
+def _launch_dialog(request: HttpRequest) -> dict[str, Any]:
+    form = LaunchForm(user=request.user, versions=selectors.appliance_versions_visible_to(request.user))
+    return {"launch_form": form, "launch_projects": launchable_projects_usage(request.user)}
 
 
 def _catalog_page(request: HttpRequest, form: FeedSubscribeForm) -> HttpResponse:
-    return render(
-        request,
-        "catalog/index.html",
-        {
-            "appliances": selectors.appliances_visible_to(request.user),
-            "feeds": selectors.feeds_visible_to(request.user),
-            "form": form,
-        },
-    )
+    filters = CatalogFilterForm(request.GET or None, user=request.user)
+    appliances = list(filtered_appliances(request.user, filters))
+    for appliance in appliances:
+        newest = next(iter(appliance.versions.all()), None)
+        appliance.newest = newest  # type: ignore[attr-defined]
+        if newest is not None:
+            newest.cost = version_launch_cost(newest)  # type: ignore[attr-defined]
+            newest.suggested_name = suggested_stack_name(newest)  # type: ignore[attr-defined]
+    context = {
+        "appliances": appliances,
+        "filters": filters,
+        "feeds": _feeds_for_page(request.user),
+        "form": form,
+        **_launch_dialog(request),
+    }
+    return render(request, "catalog/index.html", context)
 
 
 @login_required
 def catalog_index(request: HttpRequest) -> HttpResponse:
     return _catalog_page(request, FeedSubscribeForm(user=request.user))
+
+
+@login_required
+def appliance_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    appliance = selectors.appliances_visible_to(request.user).get_visible(request.user, pk=pk)
+    versions = list(appliance.versions.all())
+    for version in versions:
+        version.cost = version_launch_cost(version)  # type: ignore[attr-defined]
+        version.suggested_name = suggested_stack_name(version)  # type: ignore[attr-defined]
+    context = {"appliance": appliance, "versions": versions, **_launch_dialog(request)}
+    return render(request, "catalog/appliance_detail.html", context)
 
 
 @login_required
@@ -35,6 +80,31 @@ def feed_subscribe(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         with errors_on(form):
             feed = services.feed_subscribe(user=request.user, **form.cleaned_data)
-            messages.info(request, f"Subscribed to {feed.display_url}; the import runs in the background.")
+            messages.success(request, f"Subscribed to {feed.display_url}; its appliances appear once it is imported.")
             return redirect("catalog")
     return _catalog_page(request, form)
+
+
+def _visible_feed(request: HttpRequest, pk: int) -> Feed:
+    return Feed.objects.get_visible(request.user, pk=pk)
+
+
+@login_required
+@require_POST
+def feed_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    feed = _visible_feed(request, pk)
+    with errors_as_messages(request):
+        services.feed_retry(user=request.user, feed=feed)
+        messages.success(request, f"Importing {feed} again; this page shows the result when it is done.")
+    return redirect("catalog")
+
+
+@login_required
+@require_POST
+def feed_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    feed = _visible_feed(request, pk)
+    name = str(feed)
+    with errors_as_messages(request):
+        services.feed_unsubscribe(user=request.user, feed=feed)
+        messages.success(request, f"Removed the feed {name} and its appliances.")
+    return redirect("catalog")

@@ -52,11 +52,6 @@ class ProjectAdmin(ServiceFormAdmin):
     search_fields = ["name"]
     inlines = [MembershipInline]
 
-    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
-        # The members shown inline are read-only and never saved here (memberships have their own page),
-        # so their formset has no saved objects to describe.
-        return super().construct_change_message(request, form, [], add)
-
 
 class MembershipForm(ServiceForm):
     class Meta:

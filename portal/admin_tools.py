@@ -81,3 +81,8 @@ class ServiceFormAdmin(admin.ModelAdmin):
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
         pass
+
+    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
+        # Inlines here are read-only (state the portal owns) and never saved by this admin, so their
+        # formsets have no saved objects to describe; Django's own message would fail on them.
+        return super().construct_change_message(request, form, [], add)

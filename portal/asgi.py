@@ -1,7 +1,7 @@
 """ASGI entry point, served by daphne: HTTP through Django, websockets through Channels.
 
 Websockets carry the Django session, so a consumer sees the same user, and the same scoping, as
-the page that opened it. The stack page's socket passes channels' Origin check (only
+the page that opened it. The stack page's and the stacks list's sockets pass channels' Origin check (only
 ALLOWED_HOSTS). Console sockets are authenticated by a one-time ticket and make their own Origin
 check (``provisioning.consoles.origin``): a foreign Origin is refused, a missing one (a client that
 is not a browser) is let through to the ticket check.
@@ -22,8 +22,10 @@ from django.urls import path  # noqa: E402
 
 from provisioning.consoles.consumers import SerialConsoleConsumer, VncConsoleConsumer  # noqa: E402
 from provisioning.consumers import StackProgressConsumer  # noqa: E402
+from provisioning.stack_list_socket import StackListConsumer  # noqa: E402
 
 websocket_routes = [
+    path("ws/stacks/", AllowedHostsOriginValidator(StackListConsumer.as_asgi())),
     path("ws/stacks/<int:stack_id>/", AllowedHostsOriginValidator(StackProgressConsumer.as_asgi())),
     path("ws/consoles/vnc/", VncConsoleConsumer.as_asgi()),
     path("ws/consoles/serial/", SerialConsoleConsumer.as_asgi()),

@@ -1,21 +1,30 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from catalog import views as catalog_views
-from portal import sign_in_views
+from portal import account_views, dashboard_views, sign_in_views
 from provisioning import template_views
 from provisioning import views as stack_views
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="stack-list"), name="home"),
+    # The dashboard answers to both names: "home" is what older links and LOGIN_REDIRECT_URL use.
+    path("", dashboard_views.dashboard, name="dashboard"),
+    path("", dashboard_views.dashboard, name="home"),
+    path("account/tokens/", account_views.token_list, name="account-tokens"),
+    path("account/tokens/<int:pk>/revoke/", account_views.token_revoke, name="account-token-revoke"),
+    path("projects/<int:pk>/members/", account_views.project_members, name="project-members"),
+    path("projects/<int:pk>/members/role/", account_views.member_role, name="project-member-role"),
+    path("projects/<int:pk>/members/remove/", account_views.member_remove, name="project-member-remove"),
     path("login/", sign_in_views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Ahead of the admin's own route, so its sign-in answers 429 with Retry-After too.
     path("admin/login/", sign_in_views.admin_sign_in),
     path("catalog/", catalog_views.catalog_index, name="catalog"),
     path("catalog/feeds/", catalog_views.feed_subscribe, name="feed-subscribe"),
+    path("catalog/feeds/<int:pk>/retry/", catalog_views.feed_retry, name="feed-retry"),
+    path("catalog/feeds/<int:pk>/remove/", catalog_views.feed_remove, name="feed-remove"),
+    path("catalog/appliances/<int:pk>/", catalog_views.appliance_detail, name="appliance-detail"),
     path("hosts/", stack_views.host_overview, name="host-overview"),
     path("stacks/", stack_views.stack_list, name="stack-list"),
     path("stacks/launch/", stack_views.stack_launch, name="stack-launch"),

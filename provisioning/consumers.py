@@ -1,6 +1,12 @@
-"""Websocket for a stack page: a message each time the stack's status or progress changes."""
+"""Websocket for a stack page: a message each time the stack's status or progress changes.
+
+The stacks list has its own socket (``provisioning.stack_list_socket``); both carry only "this
+stack changed", and the page then re-reads what it shows through its ordinary, scoped views.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -27,7 +33,11 @@ class StackProgressConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def stack_changed(self, event: dict) -> None:
+    async def stack_changed(self, event: dict[str, Any]) -> None:
+        # Rights are read again: someone removed from the project while watching hears no more.
+        if not await self._may_watch():
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
         await self.send_json({"type": "changed", "stack": event["stack"]})
 
     @database_sync_to_async

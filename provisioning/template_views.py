@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
 from portal.scoping import is_operator
 from portal.web_errors import errors_as_messages, errors_on
@@ -15,6 +15,8 @@ from provisioning.forms import TemplateForm, TemplateLaunchForm
 from provisioning.models import StackTemplate
 from provisioning.services import launch, templates
 from provisioning.templates import TemplateDocument
+
+NOT_SAVED = "The template was not saved: the form says why."
 
 
 @login_required
@@ -27,11 +29,13 @@ def template_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def template_create(request: HttpRequest) -> HttpResponse:
     form = TemplateForm(request.POST or None, user=request.user)
-    if request.method == "POST" and form.is_valid():
-        with errors_on(form):
-            template = templates.template_create(user=request.user, **form.cleaned_data)
-            messages.success(request, f"Template {template.name} saved.")
-            return redirect("template-list")
+    if request.method == "POST":
+        if form.is_valid():
+            with errors_on(form):
+                template = templates.template_create(user=request.user, **form.cleaned_data)
+                messages.success(request, f"Template {template.name} saved.")
+                return redirect("template-list")
+        messages.error(request, NOT_SAVED)
     return render(request, "provisioning/template_form.html", {"form": form, "template": None})
 
 
@@ -41,19 +45,24 @@ def template_edit(request: HttpRequest, pk: int) -> HttpResponse:
     initial = {"name": template.name, "project": template.project, "description": template.description}
     form = TemplateForm(request.POST or None, user=request.user, initial={**initial, "source": template.source})
     form.fields["project"].disabled = True  # chosen once; see the admin
-    if request.method == "POST" and form.is_valid():
-        data = {key: form.cleaned_data[key] for key in ("name", "source", "description")}
-        with errors_on(form):
-            templates.template_update(user=request.user, template=template, **data)
-            messages.success(request, f"Template {template.name} saved.")
-            return redirect("template-list")
+    if request.method == "POST":
+        if form.is_valid():
+            data = {key: form.cleaned_data[key] for key in ("name", "source", "description")}
+            with errors_on(form):
+                templates.template_update(user=request.user, template=template, **data)
+                messages.success(request, f"Template {template.name} saved.")
+                return redirect("template-list")
+        messages.error(request, NOT_SAVED)
     return render(request, "provisioning/template_form.html", {"form": form, "template": template})
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def template_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the confirmation step (what the edit page's dialog shows, for browsers without scripts); POST: remove."""
     template = StackTemplate.objects.get_visible(request.user, pk=pk)
+    if request.method == "GET":
+        return render(request, "provisioning/template_delete.html", {"template": template})
     with errors_as_messages(request):
         templates.template_delete(user=request.user, template=template)
         messages.success(request, f"Template {template.name} removed; stacks launched from it keep running.")
@@ -64,11 +73,13 @@ def template_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def template_launch(request: HttpRequest, pk: int) -> HttpResponse:
     template = StackTemplate.objects.get_visible(request.user, pk=pk)
     form = TemplateLaunchForm(request.POST or None, user=request.user, initial={"project": template.project})
-    if request.method == "POST" and form.is_valid():
-        with errors_on(form):
-            stack = launch.stack_launch_template(user=request.user, template=template, **form.cleaned_data)
-            messages.success(request, f"Stack {stack.name} is being built.")
-            return redirect("stack-detail", pk=stack.pk)
+    if request.method == "POST":
+        if form.is_valid():
+            with errors_on(form):
+                stack = launch.stack_launch_template(user=request.user, template=template, **form.cleaned_data)
+                messages.success(request, f"Stack {stack.name} is being built.")
+                return redirect("stack-detail", pk=stack.pk)
+        messages.error(request, "The stack was not launched: the form says why.")
     context = {
         "form": form,
         "template": template,

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.selectors import appliance_versions_visible_to
+from portal.models import Project, Role
+from portal.scoping import role_in
 from portal.web_errors import errors_as_messages, errors_on
 from provisioning import quotas, selectors
 from provisioning.diagram import tier_diagram
-from provisioning.forms import LaunchForm, LeaseForm
-from provisioning.models import Stack, Status
+from provisioning.forms import ExtendLeaseForm, LaunchForm, lease_limit
+from provisioning.models import DELETABLE_STATUSES, Instance, Stack, Status
 from provisioning.services import launch, lifecycle
 from provisioning.templates import TemplateDocument
 
-TERMINAL = {Status.RUNNING, Status.DELETED, Status.ERROR}
+# Statuses the worker is still moving a stack out of: its page re-reads itself often.
+SETTLING = {Status.PENDING, Status.BUILDING, Status.DELETING}
+# How a tier's status reads when its instances differ: the first one present wins.
+TIER_STATUS_ORDER = [Status.ERROR, Status.DELETING, Status.BUILDING, Status.PENDING, Status.RUNNING, Status.DELETED]
+EVENTS_SHOWN = 200
+MOMENT = "%Y-%m-%d %H:%M %Z"
 
 
 @staff_member_required
@@ -36,11 +48,34 @@ def host_overview(request: HttpRequest) -> HttpResponse:
     return render(request, "provisioning/hosts.html", context)
 
 
+def _live_updates() -> bool:
+    """Pushed nudges reach pages only when workers and web share a channel layer (Redis)."""
+    return bool(settings.REDIS_URL)
+
+
 @login_required
 def stack_list(request: HttpRequest) -> HttpResponse:
+    """The user's stacks; asked by htmx (the live list), only the table's body."""
     stacks = selectors.stacks_visible_to(request.user).exclude(status=Status.DELETED)
-    context = {"stacks": stacks, "quotas": quotas.quota_overview(request.user)}
-    return render(request, "provisioning/stack_list.html", context)
+    project = None
+    if request.GET.get("project", "").isdigit():
+        project = Project.objects.visible_to(request.user).filter(pk=int(request.GET["project"])).first()
+        if project is not None:
+            stacks = stacks.filter(project=project)
+    context: dict[str, Any] = {
+        "stacks": stacks,
+        "project": project,
+        "live_updates": _live_updates(),
+    }
+    if request.headers.get("HX-Request"):
+        response = render(request, "provisioning/_stack_rows.html", context)
+    else:
+        overview = quotas.quota_overview(request.user)
+        context["quotas"] = [entry for entry in overview if project is None or entry.project.pk == project.pk]
+        response = render(request, "provisioning/stack_list.html", context)
+    # The same address answers a whole page or a table body: caches must keep them apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @login_required
@@ -50,31 +85,77 @@ def stack_launch(request: HttpRequest) -> HttpResponse:
     if "version" in request.GET:
         initial["appliance_version"] = request.GET["version"]
     form = LaunchForm(request.POST or None, user=request.user, versions=versions, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        with errors_on(form):
-            stack = launch.stack_launch(user=request.user, **form.cleaned_data)
-            messages.success(request, f"Stack {stack.name} is being built.")
-            return redirect("stack-detail", pk=stack.pk)
+    if request.method == "POST":
+        if form.is_valid():
+            with errors_on(form):
+                stack = launch.stack_launch(user=request.user, **form.cleaned_data)
+                messages.success(request, f"Stack {stack.name} is being built.")
+                return redirect("stack-detail", pk=stack.pk)
+        messages.error(request, "The stack was not launched: the form says why.")
     return render(request, "provisioning/launch.html", {"form": form})
 
 
-def _stack_context(request: HttpRequest, pk: int) -> dict:
+@dataclass(frozen=True)
+class TierView:
+    name: str
+    status: str
+    instances: list[Instance]
+
+
+def _tiers(stack: Stack) -> list[TierView]:
+    """Instances grouped by tier, in the template's order (else as launched), each with one status."""
+    by_tier: dict[str, list[Instance]] = {}
+    if stack.document:
+        for tier in TemplateDocument.from_json(stack.document).tiers:
+            by_tier[tier.name] = []
+    for instance in stack.instances.all():
+        by_tier.setdefault(instance.role, []).append(instance)
+    views = []
+    for name, instances in by_tier.items():
+        present = {instance.status for instance in instances}
+        status = next((s for s in TIER_STATUS_ORDER if s in present), Status.PENDING)
+        views.append(TierView(name=name, status=status, instances=instances))
+    return views
+
+
+def _refresh_trigger(stack: Stack, live: bool) -> str:
+    """How the status part re-reads itself: on each nudge, with a poll behind it (fast while settling)."""
+    if stack.status == Status.DELETED:
+        return ""
+    settling = stack.status in SETTLING
+    if live:
+        return "stack-changed, every 15s" if settling else "stack-changed, every 60s"
+    return "every 2s" if settling else "every 30s"
+
+
+def _stack_context(request: HttpRequest, pk: int) -> dict[str, Any]:
     stack = selectors.stack_visible_to(request.user, stack_id=pk)
-    image_progress = [
-        instance.appliance_version.image
+    role = role_in(request.user, stack.project)
+    may_act = role is not None and role.rank >= Role.MEMBER.rank
+    downloads = {
+        instance.appliance_version.image.pk: instance.appliance_version.image
         for instance in stack.instances.all()
         if instance.appliance_version.image.status == "downloading"
-    ]
+    }
+    latest_events = list(stack.events.order_by("-created_at", "-id")[:EVENTS_SHOWN])
+    document = TemplateDocument.from_json(stack.document) if stack.document else None
+    live = _live_updates()
     return {
         "stack": stack,
+        "tiers": _tiers(stack),
         "endpoints": selectors.stack_endpoints(stack),
-        "events": stack.events.all()[:200],
-        "downloads": image_progress,
-        "polling": stack.status not in TERMINAL,
-        # Pushed nudges reach the page only when workers and web share a channel layer (Redis).
-        "live_updates": bool(settings.REDIS_URL),
-        "lease_form": LeaseForm(),
-        "diagram": tier_diagram(TemplateDocument.from_json(stack.document)) if stack.document else None,
+        "events": list(reversed(latest_events)),
+        "downloads": list(downloads.values()),
+        "settling": stack.status in SETTLING,
+        "refresh_trigger": _refresh_trigger(stack, live),
+        "live_updates": live and stack.status != Status.DELETED,
+        "may_act": may_act,
+        "actionable": stack.status in DELETABLE_STATUSES,
+        "lease_expired": stack.expires_at <= timezone.now(),
+        "lease_limit": lease_limit(stack),
+        "extend_form": ExtendLeaseForm(stack=stack),
+        # A one-appliance stack is a single box: the diagram says something only for a template.
+        "diagram": tier_diagram(document) if document and (stack.template_id or len(document.tiers) > 1) else None,
     }
 
 
@@ -85,28 +166,55 @@ def stack_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def stack_status(request: HttpRequest, pk: int) -> HttpResponse:
-    """The live part of the stack page, polled by htmx until the stack settles."""
-    return render(request, "provisioning/_stack_status.html", _stack_context(request, pk))
+    """The live part of the stack page, re-read by htmx on each nudge (and polled behind them)."""
+    context = _stack_context(request, pk)
+    context["fragment"] = True  # also removes the page's actions once the stack is going away
+    return render(request, "provisioning/_stack_status.html", context)
 
 
 @login_required
 @require_POST
 def stack_renew_lease(request: HttpRequest, pk: int) -> HttpResponse:
-    stack = Stack.objects.get_visible(request.user, pk=pk)
-    form = LeaseForm(request.POST)
+    """Extend the lease: add the chosen time to its current end. Never shortens it."""
+    stack = Stack.objects.select_related("project").get_visible(request.user, pk=pk)
+    form = ExtendLeaseForm(request.POST, stack=stack)
     if not form.is_valid():
-        messages.error(request, "choose one of the offered leases")
+        problems = [str(error) for errors in form.errors.values() for error in errors]
+        messages.error(request, f"The lease was not changed. {' '.join(problems)}")
         return redirect("stack-detail", pk=pk)
+    previous_end = stack.expires_at
     with errors_as_messages(request):
-        renewed = lifecycle.stack_renew_lease(user=request.user, stack=stack, **form.cleaned_data)
-        messages.success(request, f"Lease renewed: {renewed.name} runs until {renewed.expires_at:%Y-%m-%d %H:%M %Z}.")
+        # shorten stays False: should the lease have moved meanwhile, the service refuses an earlier end.
+        renewed = lifecycle.stack_renew_lease(
+            user=request.user, stack=stack, lease_seconds=form.cleaned_data["lease_seconds"]
+        )
+        added = renewed.expires_at - previous_end
+        messages.success(
+            request,
+            f"Lease extended by about {_minutes(added.total_seconds())}: {renewed.name} now runs until "
+            f"{timezone.localtime(renewed.expires_at):{MOMENT}}.",
+        )
     return redirect("stack-detail", pk=pk)
 
 
+def _minutes(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    hours, rest = divmod(minutes, 60)
+    if hours and rest:
+        return f"{hours} h {rest} min"
+    return f"{hours} h" if hours else f"{rest} min"
+
+
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def stack_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    stack = Stack.objects.get_visible(request.user, pk=pk)
+    """GET: the confirmation step (what the page's dialog shows, for browsers without scripts); POST: delete."""
+    stack = Stack.objects.select_related("project").get_visible(request.user, pk=pk)
+    if request.method == "GET":
+        if stack.status not in DELETABLE_STATUSES:
+            messages.info(request, f"Stack {stack.name} is already {stack.get_status_display().lower()}.")
+            return redirect("stack-detail", pk=pk)
+        return render(request, "provisioning/stack_delete.html", {"stack": stack})
     with errors_as_messages(request):
         lifecycle.stack_destroy(user=request.user, stack=stack)
         messages.success(request, f"Stack {stack.name} is being deleted with its disks and network.")

@@ -109,8 +109,13 @@ def _version(*, user: User, project: Project, tier: Tier, path: str) -> Applianc
         raise errors.Invalid.for_field(f"{path}.version", exc.detail) from None
 
 
+def image_disk_gib(version: ApplianceVersion) -> int:
+    """The smallest disk the version's image fits on (0 while its size is not known yet)."""
+    return math.ceil(version.image.virtual_size_bytes / GIB) if version.image.virtual_size_bytes else 0
+
+
 def _size(*, project: Project, tier: Tier, version: ApplianceVersion, path: str) -> tuple[int, int, int]:
-    image_gib = math.ceil(version.image.virtual_size_bytes / GIB) if version.image.virtual_size_bytes else 0
+    image_gib = image_disk_gib(version)
     vcpus, memory_mib, disk_gib = tier.vcpus, tier.memory_mib, tier.disk_gib
     if tier.flavor is not None:
         flavor = (

@@ -49,7 +49,7 @@ def test_launch_form_creates_a_stack_and_shows_it(
     assert "Running" in page
     port = stack.instances.get().published_ports.get()
     assert f'href="{port.url}"' in page
-    assert "hx-get" not in page  # a settled stack is no longer polled
+    assert "every 2s" not in page  # a settled stack is no longer polled fast (only slowly, for the lease's end)
 
 
 def test_launch_form_shows_the_quota_error(browser, member, project, test_host, ready_version):
@@ -113,8 +113,9 @@ def test_delete_button(browser, member, project, test_host, ready_version, djang
     page = client.get(response["Location"]).content.decode()
     assert "Stack gone is being deleted with its disks and network." in page  # the flash message
     assert "its VMs, disks and network are gone" in page
-    assert "left)" not in page  # no lease countdown on a deleted stack
+    assert "data-countdown" not in page  # no lease countdown on a deleted stack
     assert "Delete stack" not in page
+    assert "hx-get" not in page  # a deleted stack no longer changes: neither polled nor watched
 
 
 def test_stack_list_shows_quota_usage(browser, member, project, test_host, ready_version):
@@ -123,7 +124,7 @@ def test_stack_list_shows_quota_usage(browser, member, project, test_host, ready
     launch.stack_launch(user=member, project=project, name="one", appliance_version=ready_version, lease_seconds=600)
     page = browser(member).get("/stacks/").content.decode()
     assert "<title>Stacks · Stack portal</title>" in page
-    assert f'<progress max="{project.max_instances}" value="1">' in page
+    assert f'aria-valuemax="{project.max_instances}" aria-valuenow="1"' in page
     assert f"{ready_version.min_ram_mib} of {project.max_memory_mib}" in page
 
 
@@ -152,7 +153,9 @@ def test_member_cannot_subscribe_the_shared_catalog(browser, member):
     assert not Feed.objects.exists()
 
 
-def test_renew_lease_button(browser, member, project, test_host, ready_version):
+def test_extend_lease_button(browser, member, project, test_host, ready_version):
+    from datetime import timedelta
+
     from provisioning.services import launch
 
     stack = launch.stack_launch(
@@ -161,9 +164,9 @@ def test_renew_lease_button(browser, member, project, test_host, ready_version):
     before = stack.expires_at
     web = browser(member)
     assert f'action="/stacks/{stack.pk}/lease/"' in web.get(f"/stacks/{stack.pk}/").content.decode()
-    assert web.post(f"/stacks/{stack.pk}/lease/", {"lease_seconds": 86400}).status_code == 302
+    assert web.post(f"/stacks/{stack.pk}/lease/", {"extend_by": 86400}).status_code == 302
     stack.refresh_from_db()
-    assert stack.expires_at > before
+    assert abs(stack.expires_at - (before + timedelta(days=1))) < timedelta(seconds=5)  # added to the end
     assert stack.events.filter(message__startswith="lease renewed until").exists()
 
 

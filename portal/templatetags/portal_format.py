@@ -1,0 +1,26 @@
+"""One way to write a moment on every page: ``{{ value|when }}``.
+
+The text is in the user's time zone (activated by ``portal.time_zone.UserTimeZoneMiddleware``) and
+reads the same everywhere, e.g. ``2026-11-26 14:05 CET``; the ``<time>`` element carries the exact
+instant for scripts (countdowns) and assistive technology.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+
+register = template.Library()
+
+MOMENT_FORMAT = "%Y-%m-%d %H:%M %Z"
+
+
+@register.filter
+def when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    local = timezone.localtime(value)
+    return format_html('<time datetime="{}">{}</time>', value.isoformat(), local.strftime(MOMENT_FORMAT))

@@ -1,0 +1,207 @@
+"""The catalog as a tenant browses it: cards, filters, details, the launch dialog's quota preview,
+and feeds they can retry or remove — and what another project's member cannot do to them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from catalog.feed_problems import explain_feed_error
+from catalog.models import Appliance, Feed
+from portal.models import AuditEvent
+from tests.factories import ApplianceFactory, ApplianceVersionFactory, CachedImageFactory, FeedFactory
+
+
+@pytest.fixture
+def shelves(project, other_project):
+    """A shared web server, a shared database and a private appliance of the other project."""
+    shared = FeedFactory(project=None, title="Shared feed")
+    web = ApplianceVersionFactory(
+        appliance__feed=shared, appliance__title="Apache web", appliance__role="web", min_ram_mib=256
+    )
+    db = ApplianceVersionFactory(
+        appliance__feed=shared,
+        appliance__title="Postgres",
+        appliance__role="db",
+        appliance__description="a relational database",
+        min_ram_mib=4096,
+        min_vcpus=2,
+        image=CachedImageFactory(virtual_size_bytes=3 * 1024**3 - 1),
+    )
+    secret = ApplianceVersionFactory(
+        appliance__feed=FeedFactory(project=other_project, title="Beta's feed"), appliance__title="Beta secret"
+    )
+    return web, db, secret
+
+
+def _titles(response) -> list[str]:
+    return [appliance.title for appliance in response.context["appliances"]]
+
+
+def test_the_catalog_shows_visible_appliances_as_cards_and_not_another_projects(client, member, shelves):
+    client.force_login(member)
+    response = client.get("/catalog/")
+    assert _titles(response) == ["Apache web", "Postgres"]
+    assert b"Beta secret" not in response.content
+    assert response.content.count(b'class="card h-100"') == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("q=relational", ["Postgres"]),
+        ("q=APACHE", ["Apache web"]),
+        ("role=db", ["Postgres"]),
+        ("size=small", ["Apache web"]),
+        ("size=large", ["Postgres"]),
+        ("q=nothing-like-it", []),
+    ],
+)
+def test_search_and_filters_narrow_the_cards(client, member, shelves, query, expected):
+    client.force_login(member)
+    response = client.get(f"/catalog/?{query}")
+    assert _titles(response) == expected
+
+
+def test_filtering_by_another_projects_feed_is_not_possible(client, member, shelves):
+    _web, _db, secret = shelves
+    client.force_login(member)
+    response = client.get(f"/catalog/?feed={secret.appliance.feed_id}")
+    # Not a choice the reader has: the form is invalid and the catalog shows what it always shows.
+    assert "feed" in response.context["filters"].errors
+    assert "Beta secret" not in _titles(response)
+
+
+def test_the_launch_dialog_shows_the_cost_and_the_projects_quota(client, member, project, shelves):
+    _web, db, _secret = shelves
+    client.force_login(member)
+    response = client.get("/catalog/")
+    content = response.content.decode()
+    assert f'data-version="{db.pk}"' in content
+    # 2 vCPU, 4096 MiB, and the 3 GiB the image needs (a byte under 3 GiB rounds up).
+    assert 'data-cost-vcpus="2"' in content
+    assert 'data-cost-memory_mib="4096"' in content
+    assert 'data-cost-disk_gib="3"' in content
+    projects = json.loads(
+        content.split('<script id="launch-projects" type="application/json">')[1].split("</script>")[0]
+    )
+    assert [entry["name"] for entry in projects] == ["alpha"]
+    lines = {line["key"]: line for line in projects[0]["lines"]}
+    assert lines["vcpus"] == {"key": "vcpus", "what": "vCPUs", "used": 0, "limit": project.max_vcpus}
+
+
+def test_a_viewer_gets_no_launch_dialog(client, viewer, shelves):
+    client.force_login(viewer)
+    response = client.get("/catalog/")
+    assert response.context["launch_projects"] == []
+    assert b'id="launch-dialog"' not in response.content
+
+
+def test_appliance_details_list_versions_with_image_status(client, member, shelves):
+    web, _db, _secret = shelves
+    ApplianceVersionFactory(appliance=web.appliance, version="2.0.0")
+    client.force_login(member)
+    response = client.get(f"/catalog/appliances/{web.appliance_id}/")
+    assert response.status_code == 200
+    assert {version.version for version in response.context["versions"]} == {"2.0.0", "1.0.0"}
+    assert b"Not downloaded" in response.content
+
+
+def test_another_projects_appliance_details_are_not_found(client, member, shelves):
+    _web, _db, secret = shelves
+    client.force_login(member)
+    assert client.get(f"/catalog/appliances/{secret.appliance_id}/").status_code == 404
+
+
+def test_a_failed_feed_speaks_to_the_tenant_and_can_be_retried(
+    client, member, project, django_capture_on_commit_callbacks
+):
+    feed = FeedFactory(
+        project=project,
+        last_status=Feed.ImportStatus.ERROR,
+        last_error="refusing to fetch from 'feeds.local': it resolves to the non-public address 10.0.0.5 "
+        "(an operator can allow it in PORTAL_FETCH_ALLOWED_PRIVATE_HOSTS)",
+    )
+    client.force_login(member)
+    page = client.get("/catalog/").content.decode()
+    assert "The portal is not allowed to read feeds from that address" in page
+    assert "PORTAL_FETCH_ALLOWED_PRIVATE_HOSTS" not in page
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(f"/catalog/feeds/{feed.pk}/retry/", follow=True)
+    assert len(queued) == 1
+    feed.refresh_from_db()
+    assert feed.last_status == Feed.ImportStatus.QUEUED
+    assert "Importing" in next(str(message) for message in response.context["messages"])
+    assert AuditEvent.objects.filter(action="feed.retry").count() == 1
+
+
+def test_a_feed_can_be_removed_with_its_appliances(client, member, project):
+    feed = FeedFactory(project=project)
+    ApplianceFactory(feed=feed)
+    client.force_login(member)
+    response = client.post(f"/catalog/feeds/{feed.pk}/remove/", follow=True)
+    assert response.status_code == 200
+    assert not Feed.objects.filter(pk=feed.pk).exists()
+    assert not Appliance.objects.filter(feed_id=feed.pk).exists()
+
+
+def test_another_projects_feed_cannot_be_retried_or_removed(client, outsider, project):
+    feed = FeedFactory(project=project, last_status=Feed.ImportStatus.ERROR, last_error="HTTP 500")
+    client.force_login(outsider)
+    assert client.post(f"/catalog/feeds/{feed.pk}/retry/").status_code == 404
+    assert client.post(f"/catalog/feeds/{feed.pk}/remove/").status_code == 404
+    feed.refresh_from_db()
+    assert feed.last_status == Feed.ImportStatus.ERROR
+
+
+def test_a_viewer_cannot_remove_a_feed_and_is_told_why(client, viewer, project):
+    feed = FeedFactory(project=project)
+    client.force_login(viewer)
+    response = client.post(f"/catalog/feeds/{feed.pk}/remove/", follow=True)
+    assert Feed.objects.filter(pk=feed.pk).exists()
+    assert [str(message) for message in response.context["messages"]] == [
+        "this needs the member role in project 'alpha'"
+    ]
+
+
+def test_a_member_cannot_remove_a_shared_feed(client, member):
+    feed = FeedFactory(project=None)
+    client.force_login(member)
+    client.post(f"/catalog/feeds/{feed.pk}/remove/")
+    assert Feed.objects.filter(pk=feed.pk).exists()
+
+
+def test_retry_and_remove_need_post(client, member, project):
+    feed = FeedFactory(project=project)
+    client.force_login(member)
+    assert client.get(f"/catalog/feeds/{feed.pk}/remove/").status_code == 405
+    assert Feed.objects.filter(pk=feed.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("error", "summary"),
+    [
+        ("cannot resolve host 'nowhere.example': Name or service not known", "server name could not be found"),
+        ("https://x.example/feed: HTTP 404 Not Found", "no feed at that URL (HTTP 404)"),
+        ("https://x.example/feed: HTTP 503 Service Unavailable", "answered with an error (HTTP 503)"),
+        ("https://x.example/feed: took longer than 60 s, stopped", "too slow"),
+        ("https://x.example/feed: more than 5 redirects", "redirected"),
+        ("https://x.example/feed: more than 1048576 bytes, stopped", "larger than the portal accepts"),
+        ("not an RSS feed (a VMcast is RSS 2.0 with one <item> per appliance version)", "not a VMcast feed"),
+        ("item 'web 1.0': missing sha256", "Some entries of the feed"),
+        ("internal error: KeyError", "fault in the portal"),
+        ("something nobody foresaw", "could not be imported"),
+    ],
+)
+def test_feed_errors_are_explained_in_the_subscribers_terms(error, summary):
+    problem = explain_feed_error(error)
+    assert summary in problem.summary
+    assert problem.detail == error
+
+
+def test_operator_hints_are_left_out_of_the_detail():
+    problem = explain_feed_error(
+        "file URL 'file:///etc/x' is outside the folders feeds may be read from (PORTAL_FETCH_FILE_ROOTS)"
+    )
+    assert problem.detail == "file URL 'file:///etc/x' is outside the folders feeds may be read from"
