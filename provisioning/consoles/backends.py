@@ -6,11 +6,16 @@ The consumers call these through module attributes, so tests can put a fake cons
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from contextlib import suppress
 
 from provisioning.consoles import rfb
 from provisioning.consoles.tickets import ConsoleGrant
+from provisioning.consoles.vnc_stream import VncStream
 from provisioning.drivers import ConsoleStream, DriverError, open_driver
+
+logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -19,10 +24,11 @@ class ConsoleUnreachable(Exception):
     """The VM's console could not be opened (connection refused, authentication failed, host down)."""
 
 
-async def open_vnc(grant: ConsoleGrant) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def open_vnc(grant: ConsoleGrant) -> VncStream:
     """A connection to the VM's VNC server on the host's management address, already authenticated.
 
     What follows on it is the server's side of ``ClientInit``/``ServerInit``, as after any handshake.
+    The handshake runs on asyncio's streams; the bytes after it flow through a ``VncStream``.
     """
     if grant.vnc_port is None:
         raise ConsoleUnreachable("the instance has no VNC server")
@@ -47,7 +53,7 @@ async def open_vnc(grant: ConsoleGrant) -> tuple[asyncio.StreamReader, asyncio.S
         with suppress(OSError):
             await writer.wait_closed()
         raise ConsoleUnreachable(f"VNC handshake failed: {exc}") from exc
-    return reader, writer
+    return VncStream.take_over(reader, writer)
 
 
 class SerialConsole:
@@ -74,6 +80,40 @@ class SerialConsole:
             self._driver.close()
 
 
+def read_serial_output(
+    console: SerialConsole,
+    output: asyncio.Queue[bytes],
+    loop: asyncio.AbstractEventLoop,
+    stop: threading.Event,
+) -> None:
+    """The serial console's reading thread: blocks on the console, hands each piece to ``loop`` and waits for room.
+
+    An empty piece (the console ended) is the last. ``stop`` ends the thread without handing anything more.
+    """
+    while not stop.is_set():
+        try:
+            data = console.read(4096)
+        except Exception as exc:
+            logger.info("serial console read ended: %s", exc)
+            data = b""
+        if stop.is_set():
+            return
+        try:
+            future = asyncio.run_coroutine_threadsafe(output.put(data), loop)
+        except RuntimeError:  # the event loop is gone: the session ended
+            return
+        while not stop.is_set():
+            try:
+                future.result(timeout=0.5)  # a full queue holds this thread: backpressure to libvirt
+                break
+            except TimeoutError:
+                continue
+        else:
+            future.cancel()
+        if not data:
+            return
+
+
 def open_serial(grant: ConsoleGrant) -> SerialConsole:
     """Attach to the domain's serial console through its own libvirt connection. Blocking: run in a thread."""
     try:
@@ -82,4 +122,4 @@ def open_serial(grant: ConsoleGrant) -> SerialConsole:
         raise ConsoleUnreachable(f"cannot open the serial console: {exc.message}") from exc
 
 
-__all__ = ["ConsoleUnreachable", "SerialConsole", "open_serial", "open_vnc"]
+__all__ = ["ConsoleUnreachable", "SerialConsole", "open_serial", "open_vnc", "read_serial_output"]

@@ -6,10 +6,11 @@ between the websocket and the VM's console in this process; nothing passes the c
 which only tells the consumer that its stack changed (``stack_group``): then, and every
 ``HEARTBEAT_SECONDS``, and when the lease runs out, the session checks whether it may go on.
 
-Flow control: data from the VM is read only after the previous piece was handed to the websocket
-server, and the VNC protocol itself is paced by the browser (a framebuffer update is sent only when
-the browser asked for one); data from the browser is written to the VM with ``drain``, so a VM that
-stops reading stops the proxy from taking more.
+Flow control: under daphne, the browser's transport pauses the console while its write buffer is
+full (``browser_flow``), and the VM's side is not read meanwhile: a browser that reads slowly slows
+the VM down instead of growing daphne's memory (elsewhere, as under channels' test communicator, only
+RFB's own pacing remains: an update is sent when the browser asked for one). Data from the browser is
+written to the VM with flow control, so a VM that stops reading stops the proxy from taking more.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from portal.client_address import client_address
-from provisioning.consoles import backends, rfb
+from provisioning.consoles import backends, browser_flow, rfb
 from provisioning.consoles.origin import header, origin_allowed
 from provisioning.consoles.tickets import (
     CLOSE_BAD_TICKET,
@@ -43,15 +44,17 @@ from provisioning.consoles.tickets import (
     console_session_heartbeat,
     console_ticket_redeem,
 )
+from provisioning.consoles.vnc_stream import VncStream
 from provisioning.models import ConsoleTicket
 from provisioning.progress import stack_group
 
 logger = logging.getLogger(__name__)
 
-CHUNK_BYTES = 64 * 1024
 # Frames from the browser waiting to be written to the VM; when full, the consumer stops reading the socket.
 BROWSER_QUEUE_FRAMES = 64
 CLOSE_NORMAL = 1000
+# Why reading from the VNC server is held while the browser's transport is full.
+BROWSER_FULL = "browser"
 
 
 class _ScopeMeta:
@@ -109,6 +112,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     grant: ConsoleGrant | None = None
     _tasks: list[asyncio.Task[None]]
     _ended: bool
+    _flow: browser_flow.BrowserFlow | None = None
+    _browser_send: browser_flow.Send | None = None
     bytes_to_vm = 0
     bytes_from_vm = 0
 
@@ -151,6 +156,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             logger.warning("console of instance %s will not hear of stack changes: %s", self.grant.instance_id, exc)
         offered = self.scope.get("subprotocols") or []
         await self.accept(subprotocol="binary" if "binary" in offered else None)
+        self._browser_send = browser_flow.server_send(self.base_send) or self.base_send
+        self._flow = browser_flow.attach(self.base_send, pause=self.pause_console, resume=self.resume_console)
         self._tasks = [
             asyncio.create_task(self._guarded(self.run_console)),
             asyncio.create_task(self._guarded(self._watch)),
@@ -194,7 +201,19 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     async def close_console(self) -> None:
         raise NotImplementedError
 
+    def pause_console(self) -> None:
+        """The browser's side is full: stop taking data from the VM until ``resume_console``."""
+        raise NotImplementedError
+
+    def resume_console(self) -> None:
+        raise NotImplementedError
+
     # --- shared -------------------------------------------------------------------------------------
+
+    async def send_to_browser(self, data: bytes) -> None:
+        """One binary message, through daphne's own ``send`` where there is one (see ``browser_flow``)."""
+        assert self._browser_send is not None
+        await self._browser_send({"type": "websocket.send", "bytes": data})
 
     async def _guarded(self, work: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -240,6 +259,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         for task in self._tasks:
             if task is not current:
                 task.cancel()
+        if self._flow is not None:
+            self._flow.detach()
         with suppress(Exception):
             await self.close_console()
         with suppress(Exception):
@@ -270,54 +291,56 @@ class VncConsoleConsumer(ConsoleConsumer):
     """noVNC's side of a VM's screen: RFB with security type None, relayed to the real, password-protected server."""
 
     kind = ConsoleTicket.Kind.VNC
-    _vnc_reader: asyncio.StreamReader | None = None
-    _vnc_writer: asyncio.StreamWriter | None = None
+    _vnc: VncStream | None = None
     _browser: BrowserBytes
 
     async def open_console(self, grant: ConsoleGrant) -> None:
         self._browser = BrowserBytes()
-        self._vnc_reader, self._vnc_writer = await backends.open_vnc(grant)
+        self._vnc = await backends.open_vnc(grant)
 
     async def from_browser(self, data: bytes) -> None:
         await self._browser.put(data)
 
     async def run_console(self) -> None:
-        assert self._vnc_reader is not None
-        assert self._vnc_writer is not None
+        vnc = self._vnc
+        assert vnc is not None
         try:
-            await rfb.offer_no_auth_to_client(self._browser.read_exactly, self._send_bytes)
+            await rfb.offer_no_auth_to_client(self._browser.read_exactly, self.send_to_browser)
         except (rfb.RfbError, asyncio.IncompleteReadError) as exc:
             await self._end(f"browser handshake failed: {exc}", close_code=CLOSE_FORBIDDEN)
             return
-        upstream = asyncio.create_task(self._browser_to_vm(self._vnc_writer))
+        upstream = asyncio.create_task(self._browser_to_vm(vnc))
         try:
-            ended = await self._vm_to_browser(self._vnc_reader)
+            ended = await self._vm_to_browser(vnc)
         finally:
             upstream.cancel()
         await self._console_ended(ended)
 
-    async def _send_bytes(self, data: bytes) -> None:
-        await self.send(bytes_data=data)
-
-    async def _browser_to_vm(self, writer: asyncio.StreamWriter) -> None:
+    async def _browser_to_vm(self, vnc: VncStream) -> None:
         while (data := await self._browser.next_chunk()) is not None:
-            writer.write(data)
-            await writer.drain()
+            await vnc.write(data)
 
-    async def _vm_to_browser(self, reader: asyncio.StreamReader) -> str:
-        while data := await reader.read(CHUNK_BYTES):
+    async def _vm_to_browser(self, vnc: VncStream) -> str:
+        # Each piece the VM's socket gave is one message: no reassembly, no extra copy.
+        while (data := await vnc.read()) is not None:
             self.bytes_from_vm += len(data)
-            await self.send(bytes_data=data)
+            await self.send_to_browser(data)
         return "the VNC server closed the connection"
+
+    def pause_console(self) -> None:
+        if self._vnc is not None:
+            self._vnc.hold(BROWSER_FULL)
+
+    def resume_console(self) -> None:
+        if self._vnc is not None:
+            self._vnc.release(BROWSER_FULL)
 
     async def close_console(self) -> None:
         if hasattr(self, "_browser"):
             self._browser.close()
-        writer, self._vnc_writer = self._vnc_writer, None
-        if writer is not None:
-            writer.close()
-            with suppress(OSError):
-                await writer.wait_closed()
+        vnc, self._vnc = self._vnc, None
+        if vnc is not None:
+            await vnc.close()
 
 
 class SerialConsoleConsumer(ConsoleConsumer):
@@ -326,9 +349,12 @@ class SerialConsoleConsumer(ConsoleConsumer):
     kind = ConsoleTicket.Kind.SERIAL
     _console: backends.SerialConsole | None = None
     _stop: threading.Event
+    _browser_ready: asyncio.Event
 
     async def open_console(self, grant: ConsoleGrant) -> None:
         self._stop = threading.Event()
+        self._browser_ready = asyncio.Event()
+        self._browser_ready.set()
         self._console = await asyncio.to_thread(backends.open_serial, grant)
 
     async def from_browser(self, data: bytes) -> None:
@@ -343,50 +369,30 @@ class SerialConsoleConsumer(ConsoleConsumer):
         loop = asyncio.get_running_loop()
         output: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)
         reader = threading.Thread(
-            target=_read_console, args=(console, output, loop, self._stop), name="serial-console", daemon=True
+            target=backends.read_serial_output,
+            args=(console, output, loop, self._stop),
+            name="serial-console",
+            daemon=True,
         )
         reader.start()
         while data := await output.get():
             self.bytes_from_vm += len(data)
-            await self.send(bytes_data=data)
+            # While the browser's side is full the queue fills and holds the reading thread: libvirt's stream waits.
+            await self._browser_ready.wait()
+            await self.send_to_browser(data)
         await self._console_ended("the serial console ended")
+
+    def pause_console(self) -> None:
+        self._browser_ready.clear()
+
+    def resume_console(self) -> None:
+        self._browser_ready.set()
 
     async def close_console(self) -> None:
         self._stop.set()
         console, self._console = self._console, None
         if console is not None:
             await asyncio.to_thread(console.close)
-
-
-def _read_console(
-    console: backends.SerialConsole,
-    output: asyncio.Queue[bytes],
-    loop: asyncio.AbstractEventLoop,
-    stop: threading.Event,
-) -> None:
-    """The reading thread: blocks on the console, hands each piece to the event loop and waits for room."""
-    while not stop.is_set():
-        try:
-            data = console.read(4096)
-        except Exception as exc:
-            logger.info("serial console read ended: %s", exc)
-            data = b""
-        if stop.is_set():
-            return
-        try:
-            future = asyncio.run_coroutine_threadsafe(output.put(data), loop)
-        except RuntimeError:  # the event loop is gone: the session ended
-            return
-        while not stop.is_set():
-            try:
-                future.result(timeout=0.5)  # a full queue holds this thread: backpressure to libvirt
-                break
-            except TimeoutError:
-                continue
-        else:
-            future.cancel()
-        if not data:
-            return
 
 
 __all__ = ["ConsoleConsumer", "SerialConsoleConsumer", "VncConsoleConsumer"]

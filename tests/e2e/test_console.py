@@ -10,27 +10,19 @@ import shutil
 import struct
 import subprocess
 import xml.etree.ElementTree as ET
-from functools import partial
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.testing.live import make_application
-from daphne.testing import DaphneProcess
-from django.conf import settings as django_settings
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.db import connections
-from django.urls import include, path
 
 from portal.models import AuditEvent
-from portal.urls import urlpatterns as portal_urlpatterns
 from provisioning.consoles import rfb
 from provisioning.consoles.tickets import CLOSE_ENDED, console_ticket_issue
 from provisioning.models import Status
 from provisioning.services import lifecycle
 from provisioning.services.launch import stack_launch
 from tests.e2e.conftest import SYSTEM_URI
-from tests.polling import wait_for
 from tests.provisioning.test_console_helpers import (
     open_console,
     receive_exactly,
@@ -127,14 +119,6 @@ def test_serial_and_vnc_consoles_of_a_real_vm(client, member, project, inline_de
 # --- in a real browser: Debian's Chromium driven by Playwright, the portal served by daphne ------
 
 CHROMIUM = shutil.which("chromium")
-CONSOLE_STATIC_DIRS = [
-    ("vendor/novnc", django_settings.BASE_DIR / "node_modules" / "@novnc" / "novnc"),
-    ("vendor/xterm", django_settings.BASE_DIR / "node_modules" / "@xterm" / "xterm"),
-    ("vendor/xterm-addon-fit", django_settings.BASE_DIR / "node_modules" / "@xterm" / "addon-fit"),
-]
-# portal.urls gets the console pages from the lead's include; until then the browser test adds them.
-urlpatterns = [*portal_urlpatterns, path("", include("provisioning.consoles.urls"))]
-
 _CANVAS_PIXELS = """() => {
   const canvas = document.querySelector("#console-screen canvas");
   const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
@@ -154,41 +138,6 @@ _TERMINAL_TEXT = """() => {
 }"""
 
 
-@pytest.fixture
-def live_portal(settings):
-    """The portal's ASGI application under daphne on 127.0.0.1, in a child process stopped by its pid.
-
-    The child is forked from this process, so it runs with this test's settings and database.
-    """
-    missing = [entry for entry in CONSOLE_STATIC_DIRS if entry not in settings.STATICFILES_DIRS]
-    settings.STATICFILES_DIRS = [*settings.STATICFILES_DIRS, *missing]
-    settings.ROOT_URLCONF = __name__
-    connections.close_all()  # the child must open its own database connections
-    server = DaphneProcess("127.0.0.1", partial(make_application, static_wrapper=ASGIStaticFilesHandler))
-    server.start()
-    try:
-        if not server.ready.wait(timeout=30):
-            pytest.fail("daphne did not start")
-        yield f"http://127.0.0.1:{server.port.value}"
-    finally:
-        server.terminate()
-        server.join(10)
-        _wait_for_other_sessions_to_leave()
-
-
-def _wait_for_other_sessions_to_leave() -> None:
-    """PostgreSQL notices the child's connections closing a moment after it died; the test database
-    can only be dropped once it has."""
-    query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-
-    def alone() -> bool:
-        with connections["default"].cursor() as cursor:
-            cursor.execute(query)
-            return cursor.fetchone()[0] == 0
-
-    wait_for(alone, timeout=10, interval=0.1, what="the server's database connections to close")
-
-
 def test_consoles_in_chromium(member, project, inline_demo_catalog, live_portal, tmp_path, monkeypatch):
     assert CHROMIUM is not None, "Debian's chromium is missing: ./scripts/test.sh installs it"
     from playwright import sync_api
@@ -204,7 +153,7 @@ def test_consoles_in_chromium(member, project, inline_demo_catalog, live_portal,
             page.fill("input[name=username]", member.username)
             page.fill("input[name=password]", "pw")
             page.click("button[type=submit]")
-            page.wait_for_url(f"{live_portal}/stacks/")
+            page.wait_for_url(f"{live_portal}/")  # signed in: the dashboard
 
             stack = stack_launch(
                 user=member, project=project, name="browsed", appliance_version=version, lease_seconds=900
