@@ -13,6 +13,7 @@ from catalog.models import ApplianceVersion
 from portal.models import Project, Role
 from portal.scoping import User
 from provisioning.models import Stack
+from provisioning.name_rules import STACK_NAME, TEMPLATE_NAME
 
 LEASE_CHOICES = [
     (15 * 60, "15 minutes"),
@@ -71,8 +72,17 @@ class BootstrapForm(forms.Form):
                     widget.attrs["class"] = f"{widget.attrs.get('class', '')} is-invalid".strip()
 
 
+def offer_projects(form: forms.Form, user: User) -> None:
+    """The projects ``user`` may launch in; when there is only one, it is already chosen."""
+    field = form.fields["project"]
+    field.queryset = Project.objects.visible_to(user, min_role=Role.MEMBER)  # type: ignore[attr-defined]
+    only = list(field.queryset.values_list("pk", flat=True)[:2])  # type: ignore[attr-defined]
+    if len(only) == 1 and not form.is_bound:
+        form.initial.setdefault("project", only[0])
+
+
 class LaunchForm(BootstrapForm):
-    name = forms.SlugField(max_length=63, help_text="Lowercase letters, digits and '-'")
+    name = STACK_NAME.form_field()
     project = forms.ModelChoiceField(queryset=None)
     appliance_version = forms.ModelChoiceField(queryset=None, label="Appliance")
     lease_seconds = forms.TypedChoiceField(
@@ -85,7 +95,7 @@ class LaunchForm(BootstrapForm):
 
     def __init__(self, *args: Any, user: User, versions: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = Project.objects.visible_to(user, min_role=Role.MEMBER)
+        offer_projects(self, user)
         self.fields["appliance_version"].queryset = versions
         self.fields["appliance_version"].label_from_instance = _version_label
 
@@ -173,7 +183,7 @@ def _about(seconds: int) -> str:
 
 
 class TemplateLaunchForm(BootstrapForm):
-    name = forms.SlugField(max_length=40, help_text="Lowercase letters, digits and '-'; the tiers are named after it")
+    name = STACK_NAME.form_field()
     project = forms.ModelChoiceField(queryset=None)
     lease_seconds = forms.TypedChoiceField(
         choices=LEASE_CHOICES,
@@ -185,11 +195,11 @@ class TemplateLaunchForm(BootstrapForm):
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = Project.objects.visible_to(user, min_role=Role.MEMBER)
+        offer_projects(self, user)
 
 
 class TemplateForm(BootstrapForm):
-    name = forms.CharField(max_length=63, help_text="Lowercase letters, digits and '-'")
+    name = TEMPLATE_NAME.form_field()
     project = forms.ModelChoiceField(queryset=None, required=False, help_text="Empty: shared (operators only)")
     description = forms.CharField(required=False, max_length=1000)
     source = forms.CharField(
@@ -201,4 +211,4 @@ class TemplateForm(BootstrapForm):
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = Project.objects.visible_to(user, min_role=Role.MEMBER)
+        offer_projects(self, user)

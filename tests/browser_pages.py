@@ -1,61 +1,25 @@
 """Pages in a real browser: Debian's Chromium driven by Playwright, the portal served by daphne.
 
-The server is a child of the test process (forked, so it shares the test's settings and database);
-it and the browser are stopped by the fixtures that started them. Every page a test visits can be
-checked the same way at phone and desktop widths (``inspect_page``): nothing wider than the window,
-no serious accessibility violation (axe-core from npm), and a screenshot for the README.
+The server is ``tests.live_server``'s; it and the browser are stopped by the fixtures that
+started them. Every page a test visits can be checked the same way at phone and desktop widths
+(``inspect_page``): nothing wider than the window, no serious accessibility violation (axe-core
+from npm), and a screenshot for the README.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
-from channels.testing.live import make_application
-from daphne.testing import DaphneProcess
 from django.conf import settings as django_settings
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.db import connections
-
-from tests.polling import wait_for
 
 CHROMIUM = shutil.which("chromium")
 AXE_SCRIPT = Path(django_settings.BASE_DIR) / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "docs" / "screenshots"
 WIDTHS = {"phone": (390, 844), "desktop": (1366, 900)}
 PASSWORD = "pw"  # what tests.factories.UserFactory gives everyone
-
-
-@pytest.fixture
-def live_portal(transactional_db) -> Iterator[str]:
-    """The portal's ASGI application under daphne on 127.0.0.1; its base URL."""
-    connections.close_all()  # the child must open its own database connections
-    server = DaphneProcess("127.0.0.1", partial(make_application, static_wrapper=ASGIStaticFilesHandler))
-    server.start()
-    try:
-        if not server.ready.wait(timeout=30):
-            pytest.fail("daphne did not start")
-        yield f"http://127.0.0.1:{server.port.value}"
-    finally:
-        server.terminate()
-        server.join(10)
-        _wait_for_other_sessions_to_leave()
-
-
-def _wait_for_other_sessions_to_leave() -> None:
-    """PostgreSQL notices the child's connections closing a moment after it died; the test database
-    can only be dropped once it has."""
-    query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-
-    def alone() -> bool:
-        with connections["default"].cursor() as cursor:
-            cursor.execute(query)
-            return cursor.fetchone()[0] == 0
-
-    wait_for(alone, timeout=10, interval=0.1, what="the server's database connections to close")
 
 
 @pytest.fixture

@@ -9,6 +9,9 @@ from portal.models import Role
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 from tests.loopback_http import LoopbackServer
 
+# live_portal (a daphne serving the portal) and chromium (Debian's, driven by Playwright), for any test.
+pytest_plugins = ["tests.live_server", "tests.browser_pages"]
+
 
 @pytest.fixture
 def project(db):

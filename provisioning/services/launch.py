@@ -25,12 +25,13 @@ from provisioning.drivers import DomainTags
 from provisioning.models import Host, Instance, PublishedPort, Stack, StackNetwork, StackTemplate, Status
 from provisioning.placement import allocate_port, claim_host
 from provisioning.quotas import check_stack_quota
+from provisioning.name_rules import STACK_NAME
 from provisioning.services.events import stack_event
 from provisioning.services.plans import StackPlan, in_project_catalog, plan_stack, single_tier_document
 from provisioning.subnets import allocate_subnet, guest_address
 from provisioning.templates import TemplateDocument
 
-STACK_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+STACK_NAME_RE = re.compile(rf"^{STACK_NAME.pattern.pattern}$")  # for the API schema's pattern
 
 
 def check_lease(seconds: int) -> None:
@@ -90,10 +91,7 @@ def _launch(
 ) -> Stack:
     require_role(user, project, Role.MEMBER)
     assert isinstance(user, Account), "require_role lets no anonymous caller through"
-    if not STACK_NAME_RE.match(name):
-        raise errors.Invalid.for_field(
-            "name", "name must be 1-40 lowercase letters, digits or '-', starting and ending with a letter or digit"
-        )
+    STACK_NAME.check(name)
     lease = lease_seconds if lease_seconds is not None else settings.DEFAULT_LEASE_SECONDS
     check_lease(lease)
     plan = plan_stack(user=user, project=project, name=name, document=document)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from django.db import transaction
@@ -11,9 +10,8 @@ from portal import audit, errors
 from portal.models import Project, Role
 from portal.scoping import Account, User, is_operator, require_role
 from provisioning.models import StackTemplate
+from provisioning.name_rules import TEMPLATE_NAME
 from provisioning.templates import parse_template
-
-TEMPLATE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def _require_writer(user: User, project: Project | None) -> None:
@@ -25,10 +23,7 @@ def _require_writer(user: User, project: Project | None) -> None:
 
 
 def _check_name(name: str, project: Project | None, *, exclude: int | None = None) -> None:
-    if not TEMPLATE_NAME.fullmatch(name):
-        raise errors.Invalid.for_field(
-            "name", "1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
-        )
+    TEMPLATE_NAME.check(name)
     taken = StackTemplate.objects.filter(project=project, name=name)
     if exclude is not None:
         taken = taken.exclude(pk=exclude)

@@ -17,7 +17,7 @@ from portal.models import Project, Role
 from provisioning.models import StackTemplate
 from provisioning.services import templates
 from provisioning.services.launch import stack_launch
-from tests.browser.conftest import assert_navigation_reachable, inspect_page, new_page, sign_in, wait_for_open_dialog
+from tests.browser_pages import assert_navigation_reachable, inspect_page, new_page, sign_in, wait_for_open_dialog
 from tests.factories import FeedFactory, MembershipFactory
 
 pytestmark = [pytest.mark.xdist_group("browser-tour")]

@@ -16,7 +16,6 @@ from django.db import connection
 
 from catalog.demo_appliances import build_demo_appliances
 from provisioning.drivers import open_driver
-from tests.browser.conftest import chromium, live_portal  # noqa: F401 - the browser fixtures, for the journeys
 from tests.loopback_http import LoopbackServer
 from tests.worker_process import running_worker
 

@@ -16,7 +16,7 @@ from portal.models import Project
 from provisioning.drivers import open_driver
 from provisioning.models import Stack, Status
 from provisioning.services import hosts, templates
-from tests.browser.conftest import (
+from tests.browser_pages import (
     assert_fits_the_window,
     assert_navigation_reachable,
     inspect_page,

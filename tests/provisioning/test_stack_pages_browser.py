@@ -18,10 +18,8 @@ from provisioning.models import Stack, Status
 from provisioning.services import lifecycle
 from provisioning.services.events import stack_event
 from provisioning.services.launch import stack_launch
-from tests.browser.conftest import (  # noqa: F401 - chromium and live_portal are fixtures used by name
+from tests.browser_pages import (
     assert_fits_the_window,
-    chromium,
-    live_portal,
     new_page,
     serious_accessibility_violations,
     sign_in,
@@ -52,7 +50,7 @@ def stacks(transactional_db, member, project, test_host, ready_version):
 
 
 @pytest.mark.parametrize("width", ["phone", "desktop"])
-def test_the_stack_pages_fit_tick_and_ask_before_deleting(chromium, live_portal, stacks, member, width):  # noqa: F811
+def test_the_stack_pages_fit_tick_and_ask_before_deleting(chromium, live_portal, stacks, member, width):
     running, gone = stacks
     page = new_page(chromium, width)
     sign_in(page, live_portal, member)
@@ -98,7 +96,7 @@ def redis_layer(settings):
     channel_layers.backends.clear()
 
 
-def test_the_list_follows_the_worker_and_reconnects(redis_layer, chromium, live_portal, stacks, member):  # noqa: F811
+def test_the_list_follows_the_worker_and_reconnects(redis_layer, chromium, live_portal, stacks, member):
     running, _gone = stacks
     page = new_page(chromium, "desktop")
     sockets = []
