@@ -31,11 +31,11 @@ class NameRule:
             raise errors.Invalid.for_field("name", self.message)
 
     def form_field(self) -> forms.CharField:
+        # The pattern bounds the length itself; a max_length check would add a second message.
         return forms.CharField(
-            max_length=self.max_length,
             validators=[RegexValidator(rf"\A(?:{self.pattern.pattern})\Z", message=self.message)],
+            widget=forms.TextInput(attrs={"maxlength": self.max_length}),
             help_text=self.rule[0].upper() + self.rule[1:],
-            error_messages={"max_length": self.message},
         )
 
 

@@ -5,6 +5,7 @@ from rest_framework import serializers
 from catalog.models import Appliance, ApplianceVersion, Feed
 from catalog.redaction import redact_url
 from portal.api.fields import ScopedPrimaryKeyField
+from portal.api.validation import StrictRequestSerializer
 from portal.models import Project
 
 
@@ -37,7 +38,7 @@ class FeedSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class FeedCreateSerializer(serializers.Serializer):
+class FeedCreateSerializer(StrictRequestSerializer):
     url = serializers.CharField(
         max_length=1000, help_text="May carry credentials (https://user:pass@host/...): used to fetch, never shown"
     )

@@ -11,13 +11,14 @@ from rest_framework.response import Response
 from catalog import selectors, services
 from catalog.api.serializers import ApplianceSerializer, FeedCreateSerializer, FeedSerializer
 from catalog.models import Appliance, Feed
+from portal.api.filters import ApplianceFilter, FeedFilter
 
 
 class FeedViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """VMcast subscriptions. Creating one queues its import; poll the feed for ``last_status``."""
 
     serializer_class = FeedSerializer
-    filterset_fields = ["project", "last_status"]
+    filterset_class = FeedFilter
 
     def get_queryset(self) -> QuerySet[Feed]:
         return selectors.feeds_visible_to(self.request.user)
@@ -34,7 +35,7 @@ class FeedViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
 class ApplianceViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ApplianceSerializer
-    filterset_fields = ["feed", "role"]
+    filterset_class = ApplianceFilter
 
     def get_queryset(self) -> QuerySet[Appliance]:
         return selectors.appliances_visible_to(self.request.user)

@@ -11,7 +11,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -63,3 +64,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         code = codes if isinstance(codes, str) else exc.default_code
         response.data = {"code": code, "detail": " ".join(_flatten(exc.detail))}
     return response
+
+
+@csrf_exempt  # it changes nothing; a CSRF refusal would answer an HTML 403 instead of the 404
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """A path under the API that names nothing: the API's 404 body, not the site's HTML page."""
+    return JsonResponse(errors.NotFound("no such API endpoint").as_body(), status=errors.NotFound.status)

@@ -1,37 +1,28 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from rest_framework import serializers
 
+from portal.api.fields import MAX_INT32, LeaseSecondsField
+from portal.api.validation import StrictRequestSerializer
 from portal.models import Membership, Project, Role
 
 
-class _RefusesUnknownKeys(serializers.Serializer):
-    """A body with a key this serializer does not know is refused, not silently half-applied."""
-
-    unknown_key = "unknown field"
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: [self.unknown_key] for name in unknown})
-        return super().to_internal_value(data)
+def _quota(source: str) -> serializers.IntegerField:
+    """A count or size limit: stored in a PositiveIntegerField, so 0 up to PostgreSQL's integer."""
+    return serializers.IntegerField(source=source, required=False, min_value=0, max_value=MAX_INT32)
 
 
-class ProjectQuotaSerializer(_RefusesUnknownKeys):
+class ProjectQuotaSerializer(StrictRequestSerializer):
     """The most a project may hold at once, and its longest lease. In a change, those left out stay."""
 
     unknown_key = "no such quota"
 
-    stacks = serializers.IntegerField(source="max_stacks", required=False)
-    instances = serializers.IntegerField(source="max_instances", required=False)
-    vcpus = serializers.IntegerField(source="max_vcpus", required=False)
-    memory_mib = serializers.IntegerField(source="max_memory_mib", required=False)
-    disk_gib = serializers.IntegerField(source="max_disk_gib", required=False)
-    lease_seconds = serializers.IntegerField(source="max_lease_seconds", required=False)
+    stacks = _quota("max_stacks")
+    instances = _quota("max_instances")
+    vcpus = _quota("max_vcpus")
+    memory_mib = _quota("max_memory_mib")
+    disk_gib = _quota("max_disk_gib")
+    lease_seconds = LeaseSecondsField(subject="the longest lease", source="max_lease_seconds", required=False)
 
 
 class ProjectUsageSerializer(serializers.Serializer):
@@ -56,12 +47,12 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "role", "quota", "usage"]
 
 
-class ProjectChangeSerializer(_RefusesUnknownKeys):
+class ProjectChangeSerializer(StrictRequestSerializer):
     """What ``PATCH /projects/{id}/`` takes: operators change quotas, ``{"quota": {"instances": 20}}``."""
 
     unknown_key = "cannot be changed here; only quota can"
 
-    quota = ProjectQuotaSerializer()
+    quota = ProjectQuotaSerializer(required=False)  # a PATCH without it changes nothing, like any PATCH
 
 
 class MembershipSerializer(serializers.ModelSerializer):
@@ -72,6 +63,6 @@ class MembershipSerializer(serializers.ModelSerializer):
         fields = ["username", "role", "created_at"]
 
 
-class MembershipSetSerializer(serializers.Serializer):
+class MembershipSetSerializer(StrictRequestSerializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)

@@ -10,6 +10,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.api.schema import ErrorSerializer
+from portal.api.validation import StrictRequestSerializer
 from portal.models import ApiToken
 from portal.sign_in_throttle import throttled_wait, wait_message
 from portal.tokens import token_issue, token_revoke
@@ -21,6 +23,14 @@ class HashedTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Token <secret>"}
+
+
+class TokenRequestSerializer(StrictRequestSerializer, AuthTokenSerializer):
+    """A username and password (checked by the sign-in backend, throttled), and a name for the token."""
+
+    name = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="To tell your tokens apart; 'api' if left out"
+    )
 
 
 class TokenCreateView(APIView):
@@ -35,24 +45,26 @@ class TokenCreateView(APIView):
     throttle_classes: list = []  # the sign-in throttle counts failures only, so it sits in authenticate()
 
     @extend_schema(
-        request=AuthTokenSerializer,
+        request=TokenRequestSerializer,
         responses={
             201: inline_serializer(
                 "TokenCreated", {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()}
             ),
-            400: OpenApiResponse(description="missing fields, or a wrong username or password"),
-            429: OpenApiResponse(description="too many failed sign-ins: wait the seconds in Retry-After"),
+            400: OpenApiResponse(ErrorSerializer, description="missing fields, or a wrong username or password"),
+            429: OpenApiResponse(
+                ErrorSerializer, description="too many failed sign-ins: wait the seconds in Retry-After"
+            ),
         },
     )
     def post(self, request):
-        given = AuthTokenSerializer(data=request.data, context={"request": request})
+        given = TokenRequestSerializer(data=request.data, context={"request": request})
         if not given.is_valid():
             wait = throttled_wait(request)  # the backend was handed this same request
             if wait is not None:
                 raise exceptions.Throttled(wait=wait, detail=wait_message(wait))
             raise exceptions.ValidationError(given.errors)
         user = given.validated_data["user"]
-        token, secret = token_issue(user=user, name=request.data.get("name", "") or "api")
+        token, secret = token_issue(user=user, name=given.validated_data.get("name") or "api")
         return Response({"token": secret, "expires_at": token.expires_at}, status=status.HTTP_201_CREATED)
 
 
@@ -66,6 +78,7 @@ class ApiTokenViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """The caller's own API tokens: list them (never their secrets) and revoke one by deleting it."""
 
     serializer_class = ApiTokenSerializer
+    queryset = ApiToken.objects.none()  # tells the schema the model; get_queryset scopes to the caller
 
     def get_queryset(self):
         return ApiToken.objects.filter(user=self.request.user)

@@ -1,8 +1,9 @@
-from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from catalog.api.views import ApplianceViewSet, FeedViewSet
+from portal.api.errors import api_not_found
 from portal.api.tokens import ApiTokenViewSet, TokenCreateView
 from portal.api.views import ProjectViewSet
 from provisioning.api.hosts import HostViewSet
@@ -23,5 +24,11 @@ router.register("instances", InstanceViewSet, basename="instance")
 urlpatterns = [
     path("auth/token/", TokenCreateView.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # The schema as a page for people: Swagger UI from drf_spectacular_sidecar's static files. The split
+    # view serves its start-up script as a file (?script), so the page has no inline script for a CSP
+    # to allow. (drf-spectacular's Redoc page is left out: its template loads Google's web fonts.)
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:api-schema"), name="api-docs"),
     path("", include(router.urls)),
+    # Any other path under the API answers in the API's error body, not with the site's HTML page.
+    re_path(r"^.*/$", api_not_found),  # without the slash, Django first redirects to it (APPEND_SLASH)
 ]

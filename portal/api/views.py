@@ -39,7 +39,7 @@ class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
             name, messages = next(iter(fields.items()))
             raise errors.Invalid(f"{name}: {messages[0]}", fields=fields)
         try:
-            services.project_update(actor=request.user, project=project, **given.validated_data["quota"])
+            services.project_update(actor=request.user, project=project, **given.validated_data.get("quota", {}))
         except errors.Invalid as exc:
             # The service names the project's fields (max_instances); the API names them as in the body.
             names = {field.source: f"quota.{name}" for name, field in ProjectQuotaSerializer().fields.items()}
@@ -48,9 +48,11 @@ class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
             ) from None
         return Response(ProjectSerializer(self.get_queryset().get(pk=project.pk)).data)
 
+    # A project's members come whole, as a plain list (a handful of people): no pages, and the
+    # schema must not promise any (pagination_class=None is what drf-spectacular reads).
     @extend_schema(methods=["GET"], responses={200: MembershipSerializer(many=True)})
     @extend_schema(methods=["POST"], request=MembershipSetSerializer, responses={200: MembershipSerializer})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def members(self, request, pk=None):
         """List the members; POST ``{username, role}`` adds one or changes their role (owners only)."""
         project = self.get_object()
@@ -69,7 +71,11 @@ class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
 
     @action(detail=True, methods=["delete"], url_path=r"members/(?P<username>[^/]+)")
     def remove_member(self, request, pk=None, username=None):
-        services.membership_remove(actor=request.user, project=self.get_object(), username=username)
+        project = self.get_object()
+        # The path names a membership: one that does not exist is 404 like any other path.
+        if not project.memberships.filter(user__username=username).exists():
+            raise errors.NotFound(f"'{username}' is not in project '{project.name}'")
+        services.membership_remove(actor=request.user, project=project, username=username)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -5,9 +5,11 @@ import json
 from rest_framework import serializers
 
 from catalog.selectors import appliance_version_for_launch, appliances_visible_to
-from portal.api.fields import ScopedPrimaryKeyField
+from portal.api.fields import LeaseSecondsField, NameField, ScopedPrimaryKeyField
+from portal.api.validation import ExactlyOneOf, StrictRequestSerializer
 from portal.models import Project
 from provisioning.models import Host, Instance, Stack, StackTemplate
+from provisioning.name_rules import STACK_NAME, TEMPLATE_NAME
 from provisioning.selectors import stack_endpoints
 
 
@@ -63,19 +65,23 @@ class StackSerializer(serializers.ModelSerializer):
         return EndpointSerializer(stack_endpoints(stack), many=True).data
 
 
-class StackCreateSerializer(serializers.Serializer):
+class StackCreateSerializer(ExactlyOneOf):
     """Either ``template`` (every tier of it) or ``appliance`` (a one-tier stack), not both."""
 
-    name = serializers.CharField(max_length=63)
+    exactly_one_of = ("template", "appliance")
+    exactly_one_of_message = "give a template or an appliance (one of them)"
+
+    name = NameField(rule=STACK_NAME)
     project = ScopedPrimaryKeyField(scope=Project.objects.visible_to)
     template = ScopedPrimaryKeyField(scope=StackTemplate.objects.visible_to, required=False)
     appliance = ScopedPrimaryKeyField(scope=appliances_visible_to, required=False)
-    version = serializers.CharField(required=False, help_text="Appliance version; the newest when omitted")
-    lease = serializers.IntegerField(required=False, min_value=1, help_text="Lease in seconds")
+    version = serializers.CharField(
+        required=False, max_length=50, help_text="Appliance version; the newest when omitted"
+    )
+    lease = LeaseSecondsField(required=False, help_text="Lease in seconds")
 
     def validate(self, attrs: dict) -> dict:
-        if ("template" in attrs) == ("appliance" in attrs):
-            raise serializers.ValidationError({"template": "give a template or an appliance (one of them)"})
+        attrs = super().validate(attrs)
         if "appliance" in attrs:
             attrs["appliance_version"] = appliance_version_for_launch(
                 user=self.context["request"].user, appliance=attrs["appliance"], version=attrs.get("version")
@@ -89,10 +95,13 @@ class TemplateSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "project", "description", "source", "document", "created_at", "updated_at"]
 
 
-class TemplateWriteSerializer(serializers.Serializer):
+class TemplateWriteSerializer(ExactlyOneOf):
     """``source`` is the document as YAML or JSON text; ``document`` the same as a JSON object."""
 
-    name = serializers.CharField(max_length=63)
+    exactly_one_of = ("source", "document")
+    exactly_one_of_message = "give the template as 'source' text or as 'document'"
+
+    name = NameField(rule=TEMPLATE_NAME)
     project = ScopedPrimaryKeyField(
         scope=Project.objects.visible_to,
         required=False,
@@ -101,18 +110,17 @@ class TemplateWriteSerializer(serializers.Serializer):
     )
     description = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
     source = serializers.CharField(required=False, max_length=64 * 1024, trim_whitespace=False)
-    document = serializers.JSONField(required=False)
+    document = serializers.DictField(required=False, help_text="The template as a JSON object")
 
     def validate(self, attrs: dict) -> dict:
-        if ("source" in attrs) == ("document" in attrs):
-            raise serializers.ValidationError({"source": "give the template as 'source' text or as 'document'"})
+        attrs = super().validate(attrs)
         if "document" in attrs:
             attrs["source"] = json.dumps(attrs.pop("document"), indent=2)
         return attrs
 
 
-class LeaseSerializer(serializers.Serializer):
-    lease = serializers.IntegerField(min_value=1, help_text="Seconds from now until the stack is destroyed")
+class LeaseSerializer(StrictRequestSerializer):
+    lease = LeaseSecondsField(help_text="Seconds from now until the stack is destroyed")
     shorten = serializers.BooleanField(
         default=False, help_text="Required to set an end earlier than the current one; refused otherwise"
     )

@@ -9,6 +9,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from portal.api.filters import TemplateFilter
 from provisioning.api.serializers import TemplateSerializer, TemplateWriteSerializer
 from provisioning.models import StackTemplate, StackTemplateQuerySet
 from provisioning.services import templates
@@ -18,7 +19,7 @@ class TemplateViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """Templates list a stack's tiers (YAML or JSON, see the README). PUT replaces one; DELETE removes it."""
 
     serializer_class = TemplateSerializer
-    filterset_fields = ["project", "name"]
+    filterset_class = TemplateFilter
 
     def get_queryset(self) -> StackTemplateQuerySet:
         return StackTemplate.objects.visible_to(self.request.user).select_related("project")

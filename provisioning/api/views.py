@@ -6,6 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from portal.api.filters import StackFilter
 from provisioning import selectors
 from provisioning.api.serializers import LeaseSerializer, StackCreateSerializer, StackSerializer
 from provisioning.services import launch, lifecycle
@@ -15,7 +16,8 @@ class StackViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.R
     """Stacks of the caller's projects. Create and delete answer at once; the work runs in the background."""
 
     serializer_class = StackSerializer
-    filterset_fields = ["project", "status"]
+    filterset_class = StackFilter
+    conflict_actions = ("create", "destroy", "lease")  # no host with room; a stack not in a state for it
 
     def get_queryset(self):
         return selectors.stacks_visible_to(self.request.user)

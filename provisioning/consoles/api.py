@@ -11,11 +11,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from portal.api.validation import StrictRequestSerializer
 from provisioning.consoles import tickets
 from provisioning.models import ConsoleTicket, Instance
 
 
-class ConsoleRequestSerializer(serializers.Serializer):
+class ConsoleRequestSerializer(StrictRequestSerializer):
     kind = serializers.ChoiceField(choices=ConsoleTicket.Kind.choices)
 
 
@@ -32,6 +33,9 @@ def console_url(request: Request, issued: tickets.IssuedTicket) -> str:
 
 class InstanceViewSet(viewsets.GenericViewSet):
     """Instances of the caller's projects (listed with their stacks); here: their consoles."""
+
+    conflict_actions = ("console",)  # an instance that is not running has no console
+    serializer_class = ConsoleRequestSerializer  # what OPTIONS describes for POST
 
     def get_queryset(self) -> QuerySet[Instance]:
         return Instance.objects.visible_to(self.request.user).select_related("stack__project", "host")

@@ -23,9 +23,9 @@ from portal.scoping import Account, User, require_role
 from provisioning import naming
 from provisioning.drivers import DomainTags
 from provisioning.models import Host, Instance, PublishedPort, Stack, StackNetwork, StackTemplate, Status
+from provisioning.name_rules import STACK_NAME
 from provisioning.placement import allocate_port, claim_host
 from provisioning.quotas import check_stack_quota
-from provisioning.name_rules import STACK_NAME
 from provisioning.services.events import stack_event
 from provisioning.services.plans import StackPlan, in_project_catalog, plan_stack, single_tier_document
 from provisioning.subnets import allocate_subnet, guest_address
