@@ -49,7 +49,7 @@ class Gauge:
 
     @property
     def percent(self) -> int:
-        return min(100, round(100 * self.used / self.limit)) if self.limit else 100
+        return quotas.percent_used(self.used, self.limit)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,11 @@ QUOTAS = (
 )
 
 
+def percent_used(used: int, limit: int) -> int:
+    """How full a gauge is drawn: 0-100, and full when there is no room at all."""
+    return min(100, round(100 * used / limit)) if limit else 100
+
+
 @dataclass(frozen=True)
 class QuotaLine:
     key: str
@@ -53,7 +58,7 @@ class QuotaLine:
 
     @property
     def percent(self) -> int:
-        return min(100, round(100 * self.used / self.limit)) if self.limit else 100
+        return percent_used(self.used, self.limit)
 
 
 def _summed(field: str) -> Coalesce:
