@@ -77,8 +77,8 @@ def offer_projects(form: forms.Form, user: User) -> None:
     field = form.fields["project"]
     field.queryset = Project.objects.visible_to(user, min_role=Role.MEMBER)  # type: ignore[attr-defined]
     only = list(field.queryset.values_list("pk", flat=True)[:2])  # type: ignore[attr-defined]
-    if len(only) == 1 and not form.is_bound:
-        form.initial.setdefault("project", only[0])
+    if len(only) == 1 and not form.is_bound and form.initial.get("project") is None:
+        form.initial["project"] = only[0]
 
 
 class LaunchForm(BootstrapForm):

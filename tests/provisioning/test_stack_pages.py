@@ -10,7 +10,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
-from provisioning.forms import LIMIT_MARGIN, ExtendLeaseForm
+from provisioning.forms import LIMIT_MARGIN, ExtendLeaseForm, TemplateLaunchForm
 from provisioning.models import Stack, Status
 from provisioning.services import launch
 
@@ -320,3 +320,8 @@ def test_the_list_narrows_to_one_project(client, operator, stack, other_project,
     assert "theirs" in page
     assert ">shop<" not in page
     assert f'hx-get="{reverse("stack-list")}?project={other_project.pk}"' in page
+
+
+def test_the_only_project_is_already_chosen_even_for_a_shared_template(member, project):
+    form = TemplateLaunchForm(user=member, initial={"project": None})
+    assert form["project"].value() == project.pk
