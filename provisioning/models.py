@@ -369,6 +369,9 @@ class ConsoleTicket(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True, help_text="Heartbeat of an open session")
     client_address = models.CharField(max_length=45, blank=True)
+    # The user's session auth hash (an HMAC of the password hash) when the ticket was issued: a
+    # password change ends the console as it ends the user's other sessions.
+    user_auth_hash = models.CharField(max_length=128, blank=True)
 
     objects = ConsoleTicketQuerySet.as_manager()
 

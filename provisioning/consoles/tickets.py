@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from portal import audit, errors
 from portal.models import Role
@@ -113,7 +114,12 @@ def console_ticket_issue(*, user: User, instance: Instance, kind: str) -> Issued
     ticket = secrets.token_urlsafe(32)
     expires_at = now + timedelta(seconds=TICKET_SECONDS)
     ConsoleTicket.objects.create(
-        digest=ticket_digest(ticket), user=user, instance=instance, kind=kind, expires_at=expires_at
+        digest=ticket_digest(ticket),
+        user=user,
+        instance=instance,
+        kind=kind,
+        expires_at=expires_at,
+        user_auth_hash=user.get_session_auth_hash(),
     )
     return IssuedTicket(ticket=ticket, kind=kind, expires_at=expires_at)
 
@@ -163,6 +169,8 @@ def _check(row: ConsoleTicket, *, session_user: User, now: datetime) -> ConsoleG
         raise ConsoleRefused(CLOSE_BAD_TICKET, "the ticket belongs to someone else")
     if not user.is_active:
         raise ConsoleRefused(CLOSE_BAD_TICKET, "the ticket's user is disabled")
+    if not _same_password(row):
+        raise ConsoleRefused(CLOSE_BAD_TICKET, "the user's password changed since the ticket was issued")
     role = role_in(user, instance.stack.project)
     if role is None:
         raise ConsoleRefused(CLOSE_NOT_FOUND, "no such instance")
@@ -194,6 +202,10 @@ def _check(row: ConsoleTicket, *, session_user: User, now: datetime) -> ConsoleG
     )
 
 
+def _same_password(row: ConsoleTicket) -> bool:
+    return constant_time_compare(row.user_auth_hash, row.user.get_session_auth_hash())
+
+
 @dataclass(frozen=True)
 class SessionState:
     """What an open session learns from its heartbeat: whether to go on, and until when at most."""
@@ -217,6 +229,8 @@ def console_session_heartbeat(*, ticket_id: int) -> SessionState:
     role = role_in(row.user, stack.project)
     if not row.user.is_active or role is None or role.rank < Role.MEMBER.rank:
         return SessionState("the user may no longer open this console", stack.expires_at)
+    if not _same_password(row):
+        return SessionState("the user's password changed", stack.expires_at)
     return SessionState(None, stack.expires_at)
 
 

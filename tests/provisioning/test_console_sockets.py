@@ -130,6 +130,7 @@ def test_another_projects_instance_is_refused(client, member, outsider, instance
         instance=instance,
         kind="vnc",
         expires_at=timezone.now() + timedelta(seconds=60),
+        user_auth_hash=outsider.get_session_auth_hash(),
     )
     assert refused_with(stolen, socket_headers(client, outsider)) == tickets.CLOSE_NOT_FOUND
     ticket = issue(member, instance)
@@ -210,6 +211,36 @@ def test_the_socket_closes_when_the_lease_runs_out(client, member, instance):
 
     async_to_sync(scenario)()
     assert AuditEvent.objects.get(action="console.close").detail["reason"] == "the stack's lease has ended"
+
+
+def test_a_ticket_issued_before_a_password_change_is_refused(client, member, instance):
+    ticket = issue(member, instance)
+    member.set_password("changed after the ticket")
+    member.save()
+    assert refused_with(ticket, {}) == tickets.CLOSE_BAD_TICKET  # no session: the ticket alone is judged
+
+
+def test_an_open_console_ends_when_the_users_password_changes(client, member, instance, monkeypatch):
+    monkeypatch.setattr("provisioning.consoles.consumers.HEARTBEAT_SECONDS", 0.2)
+    ticket = issue(member, instance)
+    headers = socket_headers(client, member)
+
+    async def scenario():
+        socket_, connected, _ = await open_console("vnc", ticket, headers)
+        assert connected
+        await vnc_handshake_as_browser(socket_)
+
+        def change_password():
+            member.set_password("a new one")
+            member.save()
+
+        await database_sync_to_async(change_password)()
+        closed = await _next_close(socket_, timeout=10)
+        assert closed["code"] == tickets.CLOSE_ENDED
+        await socket_.disconnect()
+
+    async_to_sync(scenario)()
+    assert AuditEvent.objects.get(action="console.close").detail["reason"] == "the user's password changed"
 
 
 def test_each_user_has_a_limit_of_open_consoles(client, member, instance, settings):
