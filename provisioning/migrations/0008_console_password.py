@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('provisioning', '0007_consoles'),
+        ("provisioning", "0007_consoles"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='consoleticket',
-            name='user_auth_hash',
+            model_name="consoleticket",
+            name="user_auth_hash",
             field=models.CharField(blank=True, max_length=128),
         ),
     ]
