@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from provisioning.consoles.tickets import console_tickets_prune
 from provisioning.models import Host, Stack
 from provisioning.services import build, hosts, lifecycle, reconcile, watchdog
 
@@ -42,3 +43,8 @@ def reconcile_hosts() -> int:
 def watch_builds() -> int:
     """Fail builds whose worker stopped; queue again builds that never started."""
     return watchdog.stacks_watchdog()
+
+
+def prune_console_tickets() -> int:
+    """Delete console ticket rows a day after they were last of use (sessions stay in the audit log)."""
+    return console_tickets_prune()

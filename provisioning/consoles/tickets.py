@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -261,6 +262,23 @@ def console_session_close(*, ticket_id: int, reason: str, bytes_to_vm: int = 0, 
         )
 
 
+# Ticket rows are working state: the audit log keeps each session (console.open, console.close).
+PRUNE_AFTER = timedelta(days=1)
+
+
+def console_tickets_prune(*, now: datetime | None = None) -> int:
+    """Delete ticket rows done with for a day: closed, never used, or whose session stopped beating."""
+    cutoff = (now or timezone.now()) - PRUNE_AFTER
+    done = ConsoleTicket.objects.filter(
+        Q(closed_at__lt=cutoff)
+        | Q(used_at__isnull=True, expires_at__lt=cutoff)
+        | Q(closed_at__isnull=True, used_at__lt=cutoff, last_seen_at__isnull=True)
+        | Q(closed_at__isnull=True, last_seen_at__lt=cutoff)
+    )
+    deleted, _by_model = done.delete()
+    return deleted
+
+
 __all__ = [
     "CLOSE_BAD_TICKET",
     "CLOSE_ENDED",
@@ -279,4 +297,5 @@ __all__ = [
     "console_session_heartbeat",
     "console_ticket_issue",
     "console_ticket_redeem",
+    "console_tickets_prune",
 ]

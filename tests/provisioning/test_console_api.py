@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -137,3 +138,30 @@ def test_new_instances_get_their_own_vnc_password(project):
     assert len(second.vnc_password) == 8
     assert second.vnc_password != Instance().vnc_password
     assert first.vnc_password == ""
+
+
+def test_ticket_rows_are_pruned_a_day_after_their_use_and_live_sessions_stay(member, instance):
+    from provisioning.consoles.tickets import PRUNE_AFTER, console_tickets_prune
+
+    now = timezone.now()
+    old = now - PRUNE_AFTER - timedelta(minutes=1)
+    recent = now - timedelta(minutes=5)
+
+    def row(**fields):
+        fields = {"expires_at": now, **fields}
+        return ConsoleTicket.objects.create(
+            digest=secrets.token_hex(32), user=member, instance=instance, kind="vnc", **fields
+        ).pk
+
+    gone = {
+        row(expires_at=old),  # never used
+        row(expires_at=old, used_at=old, opened_at=old, closed_at=old),  # closed long ago
+        row(expires_at=old, used_at=old, opened_at=old, last_seen_at=old),  # its process died
+    }
+    kept = {
+        row(),  # waiting to be used
+        row(expires_at=old, used_at=old, opened_at=old, last_seen_at=recent),  # a long session, still beating
+        row(expires_at=recent, used_at=recent, opened_at=recent, closed_at=recent),  # closed today
+    }
+    assert console_tickets_prune(now=now) == len(gone)
+    assert set(ConsoleTicket.objects.values_list("pk", flat=True)) == kept

@@ -267,11 +267,18 @@ def test_the_migrations_install_every_schedule_and_each_names_a_real_task(db):
     from django_q.models import Schedule
 
     Schedule.objects.all().delete()
-    for name in ("0002_schedules", "0006_watch_builds_schedule"):
+    for name in ("0002_schedules", "0006_watch_builds_schedule", "0009_prune_console_tickets_schedule"):
         for operation in import_module(f"provisioning.migrations.{name}").Migration.operations:
             operation.code(apps, None)
     schedules = dict(Schedule.objects.values_list("name", "func"))
-    assert set(schedules) == {"expire-leases", "refresh-hosts", "refresh-feeds", "reconcile-hosts", "watch-builds"}
+    assert set(schedules) == {
+        "expire-leases",
+        "refresh-hosts",
+        "refresh-feeds",
+        "reconcile-hosts",
+        "watch-builds",
+        "prune-console-tickets",
+    }
     for func in schedules.values():
         module, attribute = func.rsplit(".", 1)
         assert callable(getattr(import_module(module), attribute)), func
