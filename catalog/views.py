@@ -14,7 +14,7 @@ from catalog import selectors, services
 from catalog.browse import CatalogFilterForm, filtered_appliances
 from catalog.feed_problems import explain_feed_error
 from catalog.forms import FeedSubscribeForm
-from catalog.models import Feed
+from catalog.models import ApplianceVersion, Feed
 from portal.models import Role
 from portal.scoping import User, is_operator, project_ids_for
 from portal.web_errors import errors_as_messages, errors_on
@@ -33,6 +33,13 @@ def _feeds_for_page(user: User) -> list[Feed]:
     return feeds
 
 
+def _for_launch_button(version: ApplianceVersion) -> ApplianceVersion:
+    """The version with what its Launch button shows the dialog: its cost and a free stack name."""
+    version.cost = version_launch_cost(version)  # type: ignore[attr-defined]
+    version.suggested_name = suggested_stack_name(version)  # type: ignore[attr-defined]
+    return version
+
+
 def _launch_dialog(request: HttpRequest) -> dict[str, Any]:
     form = LaunchForm(user=request.user, versions=selectors.appliance_versions_visible_to(request.user))
     return {"launch_form": form, "launch_projects": launchable_projects_usage(request.user)}
@@ -43,10 +50,7 @@ def _catalog_page(request: HttpRequest, form: FeedSubscribeForm) -> HttpResponse
     appliances = list(filtered_appliances(request.user, filters))
     for appliance in appliances:
         newest = next(iter(appliance.versions.all()), None)
-        appliance.newest = newest  # type: ignore[attr-defined]
-        if newest is not None:
-            newest.cost = version_launch_cost(newest)  # type: ignore[attr-defined]
-            newest.suggested_name = suggested_stack_name(newest)  # type: ignore[attr-defined]
+        appliance.newest = newest and _for_launch_button(newest)  # type: ignore[attr-defined]
     context = {
         "appliances": appliances,
         "filters": filters,
@@ -65,10 +69,7 @@ def catalog_index(request: HttpRequest) -> HttpResponse:
 @login_required
 def appliance_detail(request: HttpRequest, pk: int) -> HttpResponse:
     appliance = selectors.appliances_visible_to(request.user).get_visible(request.user, pk=pk)
-    versions = list(appliance.versions.all())
-    for version in versions:
-        version.cost = version_launch_cost(version)  # type: ignore[attr-defined]
-        version.suggested_name = suggested_stack_name(version)  # type: ignore[attr-defined]
+    versions = [_for_launch_button(version) for version in appliance.versions.all()]
     context = {"appliance": appliance, "versions": versions, **_launch_dialog(request)}
     return render(request, "catalog/appliance_detail.html", context)
 
