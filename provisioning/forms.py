@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from catalog.models import ApplianceVersion
 from portal.models import Project, Role
+from portal.moments import moment_text
 from portal.scoping import User
 from provisioning.models import Stack
 from provisioning.name_rules import STACK_NAME, TEMPLATE_NAME
@@ -143,8 +144,8 @@ class ExtendLeaseForm(BootstrapForm):
     def _offered(self) -> list[tuple[int, str]]:
         choices = [(seconds, label) for seconds, label in EXTENSION_CHOICES if seconds <= self.room_seconds]
         if self.room_seconds >= settings.MIN_LEASE_SECONDS and self.room_seconds not in dict(choices):
-            until = timezone.localtime(self.current_end + timedelta(seconds=self.room_seconds))
-            label = f"{_about(self.room_seconds)}: as long as allowed (until {until:%Y-%m-%d %H:%M %Z})"
+            until = moment_text(self.current_end + timedelta(seconds=self.room_seconds))
+            label = f"{_about(self.room_seconds)}: as long as allowed (until {until})"
             choices.append((self.room_seconds, label))
         return choices
 
@@ -155,9 +156,8 @@ class ExtendLeaseForm(BootstrapForm):
     def clean_extend_by(self) -> int:
         extend_by: int = self.cleaned_data["extend_by"]
         if not settings.MIN_LEASE_SECONDS <= extend_by <= self.room_seconds:
-            until = timezone.localtime(self.limit)
             raise forms.ValidationError(
-                f"Choose one of the offered extensions: this stack may live until {until:%Y-%m-%d %H:%M %Z} at most."
+                f"Choose one of the offered extensions: this stack may live until {moment_text(self.limit)} at most."
             )
         return extend_by
 

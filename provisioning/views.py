@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.selectors import appliance_versions_visible_to
 from portal.models import Project, Role
+from portal.moments import moment_text
 from portal.scoping import role_in
 from portal.web_errors import errors_as_messages, errors_on
 from provisioning import quotas, selectors
@@ -31,7 +32,6 @@ SETTLING = {Status.PENDING, Status.BUILDING, Status.DELETING}
 # How a tier's status reads when its instances differ: the first one present wins.
 TIER_STATUS_ORDER = [Status.ERROR, Status.DELETING, Status.BUILDING, Status.PENDING, Status.RUNNING, Status.DELETED]
 EVENTS_SHOWN = 200
-MOMENT = "%Y-%m-%d %H:%M %Z"
 
 
 @staff_member_required
@@ -192,7 +192,7 @@ def stack_renew_lease(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(
             request,
             f"Lease extended by about {_minutes(added.total_seconds())}: {renewed.name} now runs until "
-            f"{timezone.localtime(renewed.expires_at):{MOMENT}}.",
+            f"{moment_text(renewed.expires_at)}.",
         )
     return redirect("stack-detail", pk=pk)
 

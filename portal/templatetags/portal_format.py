@@ -10,17 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import template
-from django.utils import timezone
 from django.utils.html import format_html
 
-register = template.Library()
+from portal.moments import moment_text
 
-MOMENT_FORMAT = "%Y-%m-%d %H:%M %Z"
+register = template.Library()
 
 
 @register.filter
 def when(value: datetime | None) -> str:
     if value is None:
         return "—"
-    local = timezone.localtime(value)
-    return format_html('<time datetime="{}">{}</time>', value.isoformat(), local.strftime(MOMENT_FORMAT))
+    return format_html('<time datetime="{}">{}</time>', value.isoformat(), moment_text(value))

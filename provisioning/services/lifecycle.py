@@ -10,6 +10,7 @@ from django_q.tasks import async_task
 
 from portal import audit, errors
 from portal.models import Role
+from portal.moments import moment_text
 from portal.scoping import User, require_role
 from provisioning.models import DELETABLE_STATUSES, Instance, PublishedPort, Stack, Status
 from provisioning.services.cleanup import remove_stack_resources
@@ -38,13 +39,13 @@ def stack_renew_lease(*, user: User, stack: Stack, lease_seconds: int, shorten: 
             raise errors.Invalid.for_field(
                 "lease",
                 f"project '{locked.project.name}' lets a stack live at most "
-                f"{_duration(locked.project.max_lease_seconds)} from its creation: until {latest:%Y-%m-%d %H:%M %Z}",
+                f"{_duration(locked.project.max_lease_seconds)} from its creation: until {moment_text(latest)}",
             )
         if wanted < locked.expires_at and not shorten:
             raise errors.Invalid.for_field(
                 "lease",
-                f"this would end the lease earlier ({wanted:%Y-%m-%d %H:%M %Z} instead of "
-                f"{locked.expires_at:%Y-%m-%d %H:%M %Z}); ask to shorten it explicitly",
+                f"this would end the lease earlier ({moment_text(wanted)} instead of "
+                f"{moment_text(locked.expires_at)}); ask to shorten it explicitly",
             )
         locked.expires_at = wanted
         locked.save(update_fields=["expires_at", "updated_at"])
