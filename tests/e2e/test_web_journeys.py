@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from portal.models import Project
 from provisioning.drivers import open_driver
@@ -50,6 +51,14 @@ def _reload_until(page, predicate, *, timeout: float, what: str):
     return wait_for(check, timeout=timeout, interval=2, what=what)
 
 
+@pytest.fixture
+def tasks_for_the_worker(monkeypatch):
+    """Tasks are queued for the worker, also by the server forked after this (not run where they are queued)."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+
+
 @pytest.mark.parametrize(
     "width",
     [
@@ -58,6 +67,7 @@ def _reload_until(page, predicate, *, timeout: float, what: str):
     ],
 )
 def test_first_sign_in_to_a_deleted_three_tier_stack(
+    tasks_for_the_worker,  # before the server is forked
     chromium,
     live_portal,
     operator,
@@ -121,8 +131,12 @@ def test_first_sign_in_to_a_deleted_three_tier_stack(
 
     # Open the web tier's screen and see the console connect.
     page.locator(f"#screen-{web.pk}").click()
-    page.wait_for_selector("#console-screen[data-connected=yes]", timeout=60_000)
-    assert_fits_the_window(page)
+    connected = page.locator("#console-screen[data-connected=yes]")
+    try:
+        connected.wait_for(timeout=60_000)
+    except PlaywrightTimeout:
+        pytest.fail(f"the console did not connect: {page.locator('#console-status').inner_text()!r}")
+    inspect_page(page, "journey-console", width)
     page.go_back()
 
     # Extend the lease: it only ever grows.
@@ -135,7 +149,7 @@ def test_first_sign_in_to_a_deleted_three_tier_stack(
     # Delete it, after saying yes in the dialog; the page ends in the deleted state.
     page.get_by_role("link", name=re.compile("Delete stack")).click()
     page.get_by_role("dialog").get_by_role("button", name="Delete shop").click()
-    page.locator("#stack-status").get_by_text("Deleted", exact=False).first.wait_for(timeout=120_000)
+    page.locator("#stack-status").get_by_text("Deleted", exact=True).first.wait_for(timeout=120_000)
     assert Stack.objects.get(pk=stack.pk).status == Status.DELETED
     with open_driver(SYSTEM_URI) as driver:
         assert [d.name for d in driver.list_domains() if d.name.startswith(f"{stack.pk}-")] == []
