@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from portal import audit, errors
+from portal.lease_bounds import out_of_lease_bounds, within_lease_bounds
 from portal.models import Membership, Project, Role
 from portal.scoping import User, is_operator, require_role
 
@@ -76,11 +76,8 @@ def _validate(project: Project) -> None:
         project.full_clean()
     except ValidationError as exc:
         raise errors.Invalid.from_django(exc) from None
-    if not settings.MIN_LEASE_SECONDS <= project.max_lease_seconds <= settings.MAX_LEASE_SECONDS:
-        raise errors.Invalid.for_field(
-            "max_lease_seconds",
-            f"the longest lease must be between {settings.MIN_LEASE_SECONDS} and {settings.MAX_LEASE_SECONDS} seconds",
-        )
+    if not within_lease_bounds(project.max_lease_seconds):
+        raise errors.Invalid.for_field("max_lease_seconds", out_of_lease_bounds("the longest lease"))
 
 
 def membership_set(*, actor: User, project: Project, username: str, role: Role) -> Membership:

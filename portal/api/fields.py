@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from portal.lease_bounds import out_of_lease_bounds
 from provisioning.name_rules import NameRule
 
 # Ids are 64-bit columns; the schema says so, so that clients do not send what cannot name a row.
@@ -57,11 +58,10 @@ class LeaseSecondsField(serializers.IntegerField):
     refused in the services' words: "``subject`` must be between 60 and 604800 seconds"."""
 
     def __init__(self, *, subject: str = "lease", **kwargs: Any) -> None:
-        low, high = settings.MIN_LEASE_SECONDS, settings.MAX_LEASE_SECONDS
-        out_of_range = f"{subject} must be between {low} and {high} seconds"
+        out_of_range = out_of_lease_bounds(subject)
         kwargs["error_messages"] = {
             "min_value": out_of_range,
             "max_value": out_of_range,
             **kwargs.get("error_messages", {}),
         }
-        super().__init__(min_value=low, max_value=high, **kwargs)
+        super().__init__(min_value=settings.MIN_LEASE_SECONDS, max_value=settings.MAX_LEASE_SECONDS, **kwargs)

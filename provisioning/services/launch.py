@@ -8,7 +8,6 @@ at once; the slow part runs in a django-q2 task (``provisioning.tasks.build_stac
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,6 +17,7 @@ from django_q.tasks import async_task
 
 from catalog.models import ApplianceVersion
 from portal import audit, errors
+from portal.lease_bounds import out_of_lease_bounds, within_lease_bounds
 from portal.models import Project, Role
 from portal.scoping import Account, User, require_role
 from provisioning import naming
@@ -31,14 +31,10 @@ from provisioning.services.plans import StackPlan, in_project_catalog, plan_stac
 from provisioning.subnets import allocate_subnet, guest_address
 from provisioning.templates import TemplateDocument
 
-STACK_NAME_RE = re.compile(rf"^{STACK_NAME.pattern.pattern}$")  # for the API schema's pattern
-
 
 def check_lease(seconds: int) -> None:
-    if not settings.MIN_LEASE_SECONDS <= seconds <= settings.MAX_LEASE_SECONDS:
-        raise errors.Invalid.for_field(
-            "lease", f"lease must be between {settings.MIN_LEASE_SECONDS} and {settings.MAX_LEASE_SECONDS} seconds"
-        )
+    if not within_lease_bounds(seconds):
+        raise errors.Invalid.for_field("lease", out_of_lease_bounds("lease"))
 
 
 def stack_launch(
