@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser
@@ -213,7 +214,11 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     async def send_to_browser(self, data: bytes) -> None:
         """One binary message, through daphne's own ``send`` where there is one (see ``browser_flow``)."""
         assert self._browser_send is not None
-        await self._browser_send({"type": "websocket.send", "bytes": data})
+        try:
+            await self._browser_send({"type": "websocket.send", "bytes": data})
+        except Disconnected:
+            # The browser left between two reads from the VM; its disconnect message is still queued.
+            await self._end("the browser closed the socket", close_code=None)
 
     async def _guarded(self, work: Callable[[], Awaitable[None]]) -> None:
         try:

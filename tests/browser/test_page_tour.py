@@ -3,7 +3,7 @@
 Data is made in this process first (a stack built on libvirt's test driver, a shipped template, a
 feed that failed); then a real Chromium visits each page of a live daphne and checks it fits the
 window, keeps the navigation reachable, has no serious accessibility violation, and runs no
-script that fails. The screenshots land in docs/screenshots/.
+script that fails. The screenshots land in $PORTAL_SCREENSHOT_DIR (docs/screenshots/ for the README).
 """
 
 from __future__ import annotations

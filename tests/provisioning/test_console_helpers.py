@@ -171,9 +171,11 @@ def socket_headers(client=None, user=None, origin: str | None = PORTAL_ORIGIN) -
     return headers
 
 
-async def open_console(kind: str, ticket: str, headers, subprotocols=None) -> tuple[WebsocketCommunicator, bool, int]:
+async def open_console(
+    kind: str, ticket: str, headers, subprotocols=None, app=application
+) -> tuple[WebsocketCommunicator, bool, int]:
     socket_ = WebsocketCommunicator(
-        application, f"/ws/consoles/{kind}/?ticket={ticket}", headers=headers, subprotocols=subprotocols
+        app, f"/ws/consoles/{kind}/?ticket={ticket}", headers=headers, subprotocols=subprotocols
     )
     socket_.scope["client"] = ["127.0.0.1", 54321]  # what daphne puts there; the communicator leaves it out
     connected, code = await socket_.connect(timeout=10)

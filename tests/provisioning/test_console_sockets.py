@@ -7,9 +7,11 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
+from portal.asgi import application
 from portal.models import AuditEvent, Membership, Role
 from provisioning.consoles import backends, tickets
 from provisioning.models import ConsoleTicket, Stack
@@ -326,6 +328,41 @@ def test_the_serial_socket_closes_when_the_console_ends(client, member, instance
         await socket_.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_a_browser_gone_before_its_disconnect_arrives_ends_the_session_as_closed_by_it(
+    client, member, instance, monkeypatch
+):
+    # daphne closes its side as soon as the connection drops and tells the consumer later: a send in
+    # between raises autobahn's Disconnected. That is the browser leaving, not a proxy failure.
+    console = FakeSerialConsole()
+    monkeypatch.setattr(backends, "open_serial", lambda grant: console)
+    browser_gone = asyncio.Event()
+
+    async def like_daphne(scope, receive, send):
+        async def send_unless_gone(message):
+            if message["type"] == "websocket.send" and browser_gone.is_set():
+                raise Disconnected("Attempt to send on a closed protocol")
+            await send(message)
+
+        return await application(scope, receive, send_unless_gone)
+
+    ticket = issue(member, instance, "serial")
+    headers = socket_headers(client, member)
+
+    async def scenario():
+        socket_, connected, _ = await open_console("serial", ticket, headers, app=like_daphne)
+        assert connected
+        console.feed(b"boot log\r\n")
+        assert await socket_.receive_from(timeout=5) == b"boot log\r\n"
+        browser_gone.set()
+        console.feed(b"more than the browser stayed for\r\n")
+        await asyncio.to_thread(console.closed.wait, 5)
+        await socket_.disconnect()
+
+    async_to_sync(scenario)()
+    assert console.closed.is_set()
+    assert AuditEvent.objects.get(action="console.close").detail["reason"] == "the browser closed the socket"
 
 
 def test_a_serial_console_that_cannot_be_opened_closes_the_socket(client, member, instance, monkeypatch):
