@@ -271,6 +271,9 @@ IMAGE_CACHE_MAX_BYTES = env_int(
 )
 
 # Provisioning
+# A base image's copy in a host's pool that no instance on that host needs, and that no build has
+# used for this long, is removed by the reconciler (the next build there uploads it again).
+BASE_VOLUME_IDLE_SECONDS = env_int("PORTAL_BASE_VOLUME_IDLE", 24 * 3600, minimum=0)
 # Prefix of every domain name this portal makes, so several portals (or test runs) can share
 # a host without their names colliding.
 # Consoles (provisioning/consoles): open sessions per user, and the browser origins allowed to open

@@ -61,7 +61,7 @@ class HostAdmin(ServiceFormAdmin):
             hosts.host_undrain(user=request.user, host=host)
         messages.info(request, f"No longer draining {', '.join(host.name for host in queryset)}.")
 
-    @admin.action(description="Remove leftovers no instance claims")
+    @admin.action(description="Remove leftovers no instance claims and idle base images")
     def reconcile(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
         for host in queryset:
             result = reconcile_host(host=host)

@@ -127,12 +127,14 @@ class Host(models.Model):
 class HostImage(models.Model):
     """A cached image uploaded once into a host's storage pool; overlays of instances point at it.
 
-    The row is also the upload's claim: one build uploads while the others wait for "ready".
+    The row is also the upload's claim: one build uploads while the others wait for "ready". While
+    an idle copy is being removed ("removing") builds wait too, then upload it again.
     """
 
     class State(models.TextChoices):
         UPLOADING = "uploading", "Uploading"
         READY = "ready", "Ready"
+        REMOVING = "removing", "Removing"
 
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="images")
     image = models.ForeignKey(CachedImage, on_delete=models.CASCADE, related_name="host_copies")
@@ -144,6 +146,8 @@ class HostImage(models.Model):
     bytes_total = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
     uploaded_at = models.DateTimeField(null=True, blank=True)
+    # When a build last laid an overlay on it: copies idle for PORTAL_BASE_VOLUME_IDLE are removed.
+    last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["host", "image"], name="one_base_volume_per_host")]

@@ -6,8 +6,9 @@ the database claims. Everything the portal makes carries its tags (domain metada
 volume names), so the reconciler can tell its own leftovers from anything else on the host.
 
 Only what this deployment made is considered (domains whose metadata names DEPLOYMENT_NAME,
-overlay volumes whose names match this deployment's pattern exactly, see ``provisioning.naming``);
-base images are the cache and are never touched.
+overlay volumes whose names match this deployment's pattern exactly, see ``provisioning.naming``).
+Base images in the host's pool are removed only once no instance there needs them and no build
+has used them for a while (``base_images.idle_base_volumes_remove``).
 An instance row is written before its domain or volume exists, so a build in progress is
 always claimed and never mistaken for an orphan.
 """
@@ -21,6 +22,7 @@ from portal import audit
 from provisioning import naming
 from provisioning.drivers import DriverError, HypervisorDriver
 from provisioning.models import Host, Instance, StackNetwork, Status
+from provisioning.services import base_images
 from provisioning.services.hosts import driver_for
 
 logger = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Leftover:
-    kind: str  # "domain", "volume" or "network"
+    kind: str  # "domain", "volume", "network" or "base_volume" (an idle base image)
     name: str
 
 
@@ -46,6 +48,9 @@ def reconcile_host(*, host: Host) -> Reconciliation:
         with driver_for(host) as driver:
             for leftover in find_leftovers(driver=driver, host=host):
                 _remove(driver, host, leftover, result)
+            idle = base_images.idle_base_volumes_remove(driver=driver, host=host)
+            result.removed.extend(Leftover("base_volume", name) for name in idle.removed)
+            result.failed.extend(idle.failed)
     except DriverError as exc:
         result.failed.append(exc.message)
     for leftover in result.removed:
