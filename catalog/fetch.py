@@ -25,6 +25,8 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,10 +155,22 @@ class _DeadlineSSLSocket(_DeadlineBound, ssl.SSLSocket):
 _Target = tuple[socket.AddressFamily, tuple[Any, ...]]
 
 
-def _resolve_checked(host: str, port: int, policy: FetchPolicy) -> _Target:
+# getaddrinfo cannot be interrupted: lookups run on these threads and the fetch waits for an answer
+# only until its deadline. A resolver that hangs holds a thread, never the worker; with every thread
+# held, later lookups wait in the queue and fail on their own deadlines.
+_RESOLVERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fetch-resolve")
+
+
+def _resolve_checked(host: str, port: int, policy: FetchPolicy, deadline: _Deadline) -> _Target:
     """Resolve ``host`` and return one address to connect to, refusing non-public ones unless allowed."""
+    lookup = _RESOLVERS.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = lookup.result(timeout=deadline.next_timeout())
+    except (FutureTimeout, _DeadlinePassed):
+        lookup.cancel()
+        raise FetchError(
+            f"cannot resolve host '{host}': no answer within {deadline.idle_seconds:g} s or the deadline"
+        ) from None
     except socket.gaierror as exc:
         raise FetchError(f"cannot resolve host '{host}': {exc.strerror}") from None
     except ValueError:  # UnicodeError from the idna codec: an empty or over-long label ("a..b")
@@ -318,7 +332,7 @@ def open_stream(url: str, *, policy: FetchPolicy, max_bytes: int) -> Iterator[Bo
         authorization = _basic_auth(parts) or (_basic_auth(first) if _origin(parts) == _origin(first) else None)
         if authorization:
             headers["Authorization"] = authorization
-        target = _resolve_checked(host, port, policy)
+        target = _resolve_checked(host, port, policy, deadline)
         connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
         connection = connection_class(host, port, target, deadline)
         request_target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

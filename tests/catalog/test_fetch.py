@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+import threading
 import time
 
 import pytest
@@ -131,6 +133,22 @@ def test_a_tls_handshake_that_never_ends_stops_at_the_deadline():
     with DripServer(b"\x16\x03\x03\x40\x00" + b"\0" * 100) as drip:
         url = f"https://127.0.0.1:{drip.port}/f"
         _fails_within(1.5, lambda: fetch_bytes(url, policy=DRIP, max_bytes=1000), "longer than 0.5 s")
+
+
+def test_a_resolver_that_never_answers_stops_at_the_deadline(monkeypatch):
+    # getaddrinfo cannot be interrupted: without a bound, a hung resolver holds the worker for good.
+    answer = threading.Event()
+
+    def silent_resolver(host, port, *args, **kwargs):
+        answer.wait(30)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent_resolver)
+    try:
+        url = "http://feeds.example.test/feed.xml"
+        _fails_within(1.5, lambda: fetch_bytes(url, policy=DRIP, max_bytes=1000), "cannot resolve host 'feeds.example")
+    finally:
+        answer.set()
 
 
 def test_a_failed_download_leaves_no_partial_file(tmp_path):
