@@ -6,10 +6,11 @@ refuses private, loopback and link-local addresses unless the host is explicitly
 connects to exactly the address it checked (no DNS rebinding between check and use),
 re-checks every redirect, and stops at a size cap and at a deadline.
 
-The deadline is wall-clock time for the whole request, enforced in the socket itself: every
-connect, send, TLS handshake step and read waits at most until the deadline (and at most
-``timeout_seconds``), so a server that drips a byte at a time, in the headers, the handshake or
-the body, is cut off on time rather than after each read returns.
+The deadline is wall-clock time for the whole request, name lookup included, enforced in the
+socket itself (``catalog.fetch_deadline``): every connect, send, TLS handshake step and read waits
+at most until the deadline (and at most ``timeout_seconds``), so a server that drips a byte at a
+time, in the headers, the handshake or the body, is cut off on time rather than after each read
+returns.
 
 Credentials in a URL (``https://user:pass@host/…``) are sent as HTTP basic authentication, and
 only to that URL's own origin: a redirect elsewhere does not get them. No message repeats them.
@@ -23,7 +24,6 @@ import http.client
 import ipaddress
 import socket
 import ssl
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -35,6 +35,7 @@ from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from django.conf import settings
 
+from catalog.fetch_deadline import Deadline, DeadlinePassed, DeadlineSocket, DeadlineSSLSocket
 from catalog.redaction import redact_urls_in
 
 CHUNK_BYTES = 1024 * 1024  # read from the network in one call (fewer system calls, one sha256 update)
@@ -87,71 +88,6 @@ class FetchResult:
     sha256: str
 
 
-class _DeadlinePassed(TimeoutError):
-    """Raised inside socket calls, so http.client and ssl pass it up like any timeout."""
-
-
-class _Deadline:
-    def __init__(self, policy: FetchPolicy) -> None:
-        self.seconds = policy.transfer_seconds
-        self.idle_seconds = policy.timeout_seconds
-        self._at = time.monotonic() + policy.transfer_seconds
-
-    def passed(self) -> bool:
-        return time.monotonic() >= self._at
-
-    def next_timeout(self) -> float:
-        """How long the next blocking call may wait; raises once the deadline has passed."""
-        left = self._at - time.monotonic()
-        if left <= 0:
-            raise _DeadlinePassed(f"took longer than {self.seconds:g} s")
-        return min(self.idle_seconds, left)
-
-    def message(self, url: str) -> str:
-        return f"{url}: took longer than {self.seconds:g} s, stopped"
-
-
-class _DeadlineBound:
-    """Mixed into socket classes: each blocking call first sets the timeout to what the deadline leaves."""
-
-    deadline: _Deadline | None = None
-
-    def _arm(self) -> None:
-        if self.deadline is not None:
-            self.settimeout(self.deadline.next_timeout())  # type: ignore[attr-defined]
-
-    def recv_into(self, *args: Any, **kwargs: Any) -> int:
-        self._arm()
-        return super().recv_into(*args, **kwargs)  # type: ignore[misc]
-
-    def recv(self, *args: Any, **kwargs: Any) -> bytes:
-        self._arm()
-        return super().recv(*args, **kwargs)  # type: ignore[misc]
-
-    def send(self, *args: Any, **kwargs: Any) -> int:
-        self._arm()
-        return super().send(*args, **kwargs)  # type: ignore[misc]
-
-    def sendall(self, *args: Any, **kwargs: Any) -> None:
-        self._arm()
-        super().sendall(*args, **kwargs)  # type: ignore[misc]
-
-
-class _DeadlineSocket(_DeadlineBound, socket.socket):
-    pass
-
-
-class _DeadlineSSLSocket(_DeadlineBound, ssl.SSLSocket):
-    def read(self, *args: Any, **kwargs: Any) -> Any:
-        self._arm()
-        return super().read(*args, **kwargs)
-
-    def do_handshake(self, *args: Any, **kwargs: Any) -> None:
-        # CPython bounds the whole handshake by the timeout set when it starts.
-        self._arm()
-        super().do_handshake(*args, **kwargs)
-
-
 _Target = tuple[socket.AddressFamily, tuple[Any, ...]]
 
 
@@ -161,12 +97,12 @@ _Target = tuple[socket.AddressFamily, tuple[Any, ...]]
 _RESOLVERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fetch-resolve")
 
 
-def _resolve_checked(host: str, port: int, policy: FetchPolicy, deadline: _Deadline) -> _Target:
+def _resolve_checked(host: str, port: int, policy: FetchPolicy, deadline: Deadline) -> _Target:
     """Resolve ``host`` and return one address to connect to, refusing non-public ones unless allowed."""
     lookup = _RESOLVERS.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
         infos = lookup.result(timeout=deadline.next_timeout())
-    except (FutureTimeout, _DeadlinePassed):
+    except (FutureTimeout, DeadlinePassed):
         lookup.cancel()
         raise FetchError(
             f"cannot resolve host '{host}': no answer within {deadline.idle_seconds:g} s or the deadline"
@@ -189,9 +125,9 @@ def _resolve_checked(host: str, port: int, policy: FetchPolicy, deadline: _Deadl
     return family, sockaddr
 
 
-def _connect(target: _Target, deadline: _Deadline) -> _DeadlineSocket:
+def _connect(target: _Target, deadline: Deadline) -> DeadlineSocket:
     family, sockaddr = target
-    sock = _DeadlineSocket(family, socket.SOCK_STREAM)
+    sock = DeadlineSocket(family, socket.SOCK_STREAM)
     sock.deadline = deadline
     try:
         sock.settimeout(deadline.next_timeout())
@@ -204,7 +140,7 @@ def _connect(target: _Target, deadline: _Deadline) -> _DeadlineSocket:
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, target: _Target, deadline: _Deadline) -> None:
+    def __init__(self, host: str, port: int, target: _Target, deadline: Deadline) -> None:
         super().__init__(host, port, timeout=deadline.idle_seconds)
         self._target = target
         self._deadline = deadline
@@ -214,9 +150,9 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, target: _Target, deadline: _Deadline) -> None:
+    def __init__(self, host: str, port: int, target: _Target, deadline: Deadline) -> None:
         context = ssl.create_default_context()
-        context.sslsocket_class = _DeadlineSSLSocket
+        context.sslsocket_class = DeadlineSSLSocket
         super().__init__(host, port, timeout=deadline.idle_seconds, context=context)
         self._tls = context
         self._target = target
@@ -226,7 +162,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         raw = _connect(self._target, self._deadline)
         # Certificate and SNI are checked against the name, while the socket goes to the checked address.
         wrapped = self._tls.wrap_socket(raw, server_hostname=self.host, do_handshake_on_connect=False)
-        sock = cast(_DeadlineSSLSocket, wrapped)  # the context's sslsocket_class
+        sock = cast(DeadlineSSLSocket, wrapped)  # the context's sslsocket_class
         sock.deadline = self._deadline
         self.sock = sock
         sock.do_handshake()
@@ -274,7 +210,7 @@ class _Readable(Protocol):
 class Body:
     """A response body being read: ``readinto`` enforces the size cap and the deadline."""
 
-    def __init__(self, source: _Readable, *, url: str, length: int | None, max_bytes: int, deadline: _Deadline):
+    def __init__(self, source: _Readable, *, url: str, length: int | None, max_bytes: int, deadline: Deadline):
         self.length = length  # as the server declared it, if it did
         self.done = 0
         self._source = source
@@ -297,16 +233,16 @@ class Body:
         return count
 
 
-def _explain(exc: BaseException, deadline: _Deadline, url: str, otherwise: str) -> str:
+def _explain(exc: BaseException, deadline: Deadline, url: str, otherwise: str) -> str:
     """A timeout at or after the deadline is the deadline's doing, whichever call noticed it."""
-    return deadline.message(url) if isinstance(exc, _DeadlinePassed) or deadline.passed() else otherwise
+    return deadline.message(url) if isinstance(exc, DeadlinePassed) or deadline.passed() else otherwise
 
 
 @contextmanager
 def open_stream(url: str, *, policy: FetchPolicy, max_bytes: int) -> Iterator[Body]:
     """Yield the body of ``url``, read with ``Body.readinto`` under the policy's caps."""
     validate_url(url)
-    deadline = _Deadline(policy)
+    deadline = Deadline(policy.transfer_seconds, idle_seconds=policy.timeout_seconds)
     if urlsplit(url).scheme == "file":
         path = _file_path(url, policy)
         size = path.stat().st_size
