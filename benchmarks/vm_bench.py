@@ -88,7 +88,7 @@ from provisioning.drivers.domain_xml import (  # noqa: E402
 )
 from provisioning.models import Stack, StackTemplate  # noqa: E402
 from provisioning.services import hosts  # noqa: E402
-from provisioning.services.plans import InstancePlan, dependency_ports, plan_stack  # noqa: E402
+from provisioning.services.plans import InstancePlan, plan_stack  # noqa: E402
 from provisioning.services.templates import install_shipped_templates  # noqa: E402
 from provisioning.subnets import guest_address  # noqa: E402
 from provisioning.templates import TemplateDocument, Tier  # noqa: E402
@@ -288,12 +288,14 @@ def floor_stack(portal: Portal, document: TemplateDocument, index: int) -> Floor
         for position, item in enumerate(plan.instances)
     ]
 
+    service_ports = {item.tier: item.version.service_port for item in plan.instances}
+
     def waits_for(tier: Tier) -> tuple[str, ...]:
         """The peers' service ports a tier waits for, as ``provisioning.services.config_drives`` tells guests."""
         return tuple(
-            f"{peer.address}:{port}"
+            f"{peer.address}:{service_ports[dependency.tier]}"
             for dependency in tier.depends_on
-            if (port := dependency_ports(plan, dependency))
+            if dependency.wait_for_port and service_ports[dependency.tier]
             for peer in peers
             if peer.tier == dependency.tier
         )
