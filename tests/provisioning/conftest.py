@@ -1,4 +1,5 @@
-"""Fixtures of the libvirt driver tests: a fresh test:// host per test and a driver on it."""
+"""Fixtures of the provisioning tests: a fresh test:// host and a driver on it for the libvirt driver's
+tests, a cached demo catalog, and the placement tests' roomy project and launcher."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from provisioning.demand import StackDemand
 from provisioning.drivers.libvirt_driver import LibvirtDriver
-from tests.factories import ApplianceVersionFactory, FeedFactory
+from tests.factories import ApplianceVersionFactory, FeedFactory, ProjectFactory
 from tests.provisioning.libvirt_doubles import NODE_XML, Opener
+from tests.provisioning.placement_support import THREE_TIER, host_of, launch_stack
 
 
 @pytest.fixture
@@ -53,3 +56,25 @@ def demo_catalog(ready_version):
             min_ram_mib=96,
         )
     return versions
+
+
+@pytest.fixture
+def version(db):
+    return ApplianceVersionFactory()
+
+
+@pytest.fixture
+def roomy_project(db):
+    return ProjectFactory(
+        name="roomy", max_stacks=1000, max_instances=1000, max_vcpus=1000, max_memory_mib=10**6, max_disk_gib=10**6
+    )
+
+
+@pytest.fixture
+def place(roomy_project, version):
+    """``place(demand, name=..., strategy=...)`` launches a stack of ``demand`` and says which host took it."""
+
+    def launch(wanted: StackDemand = THREE_TIER, *, name: str = "s", strategy=None) -> str:
+        return host_of(launch_stack(roomy_project, wanted, version=version, name=name, strategy=strategy))
+
+    return launch

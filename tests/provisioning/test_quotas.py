@@ -14,7 +14,7 @@ from provisioning import quotas
 from provisioning.models import Instance, PublishedPort, Stack, StackEvent, Status
 from provisioning.services.launch import stack_launch
 from tests.factories import HostFactory, MembershipFactory, ProjectFactory
-from tests.provisioning.test_placement import THREE_TIER, _in_parallel, demand, launch_stack, room_for
+from tests.provisioning.placement_support import THREE_TIER, demand, in_parallel, launch_stack, room_for
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_parallel_three_tier_launches_against_ten_instances_accept_exactly_three
     HostFactory(name="big", **room_for(100))
     project.max_instances = 10
     project.save()
-    outcomes = _in_parallel(12, lambda n: launch(project, version, name=f"p{n}") and "ok")
+    outcomes = in_parallel(12, lambda n: launch(project, version, name=f"p{n}") and "ok")
     assert outcomes == Counter({"ok": 3, "quota_exceeded": 9})
     assert Stack.objects.count() == 3
     assert Instance.objects.count() == 9
@@ -159,7 +159,7 @@ def test_parallel_launches_against_a_quota_of_k_leave_nothing_behind(member, pro
         stack_launch(user=member, project=project, name=f"burst-{n}", appliance_version=ready_version)
         return "ok"
 
-    assert _in_parallel(10, attempt) == Counter({"ok": 4, "quota_exceeded": 6})
+    assert in_parallel(10, attempt) == Counter({"ok": 4, "quota_exceeded": 6})
     accepted = set(Stack.objects.values_list("pk", flat=True))
     assert len(accepted) == 4
     assert Instance.objects.count() == 4
