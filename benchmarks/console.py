@@ -41,17 +41,14 @@ import asyncio
 import os
 import platform
 import secrets
-import select
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib.metadata import version
@@ -84,6 +81,17 @@ from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.typing import Subprotocol  # noqa: E402
 
 from benchmarks.console_peers import HEADER, SERVER_INIT  # noqa: E402
+from benchmarks.processes import (  # noqa: E402
+    START_TIMEOUT_SECONDS,
+    Usage,
+    first_line,
+    free_port,
+    load,
+    start,
+    stop,
+    usage,
+    wait_for_port,
+)
 from portal.models import Project, Role  # noqa: E402
 from portal.scoping import Account  # noqa: E402
 from portal.services import membership_set  # noqa: E402
@@ -96,120 +104,7 @@ WARMUP_BYTES = 8 * MIB
 WARMUP_PINGS = 50
 PING_BYTES = 16
 READ_BYTES = 256 * 1024  # the direct path's reads
-START_TIMEOUT_SECONDS = 30
 PATHS = ("direct", "proxy", "websockify")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-# --- processes ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start(
-    command: list[str], log: str, *, pipe_stdout: bool = False, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    """A process in a session (and process group) of its own, so stopping it stops its children too.
-
-    Its output goes to ``log`` in the temporary folder (standard output to a pipe with ``pipe_stdout``).
-    """
-    with (WORK / log).open("wb") as out:
-        return subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE if pipe_stdout else out,
-            stderr=out,
-            start_new_session=True,
-        )
-
-
-def first_line(process: subprocess.Popen[bytes], what: str) -> str:
-    """The first line ``process`` prints, waiting at most ``START_TIMEOUT_SECONDS``."""
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT_SECONDS)
-    line = process.stdout.readline().decode() if ready else ""
-    if not line:
-        raise SystemExit(f"{what} did not start (log in {WORK})")
-    return line
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the group the process leads (its pid), then SIGKILL if it has not gone in 10 s."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{what} exited with {process.returncode} (log in {WORK})")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"{what} did not listen on {port} within {START_TIMEOUT_SECONDS} s")
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What processes have used so far: CPU seconds in user and system mode, minor page faults, peak RSS."""
-
-    user: float = 0.0
-    system: float = 0.0
-    faults: int = 0
-    peak_rss_mib: float = 0.0
-
-    def __sub__(self, before: Usage) -> Usage:
-        return Usage(
-            self.user - before.user, self.system - before.system, self.faults - before.faults, self.peak_rss_mib
-        )
-
-
-def _usage_of(proc: Path) -> Usage:
-    # After the name: state, ppid, pgrp, session, tty, tpgid, flags, minflt (7), ..., utime (11), stime (12).
-    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-    peak = 0.0
-    for line in (proc / "status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            peak = int(line.split()[1]) / 1024
-    return Usage(int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS, int(fields[7]), peak)
-
-
-def usage(group: int | None) -> Usage:
-    """The live processes of process group ``group`` added up (the largest peak RSS); None: this process."""
-    if group is None:
-        return _usage_of(Path("/proc/self"))
-    total = Usage()
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2]) != group:
-                continue
-            used = _usage_of(proc)
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-        total = Usage(
-            total.user + used.user,
-            total.system + used.system,
-            total.faults + used.faults,
-            max(total.peak_rss_mib, used.peak_rss_mib),
-        )
-    return total
-
-
-def load() -> str:
-    return "/".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 # --- the portal's side ------------------------------------------------------------------------------
@@ -527,7 +422,7 @@ def main() -> None:
     try:
         peers = start(
             [sys.executable, "-m", "benchmarks.console_peers"],
-            "peers.log",
+            WORK / "peers.log",
             pipe_stdout=True,
             env={**os.environ, "CONSOLE_BENCH_PASSWORD": password},
         )
@@ -538,7 +433,7 @@ def main() -> None:
         daphne_port, websockify_port = free_port(), free_port()
         daphne = start(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(daphne_port), "portal.asgi:application"],
-            "daphne.log",
+            WORK / "daphne.log",
         )
         started.append(daphne)
         websockify = start(
@@ -547,7 +442,7 @@ def main() -> None:
                 f"127.0.0.1:{websockify_port}",
                 f"127.0.0.1:{raw_port}",
             ],
-            "websockify.log",
+            WORK / "websockify.log",
         )
         started.append(websockify)
         wait_for_port(daphne_port, daphne, "daphne")

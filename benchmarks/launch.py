@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import vm_bench as bench  # configures Django first
+from benchmarks import vm_floor
 from provisioning.services.plans import single_tier_document
 
 APPLIANCE = "demo-web"
@@ -35,16 +36,16 @@ def run_rounds(portal: bench.Portal, rounds: int, events: bool) -> None:
         # Warm-up: the first launch uploads the base image into the pool; neither side pays that below.
         warmup = bench.portal_launch(portal, {**payload, "name": "warmup"})
         bench.portal_delete(portal, warmup.stack["id"])
-        warmup_floor = bench.floor_stack(portal, document, rounds)
-        bench.floor_launch(conn, warmup_floor)
-        bench.floor_delete(conn, warmup_floor)
+        warmup_floor = vm_floor.floor_stack(portal, document, rounds)
+        vm_floor.floor_launch(conn, warmup_floor)
+        vm_floor.floor_delete(conn, warmup_floor)
         floor, portal_seconds = [], []
         for index, order in bench.alternating(rounds):
             for which in order:
                 if which == "floor":
-                    stack = bench.floor_stack(portal, document, index)
-                    floor.append(bench.floor_launch(conn, stack).seconds)
-                    bench.floor_delete(conn, stack)
+                    stack = vm_floor.floor_stack(portal, document, index)
+                    floor.append(vm_floor.floor_launch(conn, stack).seconds)
+                    vm_floor.floor_delete(conn, stack)
                 else:
                     launched = bench.portal_launch(portal, {**payload, "name": f"bench-{index}"})
                     portal_seconds.append(launched.seconds)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import vm_bench as bench  # configures Django first
+from benchmarks import vm_floor
 from provisioning.templates import TemplateDocument
 
 TEMPLATE = "classic-three-tier"
@@ -58,11 +59,11 @@ def run_rounds(portal: bench.Portal, rounds: int, events: bool) -> None:
     with bench.libvirt_connection() as conn:
 
         def floor_round(index: int) -> tuple[bench.Timed, float]:
-            stack = bench.floor_stack(portal, document, index)
-            timed = bench.floor_launch(conn, stack)
+            stack = vm_floor.floor_stack(portal, document, index)
+            timed = vm_floor.floor_launch(conn, stack)
             names = {instance.tier: instance.config.hostname for instance in stack.instances}
             page_seen_at = bench.wait_for_page(stack.url(), chain(document, names))
-            bench.floor_delete(conn, stack)
+            vm_floor.floor_delete(conn, stack)
             return timed, page_seen_at
 
         def portal_round(index: int) -> tuple[bench.Timed, float]:
