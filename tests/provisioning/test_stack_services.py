@@ -12,7 +12,7 @@ from django.utils import timezone
 from portal import errors
 from provisioning.drivers import open_driver
 from provisioning.models import Host, Instance, PublishedPort, Stack, Status
-from provisioning.services import base_images, build, lifecycle
+from provisioning.services import build, lifecycle
 from provisioning.services.launch import stack_launch
 from tests.factories import HostFactory
 
@@ -350,66 +350,6 @@ def test_deleted_while_the_image_downloads_stops_the_build(
     assert not stack.events.filter(is_error=True).exists()
     assert stack.instances.get().domain_name not in domain_names()
     assert stack.instances.get().volume_name not in volume_names()
-
-
-def _base_volume_name(version) -> str:
-    from provisioning.naming import base_volume_name
-
-    return base_volume_name(version.image.sha256, "qcow2")
-
-
-def test_base_volume_that_vanished_is_uploaded_again(
-    member, project, test_host, ready_version, django_capture_on_commit_callbacks
-):
-    with django_capture_on_commit_callbacks(execute=True):
-        launch(member, project, ready_version, name="first")
-    with open_driver("test:///default") as driver:
-        driver.delete_volume(pool="default-pool", name=_base_volume_name(ready_version))  # an operator cleaned up
-    with django_capture_on_commit_callbacks(execute=True):
-        second = launch(member, project, ready_version, name="second")
-    second.refresh_from_db()
-    assert second.status == Status.RUNNING, second.status_reason
-    assert _base_volume_name(ready_version) in volume_names()
-    assert second.events.filter(message__startswith="uploading base image").exists()
-
-
-def test_an_upload_abandoned_by_a_dead_worker_is_taken_over(
-    member, project, test_host, ready_version, django_capture_on_commit_callbacks
-):
-    from provisioning.models import HostImage
-
-    abandoned = HostImage.objects.create(
-        host=test_host, image=ready_version.image, volume_name=_base_volume_name(ready_version)
-    )
-    HostImage.objects.filter(pk=abandoned.pk).update(
-        updated_at=timezone.now() - base_images.STALE_UPLOAD_AFTER - timedelta(seconds=1)
-    )
-    with django_capture_on_commit_callbacks(execute=True):
-        stack = launch(member, project, ready_version)
-    stack.refresh_from_db()
-    assert stack.status == Status.RUNNING, stack.status_reason
-    assert HostImage.objects.get().state == HostImage.State.READY
-
-
-def test_a_base_volume_already_in_the_pool_is_adopted(
-    member, project, test_host, ready_version, django_capture_on_commit_callbacks
-):
-    from provisioning.models import HostImage
-
-    with open_driver("test:///default") as driver:  # left by an earlier installation
-        driver.upload_volume(
-            pool="default-pool",
-            name=_base_volume_name(ready_version),
-            source_path=ready_version.image.path,
-            disk_format="qcow2",
-            capacity_bytes=ready_version.image.virtual_size_bytes,
-        )
-    with django_capture_on_commit_callbacks(execute=True):
-        stack = launch(member, project, ready_version)
-    stack.refresh_from_db()
-    assert stack.status == Status.RUNNING, stack.status_reason
-    assert not stack.events.filter(message__startswith="uploading base image").exists()
-    assert HostImage.objects.get().state == HostImage.State.READY
 
 
 def test_a_stuck_teardown_is_retried_once_per_period_not_every_minute(

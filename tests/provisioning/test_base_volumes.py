@@ -1,4 +1,5 @@
-"""Base images in a host's pool are removed once no instance there needs them and they sat idle."""
+"""Base images in a host's pool: uploaded once, uploaded again when gone, an abandoned upload taken
+over, one left by an earlier install adopted; removed once no instance there needs them and they sat idle."""
 
 from __future__ import annotations
 
@@ -57,6 +58,50 @@ def _last_used(ago: timedelta) -> None:
     HostImage.objects.update(last_used_at=timezone.now() - ago)
 
 
+def _base_volume_name(version) -> str:
+    return base_volume_name(version.image.sha256, "qcow2")
+
+
+def test_base_volume_that_vanished_is_uploaded_again(
+    member, project, test_host, ready_version, django_capture_on_commit_callbacks
+):
+    _launch(member, project, ready_version, "first", django_capture_on_commit_callbacks)
+    with open_driver("test:///default") as driver:
+        driver.delete_volume(pool="default-pool", name=_base_volume_name(ready_version))  # an operator cleaned up
+    second = _launch(member, project, ready_version, "second", django_capture_on_commit_callbacks)
+    assert _base_volume_name(ready_version) in _pool_volumes()
+    assert second.events.filter(message__startswith="uploading base image").exists()
+
+
+def test_an_upload_abandoned_by_a_dead_worker_is_taken_over(
+    member, project, test_host, ready_version, django_capture_on_commit_callbacks
+):
+    abandoned = HostImage.objects.create(
+        host=test_host, image=ready_version.image, volume_name=_base_volume_name(ready_version)
+    )
+    HostImage.objects.filter(pk=abandoned.pk).update(
+        updated_at=timezone.now() - base_images.STALE_UPLOAD_AFTER - timedelta(seconds=1)
+    )
+    _launch(member, project, ready_version, "s", django_capture_on_commit_callbacks)
+    assert HostImage.objects.get().state == HostImage.State.READY
+
+
+def test_a_base_volume_already_in_the_pool_is_adopted(
+    member, project, test_host, ready_version, django_capture_on_commit_callbacks
+):
+    with open_driver("test:///default") as driver:  # left by an earlier installation
+        driver.upload_volume(
+            pool="default-pool",
+            name=_base_volume_name(ready_version),
+            source_path=ready_version.image.path,
+            disk_format="qcow2",
+            capacity_bytes=ready_version.image.virtual_size_bytes,
+        )
+    stack = _launch(member, project, ready_version, "s", django_capture_on_commit_callbacks)
+    assert not stack.events.filter(message__startswith="uploading base image").exists()
+    assert HostImage.objects.get().state == HostImage.State.READY
+
+
 def test_a_build_records_when_it_used_the_base_volume(
     member, project, test_host, ready_version, django_capture_on_commit_callbacks
 ):
@@ -70,7 +115,7 @@ def test_a_build_records_when_it_used_the_base_volume(
 def test_an_idle_base_volume_no_instance_needs_is_removed_and_uploaded_again_when_needed(
     member, project, test_host, ready_version, django_capture_on_commit_callbacks
 ):
-    base = base_volume_name(ready_version.image.sha256, "qcow2")
+    base = _base_volume_name(ready_version)
     _copy_left_by_a_deleted_stack(
         member, project, ready_version, django_capture_on_commit_callbacks, last_used_ago=IDLE
     )
