@@ -20,7 +20,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from provisioning.consoles.consumers import SerialConsoleConsumer, VncConsoleConsumer  # noqa: E402
+from provisioning.consoles.serial_socket import SerialConsoleConsumer  # noqa: E402
+from provisioning.consoles.vnc_socket import VncConsoleConsumer  # noqa: E402
 from provisioning.consumers import StackProgressConsumer  # noqa: E402
 from provisioning.stack_list_socket import StackListConsumer  # noqa: E402
 

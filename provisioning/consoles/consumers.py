@@ -1,4 +1,5 @@
-"""The console websockets: ``/ws/consoles/vnc/?ticket=…`` and ``/ws/consoles/serial/?ticket=…``.
+"""What the console websockets share (``vnc_socket``: ``/ws/consoles/vnc/?ticket=…``; ``serial_socket``:
+``/ws/consoles/serial/?ticket=…``).
 
 Each socket is authenticated by its ticket (``provisioning.consoles.tickets``), after an Origin check
 and, when the socket carries a session, a check that it is the ticket's user. Bytes go straight
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import replace
@@ -31,7 +31,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from portal.client_address import client_address
-from provisioning.consoles import backends, browser_flow, rfb
+from provisioning.consoles import backends, browser_flow
 from provisioning.consoles.origin import header, origin_allowed
 from provisioning.consoles.tickets import (
     CLOSE_BAD_TICKET,
@@ -45,17 +45,11 @@ from provisioning.consoles.tickets import (
     console_session_heartbeat,
     console_ticket_redeem,
 )
-from provisioning.consoles.vnc_stream import VncStream
-from provisioning.models import ConsoleTicket
 from provisioning.progress import stack_group
 
 logger = logging.getLogger(__name__)
 
-# Frames from the browser waiting to be written to the VM; when full, the consumer stops reading the socket.
-BROWSER_QUEUE_FRAMES = 64
 CLOSE_NORMAL = 1000
-# Why reading from the VNC server is held while the browser's transport is full.
-BROWSER_FULL = "browser"
 
 
 class _ScopeMeta:
@@ -67,42 +61,6 @@ class _ScopeMeta:
             "REMOTE_ADDR": client[0] or "",
             "HTTP_X_FORWARDED_FOR": header(scope, b"x-forwarded-for") or "",
         }
-
-
-class BrowserBytes:
-    """Frames from the browser as a byte stream: exact reads for the handshake, chunks afterwards."""
-
-    def __init__(self) -> None:
-        self._frames: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=BROWSER_QUEUE_FRAMES)
-        self._pending = b""
-        self._closed = False
-
-    async def put(self, data: bytes) -> None:
-        if not self._closed:
-            await self._frames.put(data)
-
-    def close(self) -> None:
-        """No more frames: readers get the end, and a ``put`` waiting for room goes through."""
-        self._closed = True
-        while not self._frames.empty():
-            self._frames.get_nowait()
-        self._frames.put_nowait(None)
-
-    async def read_exactly(self, count: int) -> bytes:
-        while len(self._pending) < count:
-            frame = await self._frames.get()
-            if frame is None:
-                raise asyncio.IncompleteReadError(self._pending, count)
-            self._pending += frame
-        data, self._pending = self._pending[:count], self._pending[count:]
-        return data
-
-    async def next_chunk(self) -> bytes | None:
-        """What the browser sent next; None once it has gone."""
-        if self._pending:
-            data, self._pending = self._pending, b""
-            return data
-        return await self._frames.get()
 
 
 class ConsoleConsumer(AsyncWebsocketConsumer):
@@ -292,112 +250,4 @@ def _client_address(scope: dict[str, Any]) -> str:
     return client_address(_ScopeMeta(scope))
 
 
-class VncConsoleConsumer(ConsoleConsumer):
-    """noVNC's side of a VM's screen: RFB with security type None, relayed to the real, password-protected server."""
-
-    kind = ConsoleTicket.Kind.VNC
-    _vnc: VncStream | None = None
-    _browser: BrowserBytes
-
-    async def open_console(self, grant: ConsoleGrant) -> None:
-        self._browser = BrowserBytes()
-        self._vnc = await backends.open_vnc(grant)
-
-    async def from_browser(self, data: bytes) -> None:
-        await self._browser.put(data)
-
-    async def run_console(self) -> None:
-        vnc = self._vnc
-        assert vnc is not None
-        try:
-            await rfb.offer_no_auth_to_client(self._browser.read_exactly, self.send_to_browser)
-        except (rfb.RfbError, asyncio.IncompleteReadError) as exc:
-            await self._end(f"browser handshake failed: {exc}", close_code=CLOSE_FORBIDDEN)
-            return
-        upstream = asyncio.create_task(self._browser_to_vm(vnc))
-        try:
-            ended = await self._vm_to_browser(vnc)
-        finally:
-            upstream.cancel()
-        await self._console_ended(ended)
-
-    async def _browser_to_vm(self, vnc: VncStream) -> None:
-        while (data := await self._browser.next_chunk()) is not None:
-            await vnc.write(data)
-
-    async def _vm_to_browser(self, vnc: VncStream) -> str:
-        # Each piece the VM's socket gave is one message: no reassembly, no extra copy.
-        while (data := await vnc.read()) is not None:
-            self.bytes_from_vm += len(data)
-            await self.send_to_browser(data)
-        return "the VNC server closed the connection"
-
-    def pause_console(self) -> None:
-        if self._vnc is not None:
-            self._vnc.hold(BROWSER_FULL)
-
-    def resume_console(self) -> None:
-        if self._vnc is not None:
-            self._vnc.release(BROWSER_FULL)
-
-    async def close_console(self) -> None:
-        if hasattr(self, "_browser"):
-            self._browser.close()
-        vnc, self._vnc = self._vnc, None
-        if vnc is not None:
-            await vnc.close()
-
-
-class SerialConsoleConsumer(ConsoleConsumer):
-    """xterm.js's side of a VM's serial console, reached through libvirt's own connection."""
-
-    kind = ConsoleTicket.Kind.SERIAL
-    _console: backends.SerialConsole | None = None
-    _stop: threading.Event
-    _browser_ready: asyncio.Event
-
-    async def open_console(self, grant: ConsoleGrant) -> None:
-        self._stop = threading.Event()
-        self._browser_ready = asyncio.Event()
-        self._browser_ready.set()
-        self._console = await asyncio.to_thread(backends.open_serial, grant)
-
-    async def from_browser(self, data: bytes) -> None:
-        console = self._console
-        if console is not None:
-            # Awaited: frames are written in order, and a console that does not take them holds the socket.
-            await asyncio.to_thread(console.write, data)
-
-    async def run_console(self) -> None:
-        console = self._console
-        assert console is not None
-        loop = asyncio.get_running_loop()
-        output: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)
-        reader = threading.Thread(
-            target=backends.read_serial_output,
-            args=(console, output, loop, self._stop),
-            name="serial-console",
-            daemon=True,
-        )
-        reader.start()
-        while data := await output.get():
-            self.bytes_from_vm += len(data)
-            # While the browser's side is full the queue fills and holds the reading thread: libvirt's stream waits.
-            await self._browser_ready.wait()
-            await self.send_to_browser(data)
-        await self._console_ended("the serial console ended")
-
-    def pause_console(self) -> None:
-        self._browser_ready.clear()
-
-    def resume_console(self) -> None:
-        self._browser_ready.set()
-
-    async def close_console(self) -> None:
-        self._stop.set()
-        console, self._console = self._console, None
-        if console is not None:
-            await asyncio.to_thread(console.close)
-
-
-__all__ = ["ConsoleConsumer", "SerialConsoleConsumer", "VncConsoleConsumer"]
+__all__ = ["ConsoleConsumer"]
