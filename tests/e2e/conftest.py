@@ -6,6 +6,7 @@ afterwards, and only processes the fixtures started are stopped, by their proces
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -15,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from catalog.demo_appliances import build_demo_appliances
-from provisioning.drivers import open_driver
+from provisioning.drivers import NotFound, open_driver
 from tests.loopback_http import LoopbackServer
 from tests.worker_process import running_worker
 
@@ -61,7 +62,8 @@ def system_pool():
     name = f"portal-e2e-{secrets.token_hex(4)}"
     path = f"/var/lib/libvirt/images/{name}"
     yield name, path
-    with open_driver(SYSTEM_URI) as driver:
+    # The pool exists only once a host was registered with it.
+    with open_driver(SYSTEM_URI) as driver, contextlib.suppress(NotFound):
         for volume in driver.list_volumes(pool=name):
             driver.delete_volume(pool=name, name=volume.name)
         driver.delete_pool(name=name)
@@ -83,6 +85,9 @@ def worker(transactional_db, monkeypatch, tmp_path):
         "PORTAL_IMAGE_CACHE": str(settings.IMAGE_CACHE_DIR),
         # The worker's reconciler must only ever consider this test's domains.
         "PORTAL_DEPLOYMENT": settings.DEPLOYMENT_NAME,
+        # A port moved at start (taken meanwhile) stays in this xdist worker's range.
+        "PORTAL_PORT_MIN": str(settings.PUBLISH_PORT_RANGE[0]),
+        "PORTAL_PORT_MAX": str(settings.PUBLISH_PORT_RANGE[1]),
     }
     env.pop("REDIS_URL", None)
     with running_worker(log_path=tmp_path / "worker.log", env=env) as process:

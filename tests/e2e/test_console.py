@@ -23,6 +23,7 @@ from provisioning.models import Status
 from provisioning.services import lifecycle
 from provisioning.services.launch import stack_launch
 from tests.e2e.conftest import SYSTEM_URI
+from tests.polling import wait_for
 from tests.provisioning.test_console_helpers import (
     open_console,
     receive_exactly,
@@ -69,7 +70,8 @@ def test_serial_and_vnc_consoles_of_a_real_vm(client, member, project, inline_de
             while b"typed" not in seen.split(READY_MARKER, 1)[1]:
                 seen += await socket_.receive_from(timeout=30)
         finally:
-            await socket_.disconnect()
+            # The close writes its audit row after libvirt lets go of the console: give it time.
+            await socket_.disconnect(timeout=30)
         return seen
 
     output = async_to_sync(serial_console)()
@@ -104,13 +106,15 @@ def test_serial_and_vnc_consoles_of_a_real_vm(client, member, project, inline_de
         while (message := await socket_.receive_output(timeout=60))["type"] != "websocket.close":
             pass
         assert message["code"] == CLOSE_ENDED
-        await socket_.disconnect()
+        await socket_.disconnect(timeout=30)
         return width, height
 
     width, height = async_to_sync(vnc_console)()
     assert width > 0
     assert height > 0
-    sessions = AuditEvent.objects.filter(action="console.close").order_by("pk")
+    closed = AuditEvent.objects.filter(action="console.close")
+    wait_for(lambda: closed.count() == 2, timeout=30, what="both console sessions in the audit log")
+    sessions = closed.order_by("pk")
     assert [event.detail["kind"] for event in sessions] == ["serial", "vnc"]
     assert all(event.detail["client_address"] == "127.0.0.1" for event in sessions)
     assert sessions[0].detail["bytes_from_vm"] > 0
@@ -171,7 +175,9 @@ def test_consoles_in_chromium(member, project, inline_demo_catalog, live_portal,
 
             page.goto(f"{live_portal}/instances/{instance.pk}/screen/")
             page.wait_for_selector("#console-screen[data-connected=yes]", timeout=30_000)
-            page.wait_for_function(f"() => ({_CANVAS_PIXELS})().lit > 100", timeout=60_000)
+            page.wait_for_function(
+                f"() => {{ const p = ({_CANVAS_PIXELS})(); return p.lit > 100 && p.colours > 1; }}", timeout=60_000
+            )
             pixels = page.evaluate(_CANVAS_PIXELS)
             shot = page.locator("#console-screen canvas").screenshot(path=str(tmp_path / "screen.png"))
             assert pixels["width"] > 0

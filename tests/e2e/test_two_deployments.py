@@ -61,7 +61,7 @@ def test_two_deployments_launch_reconcile_and_delete_side_by_side(
         assert instances[first].volume_name not in volumes
         assert domains[instances[second].domain_name] == "running"
         assert instances[second].volume_name in volumes
-        assert "demo-web appliance" in (page_text(urls[second]) or "")
+        assert "demo-web appliance" in wait_for(lambda: page_text(urls[second]), timeout=30, interval=0.5)
 
         settings.DEPLOYMENT_NAME = second
         assert reconcile_host(host=host).removed == []

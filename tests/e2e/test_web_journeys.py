@@ -117,7 +117,8 @@ def test_first_sign_in_to_a_deleted_three_tier_stack(
     assert "shop" in _flash(page)
 
     # Watch it come up: the status part re-reads itself (pushed or polled), no reload needed.
-    page.locator("#stack-status").get_by_text("Running", exact=True).first.wait_for(timeout=300_000)
+    # The stack's own status, not the first tier's badge that says Running.
+    page.locator('#stack-status[data-status-text="shop: Running"]').wait_for(timeout=300_000)
     inspect_page(page, "journey-stack-running", width)
     web = stack.instances.get(role="web")
     url = web.published_ports.get().url
@@ -137,7 +138,7 @@ def test_first_sign_in_to_a_deleted_three_tier_stack(
     except PlaywrightTimeout:
         pytest.fail(f"the console did not connect: {page.locator('#console-status').inner_text()!r}")
     inspect_page(page, "journey-console", width)
-    page.go_back()
+    page.goto(f"{live_portal}/stacks/{stack.pk}/")  # not back: the browser may show its cached copy
 
     # Extend the lease: it only ever grows.
     before = Stack.objects.get(pk=stack.pk).expires_at
@@ -152,7 +153,10 @@ def test_first_sign_in_to_a_deleted_three_tier_stack(
     page.locator("#stack-status").get_by_text("Deleted", exact=True).first.wait_for(timeout=120_000)
     assert Stack.objects.get(pk=stack.pk).status == Status.DELETED
     with open_driver(SYSTEM_URI) as driver:
-        assert [d.name for d in driver.list_domains() if d.name.startswith(f"{stack.pk}-")] == []
+        running = {d.name for d in driver.list_domains()}
+    domains = set(stack.instances.values_list("domain_name", flat=True))
+    assert len(domains) == 3
+    assert domains & running == set()
 
     # Over the quota: the launch is refused and the page says why.
     Project.objects.filter(pk=project.pk).update(max_instances=2)
@@ -161,6 +165,7 @@ def test_first_sign_in_to_a_deleted_three_tier_stack(
     page.get_by_label("Name", exact=False).first.fill("shop-two")
     page.get_by_label("Project").select_option(label=project.name)
     page.get_by_role("button", name="Launch").click()
+    page.locator("main .alert-danger, main .invalid-feedback").first.wait_for()
     refusal = " ".join(page.locator("main .alert-danger, main .invalid-feedback").all_inner_texts())
     assert "quota" in refusal, refusal
     assert "instances" in refusal, refusal
