@@ -25,8 +25,6 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +33,7 @@ from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from django.conf import settings
 
-from catalog.fetch_deadline import Deadline, DeadlinePassed, DeadlineSocket, DeadlineSSLSocket
+from catalog.fetch_deadline import Deadline, DeadlinePassed, DeadlineSocket, DeadlineSSLSocket, resolve_within
 from catalog.redaction import redact_urls_in
 
 CHUNK_BYTES = 1024 * 1024  # read from the network in one call (fewer system calls, one sha256 update)
@@ -91,19 +89,11 @@ class FetchResult:
 _Target = tuple[socket.AddressFamily, tuple[Any, ...]]
 
 
-# getaddrinfo cannot be interrupted: lookups run on these threads and the fetch waits for an answer
-# only until its deadline. A resolver that hangs holds a thread, never the worker; with every thread
-# held, later lookups wait in the queue and fail on their own deadlines.
-_RESOLVERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fetch-resolve")
-
-
 def _resolve_checked(host: str, port: int, policy: FetchPolicy, deadline: Deadline) -> _Target:
     """Resolve ``host`` and return one address to connect to, refusing non-public ones unless allowed."""
-    lookup = _RESOLVERS.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = lookup.result(timeout=deadline.next_timeout())
-    except (FutureTimeout, DeadlinePassed):
-        lookup.cancel()
+        infos = resolve_within(deadline, host, port)
+    except DeadlinePassed:
         raise FetchError(
             f"cannot resolve host '{host}': no answer within {deadline.idle_seconds:g} s or the deadline"
         ) from None

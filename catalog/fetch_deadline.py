@@ -3,13 +3,14 @@
 Every connect, send, TLS handshake step and read first sets its socket's timeout to what the
 deadline leaves (and at most the idle timeout), so a peer that drips a byte at a time is cut off
 on time however the reads are split; ``DeadlinePassed`` comes up through http.client and ssl like
-any timeout.
+any timeout. The name lookup before them is bounded too (``resolve_within``).
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import time
 from typing import Any
 
@@ -79,3 +80,30 @@ class DeadlineSSLSocket(DeadlineBound, ssl.SSLSocket):
         # CPython bounds the whole handshake by the timeout set when it starts.
         self._arm()
         super().do_handshake(*args, **kwargs)
+
+
+def resolve_within(deadline: Deadline, host: str, port: int) -> list[Any]:
+    """``socket.getaddrinfo`` for a TCP connection, given up once the deadline (or the idle timeout) passes.
+
+    getaddrinfo cannot be interrupted, so it runs on a thread of its own: a resolver that never
+    answers holds that thread until the system resolver gives up, never the caller. A daemon thread
+    per lookup and nothing shared, so a forked worker inherits no pool whose threads it lacks, and a
+    process may exit while a lookup hangs.
+    """
+    outcome: dict[str, Any] = {}
+    answered = threading.Event()
+
+    def look_up() -> None:
+        try:
+            outcome["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except Exception as exc:  # handed to the caller as it is
+            outcome["error"] = exc
+        finally:
+            answered.set()
+
+    threading.Thread(target=look_up, name="fetch-resolve", daemon=True).start()
+    if not answered.wait(deadline.next_timeout()):
+        raise DeadlinePassed(f"no answer for '{host}' in time")
+    if "error" in outcome:
+        raise outcome["error"]
+    return list(outcome["infos"])

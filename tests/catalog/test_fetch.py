@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import socket
 import threading
 import time
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from catalog.fetch import FetchError, FetchPolicy, fetch_bytes, fetch_to_file
+from catalog.fetch_deadline import Deadline, resolve_within
 from tests.catalog.hostile_servers import AuthServer, DripServer, basic_auth, http_response
 from tests.loopback_http import LoopbackServer
 
@@ -149,6 +151,22 @@ def test_a_resolver_that_never_answers_stops_at_the_deadline(monkeypatch):
         _fails_within(1.5, lambda: fetch_bytes(url, policy=DRIP, max_bytes=1000), "cannot resolve host 'feeds.example")
     finally:
         answer.set()
+
+
+def test_a_lookup_works_in_a_process_forked_after_lookups():
+    # Workers are forked: a lookup must not depend on threads that only the parent process has.
+    def fresh() -> Deadline:
+        return Deadline(5, idle_seconds=5)
+
+    assert resolve_within(fresh(), "127.0.0.1", 80)
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    child = context.Process(target=lambda: answers.put(len(resolve_within(fresh(), "127.0.0.1", 80))))
+    child.start()
+    try:
+        assert answers.get(timeout=10) > 0
+    finally:
+        child.join(10)
 
 
 def test_a_failed_download_leaves_no_partial_file(tmp_path):
