@@ -57,7 +57,18 @@ def new_page(browser, width_name: str):
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.script_errors = errors
+    # What the browser saw go wrong besides, for a test's failure message (``browser_log``).
+    log: list[str] = []
+    page.on("console", lambda message: message.type in ("error", "warning") and log.append(message.text))
+    page.on("requestfailed", lambda request: log.append(f"failed: {request.url} {request.failure}"))
+    page.on("websocket", lambda socket: _watch_socket(socket, log))
+    page.browser_log = log
     return page
+
+
+def _watch_socket(socket, log: list[str]) -> None:
+    log.append(f"websocket opened: {socket.url.split('?')[0]}")
+    socket.on("close", lambda _socket: log.append(f"websocket closed: {socket.url.split('?')[0]}"))
 
 
 def sign_in(page, base_url: str, user) -> None:

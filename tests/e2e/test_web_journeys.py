@@ -13,9 +13,9 @@ import re
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from portal.models import Project
+from portal.models import AuditEvent, Project
 from provisioning.drivers import open_driver
-from provisioning.models import Stack, Status
+from provisioning.models import ConsoleTicket, Stack, Status
 from provisioning.services import hosts, templates
 from tests.browser_pages import (
     assert_fits_the_window,
@@ -136,7 +136,13 @@ def test_first_sign_in_to_a_deleted_three_tier_stack(
     try:
         connected.wait_for(timeout=60_000)
     except PlaywrightTimeout:
-        pytest.fail(f"the console did not connect: {page.locator('#console-status').inner_text()!r}")
+        tickets = list(ConsoleTicket.objects.filter(instance=web).values("used_at", "opened_at", "closed_at"))
+        closes = list(AuditEvent.objects.filter(action="console.close").values_list("detail", flat=True))
+        pytest.fail(
+            f"the console did not connect: {page.locator('#console-status').inner_text()!r}; "
+            f"client script ran: {page.evaluate('typeof window.consoleRfb')}; tickets {tickets}; "
+            f"closes {closes}; browser {page.browser_log[-12:]}"
+        )
     inspect_page(page, "journey-console", width)
     page.goto(f"{live_portal}/stacks/{stack.pk}/")  # not back: the browser may show its cached copy
 
