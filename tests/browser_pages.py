@@ -12,11 +12,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 from django.db import connections
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from tests.live_server import server_threads
 
 CHROMIUM = shutil.which("chromium")
 AXE_SCRIPT = Path(django_settings.BASE_DIR) / "node_modules" / "axe-core" / "axe.min.js"
@@ -174,3 +178,34 @@ def inspect_page(page, name: str, width_name: str, *, accessibility: bool = True
         violations = serious_accessibility_violations(page)
         assert violations == [], f"{page.url}: {violations}"
     assert page.script_errors == [], f"{page.url}: script errors {page.script_errors}"
+
+
+def wait_for_console(page, base_url: str, instance, *, timeout_ms: int) -> None:
+    """Wait for the console page to connect. A console that stays silent is reloaded once, as a person
+    would, and the run's warnings say what the first attempt left behind and where the server's
+    threads were: a silent console under load is not yet explained."""
+    connected = page.locator("#console-screen[data-connected=yes]")
+    for attempt in (1, 2):
+        try:
+            connected.wait_for(timeout=timeout_ms)
+            return
+        except PlaywrightTimeout:
+            seen = _console_attempt(page, base_url, instance)
+            if attempt == 2:
+                pytest.fail(f"the console did not connect, twice: {seen}")
+            warnings.warn(f"a console needed a reload: {seen}", stacklevel=2)
+            page.reload()
+
+
+def _console_attempt(page, base_url: str, instance) -> str:
+    """What a console attempt left behind: the page's status, the tickets, the closes, the browser's log."""
+    from portal.models import AuditEvent
+    from provisioning.models import ConsoleTicket
+
+    tickets = list(ConsoleTicket.objects.filter(instance=instance).values("kind", "used_at", "opened_at", "closed_at"))
+    closes = list(AuditEvent.objects.filter(action="console.close").values_list("detail", flat=True))
+    return (
+        f"status {page.locator('#console-status').inner_text()!r}; "
+        f"client script ran: {page.evaluate('typeof window.consoleRfb')}; tickets {tickets}; "
+        f"closes {closes}; browser {page.browser_log[-12:]}; server threads:\n{server_threads(base_url)}"
+    )

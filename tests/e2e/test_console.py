@@ -22,6 +22,7 @@ from provisioning.consoles.tickets import CLOSE_ENDED, console_ticket_issue
 from provisioning.models import Status
 from provisioning.services import lifecycle
 from provisioning.services.launch import stack_launch
+from tests.browser_pages import wait_for_console
 from tests.e2e.conftest import SYSTEM_URI
 from tests.polling import wait_for
 from tests.provisioning.test_console_helpers import (
@@ -167,14 +168,14 @@ def test_consoles_in_chromium(member, project, inline_demo_catalog, live_portal,
 
             # Serial first: the guest is booting now, its log and ready line arrive while we watch.
             page.goto(f"{live_portal}/instances/{instance.pk}/serial/")
-            page.wait_for_selector("#console-screen[data-connected=yes]", timeout=30_000)
+            wait_for_console(page, live_portal, instance, timeout_ms=35_000)
             # The serial stream may split a line across messages: wait for the whole ready line.
             ready_line = f"{READY_MARKER.decode()} demo-web port 80"
             page.wait_for_function(f"() => ({_TERMINAL_TEXT})().includes('{ready_line}')", timeout=120_000)
             page.screenshot(path=str(tmp_path / "serial.png"))
 
             page.goto(f"{live_portal}/instances/{instance.pk}/screen/")
-            page.wait_for_selector("#console-screen[data-connected=yes]", timeout=30_000)
+            wait_for_console(page, live_portal, instance, timeout_ms=35_000)
             page.wait_for_function(
                 f"() => {{ const p = ({_CANVAS_PIXELS})(); return p.lit > 100 && p.colours > 1; }}", timeout=60_000
             )

@@ -9,14 +9,12 @@ the VMs run under qemu:///system; everything is removed afterwards (see tests/e2
 from __future__ import annotations
 
 import re
-import warnings
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from portal.models import AuditEvent, Project
+from portal.models import Project
 from provisioning.drivers import open_driver
-from provisioning.models import ConsoleTicket, Stack, Status
+from provisioning.models import Stack, Status
 from provisioning.services import hosts, templates
 from tests.browser_pages import (
     assert_fits_the_window,
@@ -25,6 +23,7 @@ from tests.browser_pages import (
     new_page,
     sign_in,
     toggle_menu,
+    wait_for_console,
 )
 from tests.e2e.conftest import SYSTEM_URI
 from tests.polling import page_text, wait_for
@@ -131,21 +130,9 @@ def test_first_sign_in_to_a_deleted_three_tier_stack(
     )
     assert "3 teapots, paid" in chain
 
-    # Open the web tier's screen and see the console connect. A person whose console stays silent
-    # reloads the page; so does this journey, once, and says so in the run's warnings with what the
-    # first attempt saw, because a silent console under load is not yet explained.
+    # Open the web tier's screen and see the console connect.
     page.locator(f"#screen-{web.pk}").click()
-    connected = page.locator("#console-screen[data-connected=yes]")
-    for attempt in (1, 2):
-        try:
-            connected.wait_for(timeout=45_000)
-            break
-        except PlaywrightTimeout:
-            seen = _console_attempt(page, web)
-            if attempt == 2:
-                pytest.fail(f"the console did not connect, twice: {seen}")
-            warnings.warn(f"the journey's console needed a reload: {seen}", stacklevel=1)
-            page.reload()
+    wait_for_console(page, live_portal, web, timeout_ms=45_000)
     inspect_page(page, "journey-console", width)
     page.goto(f"{live_portal}/stacks/{stack.pk}/")  # not back: the browser may show its cached copy
 
@@ -180,14 +167,3 @@ def test_first_sign_in_to_a_deleted_three_tier_stack(
     assert "instances" in refusal, refusal
     assert not Stack.objects.filter(name="shop-two").exists()
     assert_fits_the_window(page)
-
-
-def _console_attempt(page, instance) -> str:
-    """What a console attempt left behind: the page's status, the tickets, the closes, the browser's log."""
-    tickets = list(ConsoleTicket.objects.filter(instance=instance).values("used_at", "opened_at", "closed_at"))
-    closes = list(AuditEvent.objects.filter(action="console.close").values_list("detail", flat=True))
-    return (
-        f"status {page.locator('#console-status').inner_text()!r}; "
-        f"client script ran: {page.evaluate('typeof window.consoleRfb')}; tickets {tickets}; "
-        f"closes {closes}; browser {page.browser_log[-12:]}"
-    )
