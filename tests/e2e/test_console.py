@@ -22,7 +22,7 @@ from provisioning.consoles.tickets import CLOSE_ENDED, console_ticket_issue
 from provisioning.models import Status
 from provisioning.services import lifecycle
 from provisioning.services.launch import stack_launch
-from tests.browser_pages import wait_for_console
+from tests.browser_pages import new_page, wait_for_console
 from tests.e2e.conftest import SYSTEM_URI
 from tests.polling import wait_for
 from tests.provisioning.test_console_helpers import (
@@ -153,7 +153,7 @@ def test_consoles_in_chromium(member, project, inline_demo_catalog, live_portal,
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page = new_page(browser, "desktop")
             page.goto(f"{live_portal}/login/")
             page.fill("input[name=username]", member.username)
             page.fill("input[name=password]", "pw")
