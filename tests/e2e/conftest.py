@@ -6,7 +6,6 @@ afterwards, and only processes the fixtures started are stopped, by their proces
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -16,7 +15,7 @@ from django.conf import settings
 from django.db import connection
 
 from catalog.demo_appliances import build_demo_appliances
-from provisioning.drivers import NotFound, open_driver
+from provisioning.drivers import HypervisorDriver, NotFound, open_driver
 from tests.loopback_http import LoopbackServer
 from tests.worker_process import running_worker
 
@@ -62,11 +61,20 @@ def system_pool():
     name = f"portal-e2e-{secrets.token_hex(4)}"
     path = f"/var/lib/libvirt/images/{name}"
     yield name, path
-    # The pool exists only once a host was registered with it.
-    with open_driver(SYSTEM_URI) as driver, contextlib.suppress(NotFound):
-        for volume in driver.list_volumes(pool=name):
-            driver.delete_volume(pool=name, name=volume.name)
-        driver.delete_pool(name=name)
+    with open_driver(SYSTEM_URI) as driver:
+        remove_pool(driver, name)
+
+
+def remove_pool(driver: HypervisorDriver, name: str) -> None:
+    """A test's storage pool and every volume in it; one that was never made (no host was registered
+    with it) is not an error, so a clean-up never hides the failure that stopped the test early."""
+    try:
+        volumes = driver.list_volumes(pool=name)
+    except NotFound:
+        return
+    for volume in volumes:
+        driver.delete_volume(pool=name, name=volume.name)
+    driver.delete_pool(name=name)
 
 
 @pytest.fixture

@@ -32,9 +32,10 @@ import pytest
 from django.conf import settings
 
 from provisioning import naming
-from provisioning.drivers import DriverError, HostUnreachable, NotFound, open_driver
+from provisioning.drivers import DriverError, HostUnreachable, open_driver
 from provisioning.drivers.libvirt_driver import LibvirtDriver
 from provisioning.models import Host
+from tests.e2e.conftest import remove_pool
 
 ROOT = Path(__file__).resolve().parents[2]
 LIB_SH = ROOT / "scripts" / "lib.sh"
@@ -214,13 +215,7 @@ def _remove_test_objects(uri: str, *, pool: str, deployment: str) -> None:
         for network in driver.list_networks():
             if network.startswith(prefix):
                 driver.delete_network(name=network)
-        try:
-            volumes = driver.list_volumes(pool=pool)
-        except NotFound:  # registration failed before the pool was made
-            return
-        for volume in volumes:
-            driver.delete_volume(pool=pool, name=volume.name)
-        driver.delete_pool(name=pool)
+        remove_pool(driver, pool)
 
 
 def leftovers(uri: str, *, pool: str) -> dict[str, list[str]]:

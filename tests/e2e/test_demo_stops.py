@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from provisioning.drivers import NotFound, open_driver
+from provisioning.drivers import open_driver
+from tests.e2e.conftest import remove_pool
 from tests.polling import page_text, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo-script")]
@@ -113,8 +114,5 @@ def test_a_term_to_the_demos_process_group_ends_every_process(tmp_path):
                 os.kill(pid, signal.SIGKILL)
         demo.wait(timeout=10)
         log.close()
-        # The pool exists only if the demo got as far as registering its host.
-        with open_driver("qemu:///system") as driver, contextlib.suppress(NotFound):
-            for volume in driver.list_volumes(pool=pool):
-                driver.delete_volume(pool=pool, name=volume.name)
-            driver.delete_pool(name=pool)
+        with open_driver("qemu:///system") as driver:
+            remove_pool(driver, pool)
