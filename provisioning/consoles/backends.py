@@ -21,7 +21,15 @@ CONNECT_TIMEOUT_SECONDS = 10
 
 
 class ConsoleUnreachable(Exception):
-    """The VM's console could not be opened (connection refused, authentication failed, host down)."""
+    """The VM's console could not be opened (connection refused, authentication failed, host down).
+
+    The message is in the portal's words and may be shown and audited; ``detail`` (an OS or libvirt
+    error text, which can quote addresses and files) is for the operators' log only.
+    """
+
+    def __init__(self, reason: str, *, detail: str = "") -> None:
+        super().__init__(reason)
+        self.detail = detail
 
 
 async def open_vnc(grant: ConsoleGrant) -> VncStream:
@@ -37,7 +45,7 @@ async def open_vnc(grant: ConsoleGrant) -> VncStream:
             asyncio.open_connection(grant.console_address, grant.vnc_port), CONNECT_TIMEOUT_SECONDS
         )
     except (OSError, TimeoutError) as exc:
-        raise ConsoleUnreachable(f"cannot reach the VNC server: {exc}") from exc
+        raise ConsoleUnreachable("cannot reach the VNC server", detail=str(exc)) from exc
 
     async def write(data: bytes) -> None:
         writer.write(data)
@@ -52,7 +60,7 @@ async def open_vnc(grant: ConsoleGrant) -> VncStream:
         writer.close()
         with suppress(OSError):
             await writer.wait_closed()
-        raise ConsoleUnreachable(f"VNC handshake failed: {exc}") from exc
+        raise ConsoleUnreachable("VNC handshake failed", detail=str(exc)) from exc
     return VncStream.take_over(reader, writer)
 
 
@@ -119,7 +127,7 @@ def open_serial(grant: ConsoleGrant) -> SerialConsole:
     try:
         return SerialConsole(uri=grant.host_uri, domain=grant.domain_name)
     except DriverError as exc:
-        raise ConsoleUnreachable(f"cannot open the serial console: {exc.message}") from exc
+        raise ConsoleUnreachable("cannot open the serial console", detail=exc.message) from exc
 
 
 __all__ = ["ConsoleUnreachable", "SerialConsole", "open_serial", "open_vnc", "read_serial_output"]

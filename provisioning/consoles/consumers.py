@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
@@ -101,11 +100,14 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             await self.open_console(self.grant)
         except Exception as exc:
             if isinstance(exc, backends.ConsoleUnreachable):
-                logger.warning("console of instance %s unreachable: %s", self.grant.instance_id, exc)
+                logger.warning("console of instance %s unreachable: %s (%s)", self.grant.instance_id, exc, exc.detail)
+                reason = f"unreachable: {exc}"
             else:
                 logger.exception("console of instance %s could not be opened", self.grant.instance_id)
+                reason = "unreachable: the console proxy failed"
             self._ended = True
-            await self._record_close(f"unreachable: {exc}")
+            # The detail (addresses, libvirt's text) is in the log for operators, not in the audit trail.
+            await self._record_close(reason)
             await self.close(code=CLOSE_UNREACHABLE)
             return
         try:
@@ -224,10 +226,15 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
                 task.cancel()
         if self._flow is not None:
             self._flow.detach()
-        with suppress(Exception):
+        # The session ends whatever these say, but an operator must be able to see why one failed.
+        try:
             await self.close_console()
-        with suppress(Exception):
+        except Exception:
+            logger.exception("console of instance %s did not close cleanly", self.grant.instance_id)
+        try:
             await self.channel_layer.group_discard(stack_group(self.grant.stack_id), self.channel_name)
+        except Exception:
+            logger.exception("console of instance %s stays in its stack's group", self.grant.instance_id)
         if close_code is not None:
             await self.close(code=close_code, reason=reason[:120])
         await self._record_close(reason)

@@ -139,17 +139,22 @@ def console_ticket_redeem(*, ticket: str, kind: str, session_user: User, client_
     )
     if not spent:
         raise ConsoleRefused(CLOSE_BAD_TICKET, "unknown, used or expired ticket")
+    try:
+        return _open_session(digest=digest, session_user=session_user, now=now)
+    except ConsoleRefused:
+        # Written after the atomic block has ended: inside it, the refusal would roll this back too.
+        ConsoleTicket.objects.filter(digest=digest).update(closed_at=now)
+        raise
+
+
+def _open_session(*, digest: str, session_user: User, now: datetime) -> ConsoleGrant:
     with transaction.atomic():
         row = ConsoleTicket.objects.select_related("user", "instance__stack__project", "instance__host").get(
             digest=digest
         )
         # Parallel redemptions of one user's tickets queue here, so the limit below cannot be raced past.
         Account.objects.select_for_update().filter(pk=row.user_id).first()
-        try:
-            grant = _check(row, session_user=session_user, now=now)
-        except ConsoleRefused:
-            ConsoleTicket.objects.filter(pk=row.pk).update(closed_at=now)
-            raise
+        grant = _check(row, session_user=session_user, now=now)
         ConsoleTicket.objects.filter(pk=row.pk).update(opened_at=now, last_seen_at=now)
         instance = row.instance
         audit.record(
