@@ -13,9 +13,9 @@ from provisioning.placement import host_loads
 
 def _stacks_with_details() -> StackQuerySet:
     ports = PublishedPort.objects.select_related("host")
-    instances = Instance.objects.select_related("host", "appliance_version__appliance").prefetch_related(
-        Prefetch("published_ports", queryset=ports)
-    )
+    instances = Instance.objects.select_related(
+        "host", "appliance_version__appliance", "appliance_version__image"
+    ).prefetch_related(Prefetch("published_ports", queryset=ports))
     return Stack.objects.select_related("project", "network__host").prefetch_related(
         Prefetch("instances", queryset=instances)
     )
