@@ -47,6 +47,7 @@ def stack_renew_lease(*, user: User, stack: Stack, lease_seconds: int, shorten: 
                 f"this would end the lease earlier ({moment_text(wanted)} instead of "
                 f"{moment_text(locked.expires_at)}); ask to shorten it explicitly",
             )
+        previous_end = locked.expires_at  # the stored end: the caller's copy may be stale
         locked.expires_at = wanted
         locked.save(update_fields=["expires_at", "updated_at"])
         stack_event(locked, f"lease renewed until {locked.expires_at:%Y-%m-%d %H:%M:%S %Z}")
@@ -56,7 +57,7 @@ def stack_renew_lease(*, user: User, stack: Stack, lease_seconds: int, shorten: 
             target=locked,
             project=locked.project,
             lease_seconds=lease_seconds,
-            shortened=shorten and wanted < stack.expires_at,
+            shortened=wanted < previous_end,
         )
     return locked
 
