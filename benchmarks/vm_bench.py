@@ -131,7 +131,7 @@ def _set_up() -> Portal:
         raise SystemExit(f"demo feed import failed: {feed.last_error}")
     # Downloads are the catalog's business, not the launch's: neither side pays them below.
     for appliance in Appliance.objects.filter(feed=feed):
-        catalog_services.image_ensure_cached(version=appliance.latest_version())
+        catalog_services.image_ensure_cached(version=appliance.versions.newest_first().first())
     install_shipped_templates(user=user)
     client = APIClient()
     client.force_authenticate(user)
@@ -139,7 +139,7 @@ def _set_up() -> Portal:
 
 
 def latest_version(identifier: str) -> ApplianceVersion:
-    version = Appliance.objects.get(identifier=identifier).latest_version()
+    version = Appliance.objects.get(identifier=identifier).versions.newest_first().first()
     assert version is not None, f"the demo feed has no version of {identifier}"
     return version
 

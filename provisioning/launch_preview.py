@@ -26,15 +26,6 @@ class LaunchCost:
     memory_mib: int
     disk_gib: int
 
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "stacks": self.stacks,
-            "instances": self.instances,
-            "vcpus": self.vcpus,
-            "memory_mib": self.memory_mib,
-            "disk_gib": self.disk_gib,
-        }
-
 
 def version_launch_cost(version: ApplianceVersion) -> LaunchCost:
     """A bare appliance launch: one stack of one instance at the version's minimum size."""

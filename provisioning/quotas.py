@@ -152,13 +152,6 @@ def check_stack_quota(project: Project, demand: StackDemand) -> None:
         raise errors.QuotaExceeded(f"quota exceeded: project '{project.name}' " + "; it ".join(problems))
 
 
-def check_lease_quota(project: Project, lease_seconds: int) -> None:
-    """Refuse a lease (a launch's or a renewal's) longer than the project allows."""
-    problem = _lease_problem(project, lease_seconds)
-    if problem:
-        raise errors.QuotaExceeded(f"quota exceeded: project '{project.name}' {problem}")
-
-
 def _lease_problem(project: Project, lease_seconds: int) -> str | None:
     if lease_seconds <= project.max_lease_seconds:
         return None

@@ -49,7 +49,7 @@ def _live_graphics(domain: str) -> ET.Element:
 
 
 def test_serial_and_vnc_consoles_of_a_real_vm(client, member, project, inline_demo_catalog):
-    version = inline_demo_catalog["demo-web"].latest_version()
+    version = inline_demo_catalog["demo-web"].versions.newest_first().first()
     # Tasks run inline: this returns once the domain has started, while the guest begins to boot.
     stack = stack_launch(user=member, project=project, name="consoled", appliance_version=version, lease_seconds=900)
     stack.refresh_from_db()
@@ -149,7 +149,7 @@ def test_consoles_in_chromium(member, project, inline_demo_catalog, live_portal,
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls below are plain sync code.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-    version = inline_demo_catalog["demo-web"].latest_version()
+    version = inline_demo_catalog["demo-web"].versions.newest_first().first()
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:

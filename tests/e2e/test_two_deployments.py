@@ -24,7 +24,7 @@ def _state(pool: str) -> tuple[dict[str, str], set[str]]:
 def test_two_deployments_launch_reconcile_and_delete_side_by_side(
     settings, member, project, inline_demo_catalog, system_pool, django_capture_on_commit_callbacks
 ):
-    version = inline_demo_catalog["demo-web"].latest_version()
+    version = inline_demo_catalog["demo-web"].versions.newest_first().first()
     pool, _path = system_pool
     first = settings.DEPLOYMENT_NAME
     second = f"{first}-b"  # starts like the first: names alone must not decide ownership

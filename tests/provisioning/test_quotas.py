@@ -80,15 +80,6 @@ def test_every_limit_passed_is_named_at_once(project, version, big_host):
     )
 
 
-def test_a_renewed_lease_is_checked_against_the_longest_lease(project):
-    project.max_lease_seconds = 3600
-    quotas.check_lease_quota(project, 3600)
-    with pytest.raises(
-        errors.QuotaExceeded, match="allows leases of at most 3600 seconds and this stack asks for 3601"
-    ):
-        quotas.check_lease_quota(project, 3601)
-
-
 @pytest.mark.parametrize(
     ("status", "counts"),
     [

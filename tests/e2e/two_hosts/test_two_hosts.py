@@ -34,7 +34,7 @@ def demo_web(operator, project, demo_feed) -> ApplianceVersion:
 
     feed = catalog_services.feed_subscribe_and_import(user=operator, url=demo_feed, project=project)
     assert feed.last_status == Feed.ImportStatus.OK, feed.last_error
-    version = Appliance.objects.get(feed=feed, identifier="demo-web").latest_version()
+    version = Appliance.objects.get(feed=feed, identifier="demo-web").versions.newest_first().first()
     assert version is not None
     return version
 
