@@ -47,7 +47,7 @@ class HostAdmin(ServiceFormAdmin):
     search_fields = ["name", "uri", "hostname"]
     # Draining is changed with the drain and undrain actions (audited), not on the form.
     readonly_fields = ["draining", *Host.OBSERVED_FIELDS]
-    actions = ["refresh", "reconcile", "drain", "undrain"]
+    actions = ["refresh", "repair", "reconcile", "drain", "undrain"]
 
     @admin.action(description="Drain: keep their stacks, place no new ones")
     def drain(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
@@ -75,6 +75,15 @@ class HostAdmin(ServiceFormAdmin):
         for host in queryset:
             hosts.host_refresh(host=host)
         messages.info(request, "Hosts refreshed.")
+
+    @admin.action(description="Repair: set the storage pool up again (define, build, start)")
+    def repair(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
+        for host in queryset:
+            repaired = hosts.host_repair(user=request.user, host=host)
+            if repaired.healthy:
+                messages.info(request, f"{host}: healthy")
+            else:
+                messages.error(request, f"{host}: {repaired.health_error}")
 
 
 @admin.register(HostImage)

@@ -10,6 +10,7 @@ from django.db import models
 
 from catalog.models import ApplianceVersion, CachedImage
 from portal.models import Project
+from provisioning.endpoints import endpoint_url
 from provisioning.querysets import (
     ConsoleTicketQuerySet,
     FlavorQuerySet,
@@ -242,6 +243,10 @@ class Stack(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     running_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Deletes that failed in a row, and when the lease sweep may try again (growing pauses, so a
+    # host that stays away is not asked every minute); see provisioning.services.lifecycle.
+    teardown_failures = models.PositiveIntegerField(default=0)
+    teardown_retry_at = models.DateTimeField(null=True, blank=True)
 
     objects = StackQuerySet.as_manager()
 
@@ -304,11 +309,8 @@ class PublishedPort(models.Model):
 
     @property
     def url(self) -> str:
-        scheme = "https" if self.guest_port in (443, 8443) else "http"
-        address = self.host.public_address
-        if ":" in address:  # IPv6 literals need brackets in URLs
-            address = f"[{address}]"
-        return f"{scheme}://{address}:{self.host_port}/"
+        # On a host name of the endpoints' own, never the portal's (provisioning.endpoints says why).
+        return endpoint_url(host=self.host, host_port=self.host_port, guest_port=self.guest_port)
 
 
 class StackNetwork(models.Model):

@@ -46,6 +46,13 @@ class HostViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=None, responses={200: HostOutputSerializer})
     @action(detail=True, methods=["post"])
+    def repair(self, request: Request, pk: str | None = None) -> Response:
+        """Set the host's storage pool up again (define, build, start), then re-read it; refresh only reads."""
+        host = hosts.host_repair(user=request.user, host=self.get_object())
+        return Response(HostOutputSerializer(host).data)
+
+    @extend_schema(request=None, responses={200: HostOutputSerializer})
+    @action(detail=True, methods=["post"])
     def drain(self, request: Request, pk: str | None = None) -> Response:
         """Place no new stacks on the host; the stacks it runs stay until they end."""
         host = hosts.host_drain(user=request.user, host=self.get_object())

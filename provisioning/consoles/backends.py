@@ -10,10 +10,12 @@ import logging
 import threading
 from contextlib import suppress
 
+from portal import errors
 from provisioning.consoles import rfb
 from provisioning.consoles.tickets import ConsoleGrant
 from provisioning.consoles.vnc_stream import VncStream
 from provisioning.drivers import ConsoleStream, DriverError, open_driver
+from provisioning.host_uris import check_uri
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +126,13 @@ def read_serial_output(
 
 def open_serial(grant: ConsoleGrant) -> SerialConsole:
     """Attach to the domain's serial console through its own libvirt connection. Blocking: run in a thread."""
+    try:
+        # Checked on every connection, as the services' driver_for does: the row may predate the rules.
+        check_uri(grant.host_uri)
+    except errors.Invalid as exc:
+        raise ConsoleUnreachable(
+            "cannot open the serial console", detail=f"the host's URI is refused: {exc.detail}"
+        ) from None
     try:
         return SerialConsole(uri=grant.host_uri, domain=grant.domain_name)
     except DriverError as exc:

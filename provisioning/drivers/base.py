@@ -15,13 +15,20 @@ ProgressCallback = Callable[[int, int], None]
 
 
 class DriverError(Exception):
-    """A hypervisor operation failed. ``retryable`` tells whether the same call may succeed later."""
+    """A hypervisor operation failed. ``retryable`` tells whether the same call may succeed later.
+
+    ``message`` (also ``str(error)``) says what failed in the portal's own words, and may be shown
+    to whoever may see the object it names. ``detail`` is what the hypervisor said, for operators'
+    logs only: libvirt's text can quote files of the machine that produced it (a ``test:///<path>``
+    URI answers with the first line of that file), so it never reaches a page or an API answer.
+    """
 
     retryable: bool = False
 
-    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+    def __init__(self, message: str, *, retryable: bool | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.detail = detail
         if retryable is not None:
             self.retryable = retryable
 
@@ -80,6 +87,7 @@ class PoolInfo:
     path: str
     capacity_bytes: int
     available_bytes: int
+    active: bool = True  # a stopped pool lists no volumes and takes none
 
 
 @dataclass(frozen=True)
@@ -181,7 +189,9 @@ class HypervisorDriver(Protocol):
         """Return the storage pool ``name``; define, build and start it as a dir pool at ``path`` if missing."""
         ...
 
-    def pool_info(self, *, name: str) -> PoolInfo: ...
+    def pool_info(self, *, name: str) -> PoolInfo:
+        """Read a pool as it is, changing nothing (``NotFound`` if it does not exist)."""
+        ...
 
     def find_volume(self, *, pool: str, name: str) -> VolumeInfo | None: ...
 

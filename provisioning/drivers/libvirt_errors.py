@@ -1,11 +1,14 @@
 """Turning ``libvirtError`` into the driver's own errors, each saying whether a retry can help.
 
-The messages name the host and the object a call was about, because a worker's log line or a
-stack's failure reason is read without the call that produced it.
+An error's message says, in the portal's words, what could not be done to which object, because a
+stack's failure reason is read without the call that produced it. libvirt's own text goes only
+into the error's ``detail`` and the log (with the host's URI): it can quote files of the machine
+that produced it, and a failure reason is shown to the stack's project.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
@@ -57,9 +60,24 @@ _PERMANENT_OPEN_CODES = frozenset(
         libvirt.VIR_ERR_XML_DETAIL,
     }
 )
+# What a refusal means, in the portal's words; libvirt's own are only logged.
+_REFUSAL_REASONS = {
+    libvirt.VIR_ERR_DOM_EXIST: "it already exists",
+    libvirt.VIR_ERR_STORAGE_VOL_EXIST: "it already exists",
+    libvirt.VIR_ERR_NETWORK_EXIST: "it already exists",
+    libvirt.VIR_ERR_CONFIG_UNSUPPORTED: "the host does not support that configuration",
+    libvirt.VIR_ERR_XML_ERROR: "the host found its definition invalid",
+    libvirt.VIR_ERR_XML_DETAIL: "the host found its definition invalid",
+    libvirt.VIR_ERR_OPERATION_INVALID: "it is not in a state that allows it",
+    libvirt.VIR_ERR_ACCESS_DENIED: "the host denied access",
+}
+# Some drivers report a taken name as a plain failure, told apart only by these words.
+_ALREADY_EXISTS = "already exists"
 # QEMU's words when a user-networking hostfwd cannot bind its host port; libvirt passes them
 # through as an internal error with no code of their own.
 _HOSTFWD_FAILED = "Could not set up host forwarding rule"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -119,25 +137,42 @@ def _is_connection_error(exc: libvirt.libvirtError) -> bool:
 
 
 def translate_error(exc: libvirt.libvirtError, *, uri: str, action: str, subject: Subject) -> DriverError:
-    """The ``DriverError`` for a failed libvirt call, with a message naming the host and the object."""
+    """The ``DriverError`` for a failed libvirt call: our words in the message, libvirt's in the detail and the log."""
     code = exc.get_error_code()
+    text = libvirt_message(exc)
+    detail = f"host {uri}: cannot {action}: {text}"
+    error: DriverError
     if code in _NOT_FOUND_CODES:
-        detail = _not_found_message(code, subject) or f"cannot {action}: {libvirt_message(exc)}"
-        return NotFound(f"host {uri}: {detail}")
-    message = f"host {uri}: cannot {action}: {libvirt_message(exc)}"
-    if _is_connection_error(exc):
-        return HostUnreachable(message)
-    if code in _UNSUPPORTED_CODES:
-        return Unsupported(message)
-    if _HOSTFWD_FAILED in message:
-        return PortUnavailable(message)
-    return InvalidRequest(message, retryable=code in _TRANSIENT_CODES)
+        error = NotFound(_not_found_message(code, subject) or f"cannot {action}: it does not exist", detail=detail)
+    elif _is_connection_error(exc):
+        error = HostUnreachable(f"cannot {action}: the host did not answer", detail=detail)
+    elif code in _UNSUPPORTED_CODES:
+        error = Unsupported(f"cannot {action}: the host does not support it", detail=detail)
+    elif _HOSTFWD_FAILED in text:
+        error = PortUnavailable(f"cannot {action}: a port to publish is taken on the host", detail=detail)
+    elif code in _TRANSIENT_CODES:
+        error = InvalidRequest(f"cannot {action}: the host was busy", retryable=True, detail=detail)
+    else:
+        reason = _REFUSAL_REASONS.get(code) or ("it already exists" if _ALREADY_EXISTS in text else "")
+        error = InvalidRequest(f"cannot {action}: {reason or 'the host refused it'}", detail=detail)
+    _log(error)
+    return error
 
 
 def open_error(exc: libvirt.libvirtError, uri: str) -> HostUnreachable:
     """The error for a connection that could not be opened; retryable unless the URI or credentials are wrong."""
     permanent = exc.get_error_code() in _PERMANENT_OPEN_CODES or exc.get_error_domain() == libvirt.VIR_FROM_URI
-    return HostUnreachable(f"host {uri}: cannot connect: {libvirt_message(exc)}", retryable=not permanent)
+    reason = "the URI or the credentials were refused" if permanent else "it did not answer"
+    detail = f"host {uri}: cannot connect: {libvirt_message(exc)}"
+    error = HostUnreachable(f"cannot connect to the host: {reason}", retryable=not permanent, detail=detail)
+    _log(error)
+    return error
+
+
+def _log(error: DriverError) -> None:
+    # The one place libvirt's words are kept: operators read them here, nobody else sees them.
+    level = logging.INFO if isinstance(error, NotFound) else logging.WARNING
+    logger.log(level, "%s (%s)", error.detail, type(error).__name__)
 
 
 def discard_libvirt_error(_ctx: object, _error: object) -> None:

@@ -46,6 +46,7 @@ def _pool_info(pool: libvirt.virStoragePool) -> PoolInfo:
         path=parse_pool_path(pool.XMLDesc(0)),
         capacity_bytes=capacity,
         available_bytes=available,
+        active=bool(pool.isActive()),
     )
 
 
@@ -132,11 +133,12 @@ class LibvirtStorage(LibvirtConnection):
     def _start_existing_pool(self, pool: libvirt.virStoragePool, name: str, path: str) -> None:
         current = parse_pool_path(pool.XMLDesc(0))
         if posixpath.normpath(current) != posixpath.normpath(path):
-            raise InvalidRequest(f"host {self.uri}: pool '{name}' already exists at '{current}', not '{path}'")
+            raise InvalidRequest(f"pool '{name}' already exists at '{current}', not '{path}'")
         if not pool.isActive():
             pool.create(0)
 
     def pool_info(self, *, name: str) -> PoolInfo:
+        """Read a pool as it is, changing nothing (``NotFound`` if it does not exist)."""
         with self._call(f"read pool '{name}'", Subject(pool=name)) as conn:
             return _pool_info(conn.storagePoolLookupByName(name))
 
@@ -153,7 +155,7 @@ class LibvirtStorage(LibvirtConnection):
                 # Checked first because a dir pool can only be deleted once stopped, and a stopped
                 # pool that then refuses deletion would be left half torn down.
                 if pool.numOfVolumes() > 0:
-                    raise InvalidRequest(f"host {self.uri}: pool '{name}' still holds volumes")
+                    raise InvalidRequest(f"pool '{name}' still holds volumes")
                 pool.destroy()
             pool.delete(0)
             pool.undefine()
@@ -195,7 +197,8 @@ class LibvirtStorage(LibvirtConnection):
         with self._call(f"create volume '{name}' in pool '{pool}'", subject) as conn:
             volume = conn.storagePoolLookupByName(pool).createXML(xml, 0)
         try:
-            with self._call(f"upload '{source_path}' into volume '{name}'", subject) as conn:
+            # The local path stays out of the message: a failed build's reason is shown to its project.
+            with self._call(f"upload an image into volume '{name}'", subject) as conn:
                 if self._capabilities().stores_volume_data:
                     _stream_file(conn, volume, source_path, size, progress)
                 else:
@@ -223,7 +226,7 @@ class LibvirtStorage(LibvirtConnection):
                 f"'{backing.name}' ({backing.capacity_bytes} bytes)"
             )
         xml = build_overlay_xml(name, capacity, backing.path, backing.disk_format)
-        action = f"create overlay '{name}' on '{backing.path}'"
+        action = f"create overlay '{name}' on '{backing.name}'"
         with self._call(action, Subject(pool=pool, volume=name)) as conn:
             return _volume_info(conn.storagePoolLookupByName(pool).createXML(xml, 0))
 

@@ -1,21 +1,32 @@
-"""Registering and changing hosts, and reading their capacity and health through the driver."""
+"""Registering, changing and repairing hosts, and reading their capacity and health through the driver.
+
+Reading a host (``host_refresh``, run every few minutes) changes nothing on it. Setting it up, that
+is defining, building and starting its storage pool, happens only when an operator acts: when the
+host is registered, when its URI or pool changes, and when they ask for a repair (``host_repair``).
+A periodic read that quietly re-created a pool would hide whatever removed it.
+
+Errors shown on the host (``health_error``) or to the caller are the driver's messages, in the
+portal's words; what libvirt said is in the log (see ``provisioning.drivers.base.DriverError``).
+"""
 
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from portal import audit, errors
 from portal.scoping import User, is_operator
-from provisioning.drivers import DriverError, HypervisorDriver, open_driver
+from provisioning.drivers import DriverError, HostUnreachable, HypervisorDriver, NotFound, open_driver
+from provisioning.drivers.base import PoolInfo
+from provisioning.endpoints import check_endpoint_host
+from provisioning.host_uris import check_uri
 from provisioning.models import Host
 
 logger = logging.getLogger(__name__)
@@ -23,7 +34,16 @@ logger = logging.getLogger(__name__)
 
 @contextmanager
 def driver_for(host: Host) -> Iterator[HypervisorDriver]:
-    """A driver for ``host``, closed when the ``with`` block ends."""
+    """A driver for ``host``, closed when the ``with`` block ends.
+
+    The URI is checked again here, not only when it was saved: a row saved before the rules were
+    tightened (or written by hand) must not make the portal run what the rules now refuse.
+    """
+    try:
+        check_uri(host.uri)
+    except errors.Invalid as exc:
+        logger.error("host %s: not connecting to its URI: %s", host.name, exc.detail)
+        raise HostUnreachable(f"the host's URI is refused: {exc.detail}", retryable=False) from None
     driver = open_driver(host.uri)
     try:
         yield driver
@@ -34,25 +54,6 @@ def driver_for(host: Host) -> Iterator[HypervisorDriver]:
 def _require_operator(user: User) -> None:
     if not is_operator(user):
         raise errors.PermissionDenied("only operators may register or change hosts")
-
-
-def check_uri(uri: str) -> None:
-    """Refuse a libvirt URI the portal must not open: an unlisted transport, or one that runs a command.
-
-    libvirt runs programs on the portal server for some URIs: ``qemu+ext`` runs ``command=``, and
-    the ssh transports take ``command=`` as the ssh client to run. A registered host is only ever
-    reached through the transports operators allow (``PORTAL_HOST_TRANSPORTS``).
-    """
-    parts = urlsplit(uri)
-    allowed = settings.HOST_TRANSPORTS
-    exact = uri in allowed  # entries such as "qemu:///system" allow that one URI
-    if not exact and (not parts.scheme or "://" not in uri or parts.scheme not in allowed):
-        scheme = parts.scheme or uri
-        raise errors.Invalid.for_field(
-            "uri", f"transport '{scheme}' is not allowed here (allowed: {', '.join(allowed)}; PORTAL_HOST_TRANSPORTS)"
-        )
-    if any(key.lower() == "command" for key, _value in parse_qsl(parts.query, keep_blank_values=True)):
-        raise errors.Invalid.for_field("uri", "a host URI may not name a command to run (command=)")
 
 
 def _check_settable(fields: dict[str, Any]) -> None:
@@ -67,6 +68,7 @@ def _validated(host: Host) -> None:
         host.full_clean()
     except ValidationError as exc:
         raise errors.Invalid.from_django(exc) from None
+    check_endpoint_host(host)
 
 
 def host_register(*, user: User, name: str, uri: str, **fields: Any) -> Host:
@@ -125,26 +127,45 @@ def _set_draining(*, user: User, host: Host, draining: bool) -> Host:
 
 
 def host_probe(*, host: Host) -> dict[str, Any]:
-    """Connect to a host and read what the portal observes; refuse it with a readable reason if that fails."""
+    """Connect to a host, set its storage pool up, and read what the portal observes.
+
+    For a host being registered or changed: one that cannot be used is refused with the reason.
+    """
     try:
-        return _observe(host)
+        return _observe(host, set_up=True)
     except DriverError as exc:
         raise errors.Invalid.for_field("uri", f"cannot use host {host.uri}: {exc.message}") from None
 
 
 def host_refresh(*, host: Host) -> Host:
-    """Re-read capacity and health; a host that does not answer is marked unhealthy, not removed.
+    """Re-read capacity and health, changing nothing on the host; one that does not answer is marked unhealthy.
 
     Only the observed fields are written: an operator's edit made during the (slow) read stays.
     """
+    _save_observed(host, _observed_or_unhealthy(host, set_up=False))
+    return host
+
+
+def host_repair(*, user: User, host: Host) -> Host:
+    """Set the host's storage pool up again (define, build, start, as at registration), then re-read it."""
+    _require_operator(user)
+    observed = _observed_or_unhealthy(host, set_up=True)
+    _save_observed(host, observed)
+    audit.record(actor=user, action="host.repair", target=host, healthy=observed["healthy"])
+    return host
+
+
+def _observed_or_unhealthy(host: Host, *, set_up: bool) -> dict[str, Any]:
     try:
-        observed = _observe(host)
+        return _observe(host, set_up=set_up)
     except DriverError as exc:
         logger.warning("host %s unhealthy: %s", host.name, exc.message)
-        observed = {"healthy": False, "health_error": exc.message, "last_checked_at": timezone.now()}
+        return {"healthy": False, "health_error": exc.message, "last_checked_at": timezone.now()}
+
+
+def _save_observed(host: Host, observed: dict[str, Any]) -> None:
     Host.objects.filter(pk=host.pk).update(**observed)
     _apply(host, observed)
-    return host
 
 
 def _apply(host: Host, observed: dict[str, Any]) -> None:
@@ -152,11 +173,18 @@ def _apply(host: Host, observed: dict[str, Any]) -> None:
         setattr(host, field, value)
 
 
-def _observe(host: Host) -> dict[str, Any]:
+def _observe(host: Host, *, set_up: bool) -> dict[str, Any]:
+    pool: PoolInfo | None
     with driver_for(host) as driver:
         info = driver.host_info()
-        pool = driver.ensure_dir_pool(name=host.storage_pool, path=host.storage_pool_path)
-    return {
+        if set_up:
+            pool = driver.ensure_dir_pool(name=host.storage_pool, path=host.storage_pool_path)
+        else:
+            try:
+                pool = driver.pool_info(name=host.storage_pool)
+            except NotFound:
+                pool = None
+    observed: dict[str, Any] = {
         "cpus": info.cpus,
         "memory_mib": info.memory_mib,
         "free_memory_mib": info.free_memory_mib,
@@ -165,9 +193,36 @@ def _observe(host: Host) -> dict[str, Any]:
         "hostname": info.hostname,
         "guests_bind_host_ports": info.capabilities.guests_bind_host_ports,
         "guest_arches": ",".join(info.guest_arches),
-        "pool_capacity_bytes": pool.capacity_bytes,
-        "pool_available_bytes": pool.available_bytes,
-        "healthy": True,
-        "health_error": "",
         "last_checked_at": timezone.now(),
     }
+    if pool is not None:
+        observed |= {"pool_capacity_bytes": pool.capacity_bytes, "pool_available_bytes": pool.available_bytes}
+    problem = _pool_problem(host, pool)
+    if problem:
+        logger.warning("host %s unhealthy: %s", host.name, problem)
+    return observed | {"healthy": not problem, "health_error": problem}
+
+
+def _pool_problem(host: Host, pool: PoolInfo | None) -> str:
+    """Why the host's pool cannot take volumes now, in words that say what fixes it; "" if it can."""
+    name = host.storage_pool
+    if pool is None:
+        return f"storage pool '{name}' is missing; repair the host to set it up again"
+    if posixpath.normpath(pool.path) != posixpath.normpath(host.storage_pool_path):
+        return f"storage pool '{name}' is at '{pool.path}', not at '{host.storage_pool_path}'"
+    if not pool.active:
+        return f"storage pool '{name}' is stopped; repair the host to start it"
+    return ""
+
+
+__all__ = [
+    "check_uri",
+    "driver_for",
+    "host_drain",
+    "host_probe",
+    "host_refresh",
+    "host_register",
+    "host_repair",
+    "host_undrain",
+    "host_update",
+]

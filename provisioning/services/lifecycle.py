@@ -5,19 +5,25 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from portal import audit, errors
 from portal.models import Role
 from portal.moments import moment_text
 from portal.scoping import User, require_role
+from portal.task_queues import Queue, enqueue
 from provisioning.models import DELETABLE_STATUSES, Instance, PublishedPort, Stack, Status
 from provisioning.services.cleanup import remove_stack_resources
 from provisioning.services.events import stack_event
 from provisioning.services.launch import check_lease
 
 STUCK_TEARDOWN_AFTER = timedelta(minutes=10)
+# After a failed delete the lease sweep waits this long before trying again, twice as long after
+# each further failure, never longer than the cap: a host that stays away is not asked (with an
+# event and an audit row each time) every minute.
+FAILED_TEARDOWN_FIRST_PAUSE = timedelta(minutes=2)
+FAILED_TEARDOWN_MAX_PAUSE = timedelta(hours=1)
 
 
 def stack_renew_lease(*, user: User, stack: Stack, lease_seconds: int, shorten: bool = False) -> Stack:
@@ -94,7 +100,7 @@ def stack_destroy(*, user: User | None, stack: Stack, reason: str = "deleted by 
 
 
 def _queue_teardown(stack_id: int) -> None:
-    async_task("provisioning.tasks.teardown_stack", stack_id, task_name=f"teardown-stack-{stack_id}")
+    enqueue("provisioning.tasks.teardown_stack", stack_id, queue=Queue.CONTROL, task_name=f"teardown-stack-{stack_id}")
 
 
 def stack_teardown(*, stack: Stack) -> Stack:
@@ -115,7 +121,11 @@ def stack_teardown(*, stack: Stack) -> Stack:
         if problems:
             reason = f"delete failed: {'; '.join(problems)}; delete again to retry"
             locked.status, locked.status_reason = Status.ERROR, reason
-            locked.save(update_fields=["status", "status_reason", "updated_at"])
+            locked.teardown_failures += 1
+            locked.teardown_retry_at = timezone.now() + failed_teardown_pause(locked.teardown_failures)
+            locked.save(
+                update_fields=["status", "status_reason", "teardown_failures", "teardown_retry_at", "updated_at"]
+            )
             stack_event(locked, reason, is_error=True)
             return locked
         Instance.objects.filter(stack=locked).update(status=Status.DELETED)
@@ -126,15 +136,23 @@ def stack_teardown(*, stack: Stack) -> Stack:
     return locked
 
 
+def failed_teardown_pause(failures: int) -> timedelta:
+    """How long the lease sweep waits before trying a delete again after ``failures`` failures in a row."""
+    doublings = min(max(failures - 1, 0), 16)  # far past the cap already; keeps the number small
+    return min(FAILED_TEARDOWN_FIRST_PAUSE * 2**doublings, FAILED_TEARDOWN_MAX_PAUSE)
+
+
 def leases_expire(*, now: datetime | None = None) -> int:
     """Queue the teardown of every stack whose lease has run out; return how many.
 
+    A stack whose delete failed is tried again once its pause is over (``failed_teardown_pause``).
     Also re-queues teardowns that have sat in "deleting" too long (a worker died or the
     database refused a write), so an expired stack can never linger with its VM running.
     """
     now = now or timezone.now()
     count = 0
-    for stack in Stack.objects.filter(expires_at__lte=now, status__in=DELETABLE_STATUSES):
+    due = Q(teardown_retry_at__isnull=True) | Q(teardown_retry_at__lte=now)
+    for stack in Stack.objects.filter(due, expires_at__lte=now, status__in=DELETABLE_STATUSES):
         try:
             stack_destroy(user=None, stack=stack, reason="lease expired")
             count += 1

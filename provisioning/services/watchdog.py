@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
-from django_q.tasks import async_task
 
+from portal.task_queues import Queue, enqueue
 from provisioning.models import Instance, Stack, Status
 from provisioning.services.cleanup import remove_stack_resources
 from provisioning.services.events import stack_event
@@ -43,7 +43,9 @@ def stacks_watchdog(*, now: datetime | None = None) -> int:
         # Touching updated_at spaces the retries out, one per watchdog period at most.
         Stack.objects.filter(pk=stack_id, status=Status.PENDING).update(updated_at=now)
         stack_event(Stack(pk=stack_id), "the build never started; queued again")
-        async_task("provisioning.tasks.build_stack", stack_id, task_name=f"build-stack-{stack_id}-again")
+        enqueue(
+            "provisioning.tasks.build_stack", stack_id, queue=Queue.BUILDS, task_name=f"build-stack-{stack_id}-again"
+        )
         handled += 1
     return handled
 

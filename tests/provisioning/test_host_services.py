@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 
+import libvirt
 import pytest
+from django.contrib.messages import get_messages
 
 from portal import errors
 from portal.models import AuditEvent
+from provisioning.drivers import NotFound
 from provisioning.models import Host
 from provisioning.services import hosts
 from tests.factories import HostFactory
@@ -43,12 +46,13 @@ def test_refresh_keeps_an_operators_edit_made_during_the_read(operator):
     assert saved.healthy is True  # what the refresh observed
 
 
-def test_refresh_of_an_unreachable_host_marks_it_unhealthy_and_keeps_it(db):
+def test_refresh_of_an_unreachable_host_marks_it_unhealthy_and_keeps_it(db, caplog):
     host = HostFactory(name="far", uri="qemu+tcp://127.0.0.1:1/system", healthy=True, cpus=8)
     hosts.host_refresh(host=host)
     saved = Host.objects.get(pk=host.pk)
     assert saved.healthy is False
-    assert "127.0.0.1:1" in saved.health_error
+    assert saved.health_error == "cannot connect to the host: it did not answer"
+    assert "host qemu+tcp://127.0.0.1:1/system: cannot connect: unable to connect to server" in caplog.text
     assert saved.cpus == 8  # the last known capacity stays
 
 
@@ -162,13 +166,14 @@ def test_drain_in_the_admin(client, operator, action):
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("qemu+ext:///system?command=/bin/touch%20{marker}", r"transport 'qemu\+ext' is not allowed"),
+        ("qemu+ext:///system?command=/bin/touch%20{marker}", "the ext transport runs a program"),
         ("qemu+ssh://root@127.0.0.1/system?command=/bin/touch%20{marker}", "may not name a command"),
         ("qemu+libssh2://root@127.0.0.1/system?COMMAND=/bin/touch%20{marker}", "may not name a command"),
         ("qemu:///session", "not allowed"),
         ("xen:///system", "transport 'xen' is not allowed"),
         ("nonsense:///x", "transport 'nonsense' is not allowed"),
-        ("not a uri", "not allowed"),
+        ("not a uri", "printable ASCII characters, with no space"),
+        ("test:default", "not a libvirt URI"),
     ],
 )
 def test_host_uris_that_could_run_commands_or_are_not_allowed_are_refused(operator, tmp_path, uri, message):
@@ -191,3 +196,88 @@ def test_the_allowed_transports_are_a_setting(operator, settings):
     assert host.healthy
     with pytest.raises(errors.Invalid, match="may not name a command"):
         hosts.host_update(user=operator, host=host, uri="test:///default?command=/bin/true")
+
+
+# Observing and repairing: the periodic refresh only reads; setting the pool up is an operator's act.
+
+
+def stop_pool(name: str) -> None:
+    conn = libvirt.open("test:///default")
+    try:
+        conn.storagePoolLookupByName(name).destroy()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def keeper():
+    """An open test:///default connection, so the test driver keeps its state between calls."""
+    from provisioning.drivers import open_driver
+
+    with open_driver("test:///default") as driver:
+        driver.host_info()
+        yield driver
+
+
+def test_refresh_does_not_set_a_missing_pool_up_and_repair_does(operator, keeper):
+    host = hosts.host_register(
+        user=operator, name="t1", uri="test:///default", storage_pool="portal-x", storage_pool_path="/portal-x"
+    )
+    keeper.delete_pool(name="portal-x")  # someone removed it behind the portal's back
+
+    hosts.host_refresh(host=host)
+    saved = Host.objects.get(pk=host.pk)
+    assert (saved.healthy, saved.health_error) == (
+        False,
+        "storage pool 'portal-x' is missing; repair the host to set it up again",
+    )
+    assert saved.cpus == 16  # the rest is still read
+    with pytest.raises(NotFound):
+        keeper.pool_info(name="portal-x")  # not set up again behind the operator's back
+
+    hosts.host_repair(user=operator, host=saved)
+    repaired = Host.objects.get(pk=host.pk)
+    assert (repaired.healthy, repaired.health_error) == (True, "")
+    assert keeper.pool_info(name="portal-x").active
+    assert AuditEvent.objects.get(action="host.repair").detail == {"healthy": True}
+
+
+def test_refresh_does_not_start_a_stopped_pool(operator, keeper):
+    host = hosts.host_register(
+        user=operator, name="t1", uri="test:///default", storage_pool="default-pool", storage_pool_path="/default-pool"
+    )
+    stop_pool("default-pool")
+
+    hosts.host_refresh(host=host)
+    stopped = "storage pool 'default-pool' is stopped; repair the host to start it"
+    assert Host.objects.get(pk=host.pk).health_error == stopped
+    assert keeper.pool_info(name="default-pool").active is False
+
+    hosts.host_repair(user=operator, host=host)
+    assert Host.objects.get(pk=host.pk).healthy
+    assert keeper.pool_info(name="default-pool").active is True
+
+
+def test_only_operators_repair_hosts(member, operator, api, keeper):
+    host = hosts.host_register(
+        user=operator, name="t1", uri="test:///default", storage_pool="default-pool", storage_pool_path="/default-pool"
+    )
+    with pytest.raises(errors.PermissionDenied):
+        hosts.host_repair(user=member, host=host)
+    assert api(member).post(f"/api/v1/hosts/{host.pk}/repair/").status_code == 403
+    response = api(operator).post(f"/api/v1/hosts/{host.pk}/repair/")
+    assert response.status_code == 200, response.content
+    assert response.json()["healthy"] is True
+    assert list(AuditEvent.objects.filter(action="host.repair").values_list("actor", flat=True)) == [operator.pk]
+
+
+def test_repair_in_the_admin(client, operator, keeper):
+    host = hosts.host_register(
+        user=operator, name="t1", uri="test:///default", storage_pool="portal-x", storage_pool_path="/portal-x"
+    )
+    keeper.delete_pool(name="portal-x")
+    client.force_login(operator)
+    response = client.post("/admin/provisioning/host/", {"action": "repair", "_selected_action": [host.pk]})
+    assert response.status_code == 302
+    assert [str(message) for message in get_messages(response.wsgi_request)] == ["t1: healthy"]
+    assert keeper.pool_info(name="portal-x").active

@@ -90,7 +90,7 @@ class Command(BaseCommand):
     def _host(self, user, *, uri: str, domain_type: str) -> Host:
         host = Host.objects.filter(uri=uri).first()
         if host is not None:
-            hosts.host_refresh(host=host)
+            hosts.host_repair(user=user, host=host)  # setting up again is this command's job: its pool may be gone
             if not host.healthy:
                 raise CommandError(f"host {uri} is not healthy: {host.health_error}")
             return host
