@@ -21,6 +21,7 @@ from django.urls import reverse
 from catalog import services
 from catalog.forms import FeedSubscribeForm
 from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed
+from portal import errors
 from portal.admin_tools import ObservedOnlyAdmin
 from portal.web_errors import errors_on
 
@@ -88,9 +89,14 @@ class FeedAdmin(admin.ModelAdmin):
 
     @admin.action(description="Import the selected feeds again")
     def import_now(self, request: HttpRequest, queryset: QuerySet[Feed]) -> None:
+        queued = 0
         for feed in queryset:
-            services.feed_queue_import(feed=feed)
-        messages.info(request, f"Queued {queryset.count()} import(s).")
+            try:
+                services.feed_queue_import(feed=feed)
+                queued += 1
+            except errors.WrongState as refused:  # the project's import limit: say so, go on with the rest
+                messages.warning(request, f"{feed}: {refused.detail}")
+        messages.info(request, f"Queued {queued} import(s).")
 
 
 class VersionInline(admin.TabularInline):

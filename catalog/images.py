@@ -33,7 +33,7 @@ QEMU_IMG = "qemu-img"
 _INFO_MEMORY_LIMIT_BYTES = 1024**3
 _CONVERT_MEMORY_LIMIT_BYTES = 4 * 1024**3
 _CPU_LIMIT_SECONDS = 300
-_WALL_LIMIT_SECONDS = 900
+QEMU_IMG_WALL_SECONDS = 900  # one qemu-img run; callers waiting on one need to know
 
 _MAGICS = {
     b"QFI\xfb": "qcow2",
@@ -76,14 +76,14 @@ def _run_qemu_img(arguments: list[str], *, memory_bytes: int, file_bytes: int = 
             [QEMU_IMG, *arguments],
             capture_output=True,
             text=True,
-            timeout=_WALL_LIMIT_SECONDS,
+            timeout=QEMU_IMG_WALL_SECONDS,
             preexec_fn=_resource_limits(memory_bytes, file_bytes),
             check=False,
         )
     except FileNotFoundError:
         raise ImageError("qemu-img is not installed (Debian package qemu-utils)") from None
     except subprocess.TimeoutExpired:
-        raise ImageError(f"qemu-img {arguments[0]} took longer than {_WALL_LIMIT_SECONDS} s") from None
+        raise ImageError(f"qemu-img {arguments[0]} took longer than {QEMU_IMG_WALL_SECONDS} s") from None
     # qemu-img ignores SIGXFSZ and reports EFBIG; either way, the file-size limit stopped it.
     if completed.returncode == -signal.SIGXFSZ or (completed.returncode and "File too large" in completed.stderr):
         raise ImageError(f"qemu-img {arguments[0]} stopped: its output would be more than {file_bytes} bytes")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Self
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from catalog.redaction import redact_url
 from portal.models import Project
@@ -87,40 +91,37 @@ class Appliance(models.Model):
     def __str__(self) -> str:
         return self.title
 
-    def latest_version(self) -> ApplianceVersion | None:
-        return self.versions.newest_first().first()
+
+def image_source_key(url: str) -> str:
+    """What identifies the URL an image came from: a digest, so no row holds a second copy of its credentials."""
+    return hashlib.sha256(url.encode()).hexdigest()
 
 
 class CachedImage(models.Model):
-    """A verified, inspected qcow2 image in the local cache, keyed by content and declared format.
+    """The bytes of one image, verified, inspected and converted to qcow2, stored once.
 
-    The key is the sha256 the feed promised *and* the format it declared: a feed declaring known
+    Keyed by the sha256 the feed promised *and* the format it declared: a feed declaring known
     bytes as another format gets a row of its own, so what one project's feed says never changes
     the image another project's versions use. (Content passes the magic-bytes check for one format
     only, so at most one of those rows ever becomes ready.)
+
+    Which versions may use the bytes is not decided here: naming a sha256 proves nothing, so each
+    version needs its own :class:`ImageDelivery`.
     """
 
     class Status(models.TextChoices):
         MISSING = "missing", "Not downloaded"
-        DOWNLOADING = "downloading", "Downloading"
         READY = "ready", "Ready"
-        ERROR = "error", "Error"
 
     sha256 = models.CharField(max_length=64)
     source_format = models.CharField(max_length=10)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.MISSING)
-    error = models.TextField(blank=True)
     path = models.CharField(max_length=500, blank=True)
     size_bytes = models.BigIntegerField(default=0)
     virtual_size_bytes = models.BigIntegerField(default=0)
-    bytes_done = models.BigIntegerField(default=0)
-    bytes_total = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
     # When a launch last asked for it: the least recently used images are evicted first.
     last_used_at = models.DateTimeField(null=True, blank=True)
-    # sha256 of the URL the current download claim reads from. A launch waits for a claim on its own
-    # URL; a download from another URL (perhaps another project's feed) it does not wait for.
-    download_source = models.CharField(max_length=64, blank=True)
 
     class Meta:
         constraints = [
@@ -131,7 +132,24 @@ class CachedImage(models.Model):
         return f"{self.sha256[:12]} {self.source_format} ({self.status})"
 
 
+@dataclass(frozen=True)
+class ImageState:
+    """What a version's own launches can count on, from its own download only."""
+
+    status: str  # one of ApplianceVersion.ImageStatus
+    label: str
+    bytes_done: int = 0
+    bytes_total: int = 0
+    error: str = ""
+
+
 class ApplianceVersion(models.Model):
+    class ImageStatus(models.TextChoices):
+        MISSING = "missing", "Not downloaded"
+        DOWNLOADING = "downloading", "Downloading"
+        READY = "ready", "Ready"
+        ERROR = "error", "Error"
+
     appliance = models.ForeignKey(Appliance, on_delete=models.CASCADE, related_name="versions")
     version = models.CharField(max_length=50)
     image_url = models.URLField(max_length=1000)
@@ -143,6 +161,9 @@ class ApplianceVersion(models.Model):
     min_vcpus = models.PositiveIntegerField(default=1)
     service_port = models.PositiveIntegerField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    # The disk size the feed declares (vmc:virtualsize): launches claim it before the image is
+    # downloaded, and an image larger than it is refused. Empty when the feed does not say.
+    declared_virtual_bytes = models.BigIntegerField(null=True, blank=True)
     image = models.ForeignKey(CachedImage, on_delete=models.PROTECT, related_name="versions")
 
     objects = ApplianceVersionQuerySet.as_manager()
@@ -157,3 +178,74 @@ class ApplianceVersion(models.Model):
     @property
     def display_image_url(self) -> str:
         return redact_url(self.image_url)
+
+    @cached_property
+    def image_state(self) -> ImageState:
+        """This version's image as its own download left it; another's copy of the same bytes counts for nothing."""
+        status = self.ImageStatus
+        delivery: ImageDelivery | None = getattr(self, "delivery", None)  # absent until its first download
+        if delivery is None or delivery.source != image_source_key(self.image_url):
+            return ImageState(status=status.MISSING, label=status.MISSING.label)
+        if delivery.status == ImageDelivery.Status.DELIVERED:
+            # Delivered once, but the bytes may have been evicted since: then they are downloaded again.
+            shown = status.READY if self.image.status == CachedImage.Status.READY else status.MISSING
+            return ImageState(status=shown, label=shown.label)
+        if delivery.status == ImageDelivery.Status.ERROR:
+            return ImageState(status=status.ERROR, label=status.ERROR.label, error=delivery.error)
+        return ImageState(
+            status=status.DOWNLOADING,
+            label=status.DOWNLOADING.label,
+            bytes_done=delivery.bytes_done,
+            bytes_total=delivery.bytes_total,
+        )
+
+    @property
+    def known_virtual_bytes(self) -> int | None:
+        """The image's disk size as far as this version may know it: declared by its feed, or measured
+        when its own URL delivered the image. None while neither."""
+        if self.declared_virtual_bytes:
+            return self.declared_virtual_bytes
+        delivery: ImageDelivery | None = getattr(self, "delivery", None)
+        delivered = (
+            delivery is not None
+            and delivery.status == ImageDelivery.Status.DELIVERED
+            and delivery.source == image_source_key(self.image_url)
+        )
+        return self.image.virtual_size_bytes if delivered and self.image.virtual_size_bytes else None
+
+
+class ImageDelivery(models.Model):
+    """One version's own download of its image: what lets the version use the cached bytes.
+
+    A version may use a :class:`CachedImage` only once its own URL (``source``) delivered bytes
+    with that sha256 to this portal. A feed that merely names the sha256 of an image someone else
+    cached gets nothing from that cache. The row is also the download's claim (one download per
+    version however many launches wait for it), its progress and its outcome.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        DOWNLOADING = "downloading", "Downloading"
+        DELIVERED = "delivered", "Delivered"
+        ERROR = "error", "Error"
+
+    version = models.OneToOneField(ApplianceVersion, on_delete=models.CASCADE, related_name="delivery")
+    # image_source_key of the URL this row speaks for; a version whose URL changed starts over.
+    source = models.CharField(max_length=64)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    # Cache room this download holds while it converts, so two downloads cannot both take the last of it.
+    reserved_bytes = models.BigIntegerField(default=0)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The download's heartbeat: a claim not touched for a while lost its worker and is taken over.
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "image deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.version_id}: {self.status}"

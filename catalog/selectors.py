@@ -22,7 +22,7 @@ def feeds_visible_to(user: User) -> FeedQuerySet:
 
 
 def appliances_visible_to(user: User) -> ApplianceQuerySet:
-    versions = ApplianceVersion.objects.select_related("image").newest_first()
+    versions = ApplianceVersion.objects.select_related("image", "delivery").newest_first()
     return (
         Appliance.objects.visible_to(user)
         .select_related("feed", "feed__project")
@@ -31,7 +31,7 @@ def appliances_visible_to(user: User) -> ApplianceQuerySet:
 
 
 def appliance_versions_visible_to(user: User) -> ApplianceVersionQuerySet:
-    return ApplianceVersion.objects.visible_to(user).select_related("appliance", "appliance__feed", "image")
+    return ApplianceVersion.objects.visible_to(user).select_related("appliance", "appliance__feed", "image", "delivery")
 
 
 def appliance_version_for_launch(*, user: User, appliance: Appliance, version: str | None) -> ApplianceVersion:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from catalog import services
+from catalog import feed_refresh, services
 from catalog.models import Feed
 
 
@@ -11,15 +11,14 @@ def import_feed(feed_id: int) -> str:
     if feed is None:
         return "feed no longer exists"
     services.feed_import(feed=feed)
+    # Its place in the project's import limit is free again: the refresh goes on with the next feed.
+    feed_refresh.feed_refresh_next(project_id=feed.project_id)
     return feed.last_status
 
 
 def refresh_feeds() -> int:
     """Queue an import of every feed, so new appliance versions appear without anyone asking."""
-    feeds = list(Feed.objects.all())
-    for feed in feeds:
-        services.feed_queue_import(feed=feed)
-    return len(feeds)
+    return feed_refresh.feeds_refresh()
 
 
 def watch_imports() -> int:

@@ -34,7 +34,7 @@ def version_launch_cost(version: ApplianceVersion) -> LaunchCost:
         instances=1,
         vcpus=version.min_vcpus,
         memory_mib=version.min_ram_mib,
-        disk_gib=image_disk_gib(version),
+        disk_gib=image_disk_gib(version) or 0,  # 0 while unknown: the launch itself is refused until it is
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from catalog.models import ApplianceVersion
 from provisioning.consoles.tickets import console_tickets_prune
 from provisioning.models import Host, Stack
-from provisioning.services import build, hosts, lifecycle, reconcile, watchdog
+from provisioning.services import build, hosts, image_waits, lifecycle, reconcile, watchdog
 
 
 def build_stack(stack_id: int) -> str:
@@ -12,6 +13,13 @@ def build_stack(stack_id: int) -> str:
     if stack is None:
         return "stack no longer exists"
     return build.stack_build(stack=stack).status
+
+
+def download_image(version_id: int) -> str:
+    version = ApplianceVersion.objects.select_related("appliance", "image").filter(pk=version_id).first()
+    if version is None:
+        return "version no longer exists"
+    return image_waits.image_download_for_builds(version=version).status
 
 
 def teardown_stack(stack_id: int) -> str:

@@ -13,6 +13,25 @@ from tests.loopback_http import LoopbackServer
 pytest_plugins = ["tests.live_server", "tests.browser_pages"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "only_on(vendor, reason): runs only on that database (postgresql, sqlite); the reason names what "
+        "the other lacks. The suite runs on PostgreSQL, and the launch modules on SQLite too (scripts/test.sh).",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("only_on")
+    if marker is None:
+        return
+    from django.db import connection
+
+    (vendor,) = marker.args
+    if connection.vendor != vendor:
+        pytest.skip(f"{vendor} only: {marker.kwargs['reason']}")
+
+
 @pytest.fixture
 def project(db):
     return ProjectFactory(name="alpha")
@@ -102,4 +121,4 @@ def ready_version(db, tmp_path):
         size_bytes=path.stat().st_size,
         virtual_size_bytes=64 * 1024 * 1024,
     )
-    return ApplianceVersionFactory(image=image, appliance__title="Demo web", appliance__role="web")
+    return ApplianceVersionFactory(image=image, appliance__title="Demo web", appliance__role="web", delivered=True)

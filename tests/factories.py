@@ -7,7 +7,7 @@ import hashlib
 import factory
 from django.contrib.auth import get_user_model
 
-from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed
+from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed, ImageDelivery, image_source_key
 from portal.models import Membership, Project, Role
 from provisioning.models import Host
 
@@ -66,6 +66,7 @@ class ApplianceFactory(factory.django.DjangoModelFactory):
 class ApplianceVersionFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = ApplianceVersion
+        skip_postgeneration_save = True
 
     appliance = factory.SubFactory(ApplianceFactory)
     version = "1.0.0"
@@ -76,6 +77,14 @@ class ApplianceVersionFactory(factory.django.DjangoModelFactory):
     min_vcpus = 1
     service_port = 80
     image = factory.SubFactory(CachedImageFactory)
+
+    @factory.post_generation
+    def delivered(self, create: bool, extracted: bool | None, **kwargs: object) -> None:
+        """``delivered=True``: the version's own URL has delivered its image (what lets it use the cached bytes)."""
+        if create and extracted:
+            ImageDelivery.objects.create(
+                version=self, source=image_source_key(self.image_url), status=ImageDelivery.Status.DELIVERED
+            )
 
 
 class HostFactory(factory.django.DjangoModelFactory):

@@ -54,7 +54,10 @@ class FeedCreateSerializer(StrictRequestSerializer):
 class ApplianceVersionSerializer(serializers.ModelSerializer):
     image_url = RedactedURLField()
     sha256 = serializers.CharField(source="image.sha256", read_only=True)
-    image_status = serializers.CharField(source="image.status", read_only=True)
+    # This version's own download only: another project's copy of the same bytes says nothing here.
+    image_status = serializers.ChoiceField(
+        source="image_state.status", choices=ApplianceVersion.ImageStatus.choices, read_only=True
+    )
 
     class Meta:
         model = ApplianceVersion

@@ -1,6 +1,8 @@
 """The worker's side of a launch: bring every instance of a pending stack to running.
 
-Image download (catalog), base volume upload, copy-on-write overlay, domain define and start. A
+First the images: a stack whose images are not all usable yet stays pending while tasks of their
+own download them (``image_waits``), and is built when they end. Then base volume upload,
+copy-on-write overlay of exactly the disk size the launch claimed, domain define and start. A
 failed build removes what it made and records a readable reason; a stack deleted mid-build stops
 quietly, because the teardown owns it from then on.
 """
@@ -13,7 +15,9 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.services import CatalogError, image_ensure_cached
+from catalog.errors import CatalogError
+from catalog.image_cache import use_image
+from catalog.models import ApplianceVersion
 from provisioning import naming
 from provisioning.demand import GIB
 from provisioning.drivers import (
@@ -25,14 +29,15 @@ from provisioning.drivers import (
     PortUnavailable,
     StackNic,
 )
+from provisioning.endpoints import bind_address
 from provisioning.models import Host, Instance, PublishedPort, Stack, Status
 from provisioning.placement import allocate_port
-from provisioning.progress import announce_stack_change
 from provisioning.services.base_images import ensure_base_volume
 from provisioning.services.cleanup import remove_stack_resources
 from provisioning.services.config_drives import upload_config_drive
 from provisioning.services.events import stack_event
 from provisioning.services.hosts import driver_for
+from provisioning.services.image_waits import disk_too_small, image_download_queue, stack_images_outlook
 from provisioning.services.launch import instance_tags
 from provisioning.templates import TemplateDocument
 
@@ -46,13 +51,24 @@ class _StackLeftBuilding(Exception):
 
 
 def stack_build(*, stack: Stack) -> Stack:
-    """Bring every instance of a pending stack to running; on failure clean up and say why."""
-    started = Stack.objects.filter(pk=stack.pk, status=Status.PENDING).update(status=Status.BUILDING)
-    if not started:
+    """Bring every instance of a pending stack to running once its images are here; on failure, clean up and say why."""
+    pending = Stack.objects.filter(pk=stack.pk, status=Status.PENDING)
+    if not pending.exists():
         stack.refresh_from_db()
         return stack  # deleted or already handled while queued
-    stack_event(stack, "building")
     instances = list(stack.instances.select_related("host", "appliance_version__image", "stack", "stack__network"))
+    outlook = stack_images_outlook(stack=stack, instances=instances)
+    if outlook.failure:
+        _fail_before_building(stack, outlook.failure)
+        return stack
+    if outlook.missing:
+        _wait_for_images(stack, outlook.missing)
+        return stack
+    started = pending.update(status=Status.BUILDING)
+    if not started:
+        stack.refresh_from_db()
+        return stack
+    stack_event(stack, "building")
     try:
         # One connection for the whole build: every tier of a stack runs on its network's host.
         with driver_for(stack.network.host) as driver:
@@ -85,6 +101,36 @@ def stack_build(*, stack: Stack) -> Stack:
     return stack
 
 
+def _wait_for_images(stack: Stack, missing: list[ApplianceVersion]) -> None:
+    """Leave the stack pending and ask for its downloads; each one's end queues this build again."""
+    # Touched so the watchdog counts from now: it queues a pending stack again only when nothing moved for long.
+    if Stack.objects.filter(pk=stack.pk, status=Status.PENDING).update(updated_at=timezone.now()):
+        names = ", ".join(str(version) for version in missing)
+        stack_event(stack, f"waiting for the image of {names} to download")
+    for version in missing:
+        wait = image_download_queue(version)
+        if wait:
+            stack_event(stack, f"waiting: {wait}")
+    stack.refresh_from_db()
+
+
+def _fail_before_building(stack: Stack, reason: str) -> None:
+    """Fail a stack whose build never started: nothing exists on its host yet, only rows to release."""
+    logger.warning("stack %s failed: %s", stack.pk, reason)
+    with transaction.atomic():
+        failed = Stack.objects.filter(pk=stack.pk, status=Status.PENDING).update(
+            status=Status.ERROR, status_reason=reason
+        )
+        if failed:
+            Instance.objects.filter(stack=stack).exclude(status=Status.DELETED).update(
+                status=Status.ERROR, status_reason=reason[:1000]
+            )
+            PublishedPort.objects.filter(instance__stack=stack).delete()
+    if failed:
+        stack_event(stack, f"failed: {reason}", is_error=True)
+    stack.refresh_from_db()
+
+
 def _require_building(stack: Stack) -> None:
     status = Stack.objects.filter(pk=stack.pk).values_list("status", flat=True).first()
     if status != Status.BUILDING:
@@ -106,13 +152,17 @@ def _ensure_stack_network(stack: Stack, driver: HypervisorDriver) -> None:
 def _build_instance(*, stack: Stack, instance: Instance, peers: list[Instance], driver: HypervisorDriver) -> None:
     version = instance.appliance_version
     Instance.objects.filter(pk=instance.pk).update(status=Status.BUILDING)
-    if version.image.status != version.image.Status.READY:
-        stack_event(stack, f"downloading image for {version} ({version.size_bytes // (1024 * 1024)} MiB)")
-    # Download progress lives on the cached image; nudging watchers lets the page redraw the bar.
-    image = image_ensure_cached(version=version, progress=lambda _done, _total: announce_stack_change(stack.pk))
+    image = use_image(version)
+    if image is None:  # checked before the build started; an instance's image is never evicted
+        raise CatalogError(f"the image for {version} is no longer in the image cache")
     host = instance.host
     assert host is not None, "placement gives every instance a host before its build is queued"
     base = ensure_base_volume(driver=driver, host=host, image=image, stack=stack)
+    # The overlay is the disk the launch claimed against quota and host, no larger: an image that
+    # does not fit it is refused rather than given a bigger disk than was counted.
+    claimed_bytes = instance.disk_gib * GIB
+    if base.capacity_bytes > claimed_bytes:
+        raise CatalogError(disk_too_small(version, base.capacity_bytes, instance))
     config_drive = upload_config_drive(driver=driver, instance=instance, peers=peers)
     # No transaction is held across libvirt calls (a slow host would block every write). A delete
     # racing this build is settled by whoever looks last: a teardown that ran before the domain
@@ -122,7 +172,7 @@ def _build_instance(*, stack: Stack, instance: Instance, peers: list[Instance], 
         pool=host.storage_pool,
         name=instance.volume_name,
         backing=base,
-        capacity_bytes=max(instance.disk_gib * GIB, base.capacity_bytes),
+        capacity_bytes=claimed_bytes,
     )
     disks = _Disks(overlay=overlay.path, config_drive=config_drive.path)
     try:
@@ -173,7 +223,7 @@ def _domain_spec(*, host: Host, instance: Instance, disks: _Disks) -> DomainSpec
         vnc_listen=host.console_address,
         vnc_password=instance.vnc_password or None,
         port_forwards=tuple(
-            PortForward(host_port=p.host_port, guest_port=p.guest_port, host_address=host.public_address)
+            PortForward(host_port=p.host_port, guest_port=p.guest_port, host_address=bind_address(host))
             for p in instance.published_ports.all()
         ),
     )

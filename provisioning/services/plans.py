@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NoReturn
 
 from django.db.models import F, Q
 
@@ -19,6 +20,7 @@ from portal.models import Project
 from portal.scoping import User
 from provisioning.demand import GIB, InstanceDemand, StackDemand
 from provisioning.models import Flavor
+from provisioning.services.image_waits import image_download_queue
 from provisioning.templates import TemplateDocument, Tier
 
 MAX_INSTANCE_NAME = 63
@@ -73,10 +75,13 @@ def in_project_catalog(version: ApplianceVersion, project: Project) -> bool:
 
 def plan_stack(*, user: User, project: Project, name: str, document: TemplateDocument) -> StackPlan:
     instances: list[InstancePlan] = []
+    unsized: dict[int, ApplianceVersion] = {}
     for index, tier in enumerate(document.tiers):
         path = f"tiers[{index}]"
         version = _version(user=user, project=project, tier=tier, path=path)
         vcpus, memory_mib, disk_gib = _size(project=project, tier=tier, version=version, path=path)
+        if not disk_gib:
+            unsized[version.pk] = version
         for ordinal in range(1, tier.count + 1):
             instance_name = f"{name}-{tier.name}" if tier.count == 1 else f"{name}-{tier.name}-{ordinal}"
             instances.append(
@@ -90,7 +95,24 @@ def plan_stack(*, user: User, project: Project, name: str, document: TemplateDoc
                     publish=tier.publish,
                 )
             )
+    if unsized:
+        _refuse_unsized(list(unsized.values()))
     return StackPlan(document=document, instances=tuple(instances))
+
+
+def _refuse_unsized(versions: list[ApplianceVersion]) -> NoReturn:
+    """The claim must be the disk the build makes: with no size to claim, nothing is claimed yet.
+
+    The images are downloaded and measured meanwhile, so launching again soon succeeds.
+    """
+    for version in versions:
+        image_download_queue(version)
+    names = ", ".join(f"{version.appliance.identifier} {version.version}" for version in versions)
+    raise errors.WrongState(
+        f"the disk size of {names} is not known yet: the feed does not declare it (vmc:virtualsize), so the "
+        "image is being downloaded and measured first. Launch again once the image is ready, or give the "
+        "tier a disk size."
+    )
 
 
 def _version(*, user: User, project: Project, tier: Tier, path: str) -> ApplianceVersion:
@@ -109,9 +131,14 @@ def _version(*, user: User, project: Project, tier: Tier, path: str) -> Applianc
         raise errors.Invalid.for_field(f"{path}.version", exc.detail) from None
 
 
-def image_disk_gib(version: ApplianceVersion) -> int:
-    """The smallest disk the version's image fits on (0 while its size is not known yet)."""
-    return math.ceil(version.image.virtual_size_bytes / GIB) if version.image.virtual_size_bytes else 0
+def image_disk_gib(version: ApplianceVersion) -> int | None:
+    """The smallest disk the version's image fits on, as far as a launch may know before claiming it.
+
+    Declared by its feed, or measured when this version's own URL delivered the image; None while
+    neither (never learned from someone else's copy of the same bytes).
+    """
+    known = version.known_virtual_bytes
+    return math.ceil(known / GIB) if known else None
 
 
 def _size(*, project: Project, tier: Tier, version: ApplianceVersion, path: str) -> tuple[int, int, int]:
@@ -128,11 +155,11 @@ def _size(*, project: Project, tier: Tier, version: ApplianceVersion, path: str)
         vcpus, memory_mib, disk_gib = flavor.vcpus, flavor.memory_mib, flavor.disk_gib
     vcpus = vcpus or version.min_vcpus
     memory_mib = memory_mib or version.min_ram_mib
-    disk_gib = disk_gib or image_gib
+    disk_gib = disk_gib or image_gib or 0  # 0: unknown, refused by plan_stack
     for what, value, minimum in (
         ("vcpus", vcpus, version.min_vcpus),
         ("memory_mib", memory_mib, version.min_ram_mib),
-        ("disk_gib", disk_gib, image_gib),
+        ("disk_gib", disk_gib, image_gib or 0),
     ):
         if value < minimum:
             field = f"{path}.{'flavor' if tier.flavor else what}"

@@ -38,10 +38,12 @@ def publish(
     disk_format: str = "qcow2",
     image_url: str | None = None,
     make_image: bool = True,
+    virtual_size_bytes: int | None = None,
 ) -> str:
     """Put a fresh qcow2 image (unless ``make_image`` is false) and a feed naming it on the server.
 
-    Returns the feed's URL. ``disk_format`` is what the feed declares, whatever the image is.
+    Returns the feed's URL. ``disk_format`` is what the feed declares, whatever the image is, and
+    ``virtual_size_bytes`` the disk size it declares (none unless given).
     """
     image = server.root / name
     if make_image:
@@ -56,6 +58,7 @@ def publish(
         size_bytes=image.stat().st_size,
         sha256=digest,
         disk_format=disk_format,
+        virtual_size_bytes=virtual_size_bytes,
     )
     (server.root / feed_name).write_bytes(
         vmcast.render_feed(title="Test feed", link=server.base_url, description="", items=[item])

@@ -24,8 +24,7 @@ def version(db):
     return ApplianceVersionFactory(
         appliance__title="Web shop",
         version="2.3.1",
-        image__status=CachedImage.Status.ERROR,
-        image__error="sha256 mismatch",
+        image__status=CachedImage.Status.MISSING,
     )
 
 
@@ -49,7 +48,7 @@ def test_imported_state_cannot_be_added_changed_or_deleted(admin_user, admin_cli
     assert (version.appliance.title, version.version, version.image.status) == (
         "Web shop",
         "2.3.1",
-        CachedImage.Status.ERROR,
+        CachedImage.Status.MISSING,
     )
     assert model.objects.filter(pk=row.pk).exists()
 

@@ -77,6 +77,8 @@ def test_feed_describes_each_image(built: Path) -> None:
         assert item.findtext(f"{{{NAMESPACE}}}port") == str(appliance.port)
         assert item.findtext(f"{{{NAMESPACE}}}role") == appliance.role
         assert item.findtext(f"{{{NAMESPACE}}}minram") == "128"
+        # Declared, so a launch claims the disk before the image is downloaded.
+        assert item.findtext(f"{{{NAMESPACE}}}virtualsize") == str(32 * 1024 * 1024)
 
 
 def test_second_build_reuses_outputs_without_unpacking_packages(built: Path, packages: FakePackages) -> None:

@@ -37,7 +37,7 @@ def test_stack_json_shows_running_endpoint_and_instances(launched, member, api):
     (endpoint,) = stack["endpoints"]
     assert endpoint["role"] == "web"
     assert endpoint["guest_port"] == 80
-    assert endpoint["url"].startswith("http://127.0.0.1:")
+    assert endpoint["url"].startswith("http://localhost:")  # PORTAL_ENDPOINT_HOST, not the portal's host
     (instance,) = stack["instances"]
     assert set(instance) >= {"id", "name", "role", "status", "host"}
     assert instance["host"] == "test-host"
@@ -248,7 +248,9 @@ def test_a_private_appliance_of_one_project_cannot_be_launched_in_another(
     from tests.factories import ApplianceVersionFactory, FeedFactory, MembershipFactory
 
     MembershipFactory(project=other_project, user=member, role=Role.MEMBER)
-    private = ApplianceVersionFactory(appliance__feed=FeedFactory(project=other_project), image=ready_version.image)
+    private = ApplianceVersionFactory(
+        appliance__feed=FeedFactory(project=other_project), image=ready_version.image, delivered=True
+    )
     body = {"name": "x", "project": project.pk, "appliance": private.appliance.pk}
     response = api(member).post("/api/v1/stacks/", body, format="json")
     assert response.status_code == 400

@@ -36,9 +36,10 @@ SEED = 20260
 TIME_LIMIT_SECONDS = 420
 
 # Statuses a schema-valid request may get. 400 only for operations whose input is checked against
-# things a schema cannot state: which users, appliance versions, templates and projects exist, a
-# template document's content, the project's own lease limit counted from the stack's creation,
-# names already taken, and that a project keeps an owner; and the password itself for tokens.
+# things a schema cannot state: which users, appliance versions, templates and projects exist, what
+# a template document's tiers say of each other (unique names, dependencies on tiers it has, no
+# circle), the project's own lease limit counted from the stack's creation, names already taken;
+# and the password itself for tokens. (A project keeping its last owner is a conflict, 409.)
 SEMANTIC_400 = ["2xx", "400", "401", "403", "404", "409", "429"]
 SEMANTIC_400_OPERATIONS = [
     "POST /api/v1/auth/token/",
@@ -47,7 +48,6 @@ SEMANTIC_400_OPERATIONS = [
     "POST /api/v1/templates/",
     "PUT /api/v1/templates/{id}/",
     "POST /api/v1/projects/{id}/members/",
-    "DELETE /api/v1/projects/{id}/members/{username}/",
 ]
 
 CONFIG = """
@@ -92,7 +92,10 @@ def api_world(transactional_db, http_server):
     feed = FeedFactory(url=f"{missing}/feed.xml", project=None)
     # Its image is not cached (MISSING), so a build fetches it from the loopback server and fails.
     version = ApplianceVersionFactory(
-        appliance__feed=feed, appliance__identifier="web", image_url=f"{missing}/web.qcow2"
+        appliance__feed=feed,
+        appliance__identifier="web",
+        image_url=f"{missing}/web.qcow2",
+        declared_virtual_bytes=64 * 1024**2,  # the feed says how big a disk it needs: a launch can claim it
     )
     HostFactory(name="test-host", uri="test:///default")
     source = "tiers:\n  - name: web\n    appliance: web\n"

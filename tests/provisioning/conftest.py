@@ -54,6 +54,7 @@ def demo_catalog(ready_version):
             image=ready_version.image,
             service_port=port,
             min_ram_mib=96,
+            delivered=True,
         )
     return versions
 

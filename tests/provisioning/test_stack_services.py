@@ -12,7 +12,7 @@ from django.utils import timezone
 from portal import errors
 from provisioning.drivers import open_driver
 from provisioning.models import Host, Instance, PublishedPort, Stack, Status
-from provisioning.services import build, lifecycle
+from provisioning.services import lifecycle
 from provisioning.services.launch import stack_launch
 from tests.factories import HostFactory
 
@@ -45,7 +45,7 @@ def test_launch_builds_a_running_stack_with_a_published_port(
     assert instance.volume_name in volume_names()
     port = instance.published_ports.get()
     assert port.guest_port == 80
-    assert port.url == f"http://127.0.0.1:{port.host_port}/"
+    assert port.url == f"http://localhost:{port.host_port}/"  # PORTAL_ENDPOINT_HOST, never the portal's host
     with open_driver("test:///default") as driver:
         tags = driver.domain_info(name=instance.domain_name).tags
     assert (tags.project_id, tags.stack_id, tags.instance_id) == (project.pk, stack.pk, instance.pk)
@@ -163,10 +163,9 @@ def test_placement_spreads_over_hosts(member, project, ready_version):
 def test_failed_build_cleans_up_and_says_why(
     member, project, test_host, ready_version, django_capture_on_commit_callbacks
 ):
-    image = ready_version.image
-    image.status = image.Status.ERROR
-    image.save()
+    # A new URL has delivered nothing yet, whatever the cache holds; the feed declares the disk size.
     ready_version.image_url = "http://127.0.0.1:1/missing.qcow2"
+    ready_version.declared_virtual_bytes = ready_version.image.virtual_size_bytes
     ready_version.save()
     with django_capture_on_commit_callbacks(execute=True):
         stack = launch(member, project, ready_version)
@@ -186,7 +185,7 @@ def test_unreachable_host_fails_the_build_cleanly(member, project, ready_version
         stack = launch(member, project, ready_version)
     stack.refresh_from_db()
     assert stack.status == Status.ERROR
-    assert "qemu+tcp://127.0.0.1:1/system" in stack.status_reason
+    assert "cannot connect to the host: it did not answer" in stack.status_reason
 
 
 def test_expired_leases_are_destroyed(member, project, test_host, ready_version, django_capture_on_commit_callbacks):
@@ -255,7 +254,7 @@ def test_host_health_refresh_marks_a_dead_host(db):
     assert alive.healthy
     assert (alive.cpus, alive.memory_mib) == (16, 3072)  # what libvirt's test node reports
     assert not dead.healthy
-    assert "127.0.0.1:1" in dead.health_error
+    assert dead.health_error == "cannot connect to the host: it did not answer"
 
 
 def test_the_migrations_install_every_schedule_and_each_names_a_real_task(db):
@@ -329,27 +328,6 @@ def test_deleted_before_the_worker_runs_builds_nothing(
     assert stack.status == Status.DELETED
     assert stack.instances.get().domain_name not in domain_names()
     assert not PublishedPort.objects.exists()
-
-
-def test_deleted_while_the_image_downloads_stops_the_build(
-    member, project, test_host, ready_version, monkeypatch, django_capture_on_commit_callbacks
-):
-    real_download = build.image_ensure_cached
-
-    def download_while_user_deletes(*, version, progress=None):
-        lifecycle.stack_destroy(user=member, stack=Stack.objects.get(name="racy"))
-        return real_download(version=version, progress=progress)
-
-    monkeypatch.setattr(build, "image_ensure_cached", download_while_user_deletes)
-    with django_capture_on_commit_callbacks(execute=True):
-        stack = launch(member, project, ready_version, name="racy")
-    stack.refresh_from_db()
-    assert stack.status == Status.DELETED
-    messages = [event.message for event in stack.events.all()]
-    assert "build stopped: the stack is being deleted" in messages
-    assert not stack.events.filter(is_error=True).exists()
-    assert stack.instances.get().domain_name not in domain_names()
-    assert stack.instances.get().volume_name not in volume_names()
 
 
 def test_a_stuck_teardown_is_retried_once_per_period_not_every_minute(
