@@ -42,7 +42,15 @@ _KINDS: tuple[tuple[tuple[str, ...], str], ...] = (
         ("not a well-formed XML feed", "not an RSS feed", "VMcast namespace", "has no items"),
         "The file at that URL is not a VMcast feed the portal can read. Check the URL, or ask the feed's publisher.",
     ),
-    (("item '", "appears twice"), "Some entries of the feed are incomplete or wrong; the publisher must fix them."),
+    (
+        ("the portal reads from one feed",),
+        "The feed lists more appliance versions than the portal accepts from one feed. Ask its publisher "
+        "to split it or drop old versions.",
+    ),
+    (
+        ("item '", "appears twice", "changed its image"),
+        "Some entries of the feed are incomplete or wrong; the publisher must fix them.",
+    ),
     (("worker went away",), "The import was interrupted before it finished. Retry it."),
     (
         ("internal error",),

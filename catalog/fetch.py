@@ -180,6 +180,14 @@ def validate_url(url: str) -> None:
         raise FetchError(f"unsupported URL scheme '{parts.scheme}' (use http, https or file)")
     if parts.scheme != "file" and not parts.hostname:
         raise FetchError(f"URL '{url}' has no host")
+    if "@" in parts.path + parts.query + parts.fragment:
+        # "https://user:pa/ss@host/" is host "user" and path "/ss@host/" to every parser: the password
+        # would go to the wrong place, and no one could tell it from the path when showing the URL.
+        # (Said without an "@": text after a URL up to its next "/" is read as the URL's when redacted.)
+        raise FetchError(
+            "the URL has an at sign after its host name: in a user name or password, write the at sign, "
+            "slash, question mark and hash as %40, %2F, %3F and %23; elsewhere, write the at sign as %40"
+        )
 
 
 def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
@@ -265,6 +273,10 @@ def open_stream(url: str, *, policy: FetchPolicy, max_bytes: int) -> Iterator[Bo
         try:
             connection.request("GET", request_target, headers=headers)
             response = connection.getresponse()
+        except http.client.InvalidURL:
+            # Its text quotes the path and query whole, where a signed URL keeps its signature.
+            connection.close()
+            raise FetchError(f"{current}: the URL holds spaces or control characters (percent-encode them)") from None
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
             raise FetchError(_explain(exc, deadline, current, f"cannot fetch {current}: {exc}")) from None

@@ -1,4 +1,8 @@
-"""The catalog pages: appliances as cards with search and filters, one appliance's versions, feeds."""
+"""The catalog pages: appliances as cards with search and filters, one appliance's versions, feeds.
+
+Every list is shown a page at a time (``catalog.paging``): one feed may list hundreds of versions,
+and an operator sees every project's feeds and appliances.
+"""
 
 from __future__ import annotations
 
@@ -14,23 +18,33 @@ from catalog import selectors, services
 from catalog.browse import CatalogFilterForm, filtered_appliances
 from catalog.feed_problems import explain_feed_error
 from catalog.forms import FeedSubscribeForm
-from catalog.models import ApplianceVersion, Feed
+from catalog.models import Appliance, ApplianceVersion, Feed
+from catalog.paging import PageLinks, page_of
 from portal.models import Role
-from portal.scoping import User, is_operator, project_ids_for
+from portal.scoping import is_operator, project_ids_for
 from portal.web_errors import errors_as_messages, errors_on
 from provisioning.forms import LaunchForm
 from provisioning.launch_preview import launchable_projects_usage, suggested_stack_name, version_launch_cost
 
+APPLIANCES_PER_PAGE = 24
+FEEDS_PER_PAGE = 20
+VERSIONS_PER_PAGE = 25
 
-def _feeds_for_page(user: User) -> list[Feed]:
-    """The visible feeds, each marked with whether the reader may retry or remove it and why it failed."""
+
+def _feeds_for_page(request: HttpRequest) -> PageLinks:
+    """A page of the visible feeds, each marked with whether the reader may retry or remove it and why it failed."""
+    user = request.user
     operator = is_operator(user)
     managed = set(project_ids_for(user, min_role=Role.MEMBER).values_list("pk", flat=True))
-    feeds = list(selectors.feeds_visible_to(user).order_by("project__name", "url"))
+    rows = selectors.feeds_visible_to(user).order_by("project__name", "url", "pk")
+    pages = page_of(
+        request, rows, per_page=FEEDS_PER_PAGE, parameter="feeds_page", label="Feed pages", fragment="feeds"
+    )
+    feeds: list[Feed] = list(pages.page)
     for feed in feeds:
         feed.can_manage = operator or feed.project_id in managed  # type: ignore[attr-defined]
         feed.problem = explain_feed_error(feed.last_error) if feed.last_error else None  # type: ignore[attr-defined]
-    return feeds
+    return pages
 
 
 def _for_launch_button(version: ApplianceVersion) -> ApplianceVersion:
@@ -47,14 +61,20 @@ def _launch_dialog(request: HttpRequest) -> dict[str, Any]:
 
 def _catalog_page(request: HttpRequest, form: FeedSubscribeForm) -> HttpResponse:
     filters = CatalogFilterForm(request.GET or None, user=request.user)
-    appliances = list(filtered_appliances(request.user, filters))
+    pages = page_of(
+        request, filtered_appliances(request.user, filters), per_page=APPLIANCES_PER_PAGE, label="Appliance pages"
+    )
+    appliances: list[Appliance] = list(pages.page)
     for appliance in appliances:
-        newest = next(iter(appliance.versions.all()), None)
+        newest = next(iter(appliance.newest_versions), None)  # type: ignore[attr-defined]
         appliance.newest = newest and _for_launch_button(newest)  # type: ignore[attr-defined]
+    feed_pages = _feeds_for_page(request)
     context = {
         "appliances": appliances,
+        "appliance_pages": pages,
         "filters": filters,
-        "feeds": _feeds_for_page(request.user),
+        "feeds": list(feed_pages.page),
+        "feed_pages": feed_pages,
         "form": form,
         **_launch_dialog(request),
     }
@@ -68,9 +88,11 @@ def catalog_index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def appliance_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    appliance = selectors.appliances_visible_to(request.user).get_visible(request.user, pk=pk)
-    versions = [_for_launch_button(version) for version in appliance.versions.all()]
-    context = {"appliance": appliance, "versions": versions, **_launch_dialog(request)}
+    appliance = selectors.appliances_visible_to(request.user).prefetch_related(None).get_visible(request.user, pk=pk)
+    rows = selectors.appliance_versions_visible_to(request.user).filter(appliance=appliance).newest_first()
+    pages = page_of(request, rows, per_page=VERSIONS_PER_PAGE, label="Version pages")
+    versions = [_for_launch_button(version) for version in pages.page]
+    context = {"appliance": appliance, "versions": versions, "version_pages": pages, **_launch_dialog(request)}
     return render(request, "catalog/appliance_detail.html", context)
 
 

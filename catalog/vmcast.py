@@ -17,7 +17,8 @@ NAMESPACE = "https://stackportal.dev/ns/vmcast/1"
 PREFIX = "vmc"
 
 # Element names inside NAMESPACE, one per ApplianceVersion attribute.
-FIELDS = ("appliance", "version", "sha256", "format", "arch", "minram", "mincpu", "port", "role")
+# "virtualsize" (the disk's size in bytes, what launches claim before the image is downloaded) is optional.
+FIELDS = ("appliance", "version", "sha256", "format", "arch", "minram", "mincpu", "port", "role", "virtualsize")
 
 IMAGE_MEDIA_TYPES = {
     "qcow2": "application/x-qemu-disk",
@@ -43,6 +44,7 @@ class FeedItem:
     service_port: int = 80
     role: str = "web"
     published: datetime | None = None
+    virtual_size_bytes: int | None = None
 
 
 def render_feed(*, title: str, link: str, description: str, items: Iterable[FeedItem]) -> bytes:
@@ -80,6 +82,9 @@ def render_feed(*, title: str, link: str, description: str, items: Iterable[Feed
             "port": str(item.service_port),
             "role": item.role,
         }
+        if item.virtual_size_bytes:
+            values["virtualsize"] = str(item.virtual_size_bytes)
         for field in FIELDS:
-            ET.SubElement(node, f"{{{NAMESPACE}}}{field}").text = values[field]
+            if field in values:
+                ET.SubElement(node, f"{{{NAMESPACE}}}{field}").text = values[field]
     return ET.tostring(rss, encoding="utf-8", xml_declaration=True)

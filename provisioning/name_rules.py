@@ -49,3 +49,10 @@ TEMPLATE_NAME = NameRule(
     max_length=63,
     rule="1-63 lowercase letters, digits or '-', starting and ending with a letter or digit",
 )
+# A stack's tier (a template's tiers, and the role a feed gives an appliance, which names the tier of
+# its one-click launch): part of instance and domain names and of every template that refers to it.
+TIER_NAME = NameRule(
+    pattern=re.compile(r"[a-z][a-z0-9-]{0,14}"),
+    max_length=15,
+    rule="1-15 lowercase letters, digits or '-', starting with a letter",
+)

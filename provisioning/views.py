@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.selectors import appliance_versions_visible_to
+from portal import errors
 from portal.models import Project, Role
 from portal.moments import moment_text
 from portal.scoping import role_in
@@ -26,6 +28,8 @@ from provisioning.forms import ExtendLeaseForm, LaunchForm, lease_limit
 from provisioning.models import DELETABLE_STATUSES, Instance, Stack, Status
 from provisioning.services import launch, lifecycle
 from provisioning.templates import TemplateDocument
+
+logger = logging.getLogger(__name__)
 
 # Statuses the worker is still moving a stack out of: its page re-reads itself often.
 SETTLING = {Status.PENDING, Status.BUILDING, Status.DELETING}
@@ -102,11 +106,23 @@ class TierView:
     instances: list[Instance]
 
 
-def _tiers(stack: Stack) -> list[TierView]:
+def _stored_document(stack: Stack) -> TemplateDocument | None:
+    """The stack's template, or None when it no longer passes today's rules (a row stored before
+    them, say a tier named 'Web Server'): its page still shows, from its instances alone."""
+    if not stack.document:
+        return None
+    try:
+        return TemplateDocument.from_json(stack.document)
+    except errors.Invalid as exc:
+        logger.warning("stack %s: its stored document does not read any more: %s", stack.pk, exc.detail)
+        return None
+
+
+def _tiers(stack: Stack, document: TemplateDocument | None) -> list[TierView]:
     """Instances grouped by tier, in the template's order (else as launched), each with one status."""
     by_tier: dict[str, list[Instance]] = {}
-    if stack.document:
-        for tier in TemplateDocument.from_json(stack.document).tiers:
+    if document is not None:
+        for tier in document.tiers:
             by_tier[tier.name] = []
     for instance in stack.instances.all():
         by_tier.setdefault(instance.role, []).append(instance)
@@ -132,17 +148,18 @@ def _stack_context(request: HttpRequest, pk: int) -> dict[str, Any]:
     stack = selectors.stack_visible_to(request.user, stack_id=pk)
     role = role_in(request.user, stack.project)
     may_act = role is not None and role.rank >= Role.MEMBER.rank
+    # Each version's own download: another project's download of the same bytes is not shown here.
     downloads = {
-        instance.appliance_version.image.pk: instance.appliance_version.image
+        instance.appliance_version.pk: instance.appliance_version
         for instance in stack.instances.all()
-        if instance.appliance_version.image.status == "downloading"
+        if instance.appliance_version.image_state.status == "downloading"
     }
     latest_events = list(stack.events.order_by("-created_at", "-id")[:EVENTS_SHOWN])
-    document = TemplateDocument.from_json(stack.document) if stack.document else None
+    document = _stored_document(stack)
     live = _live_updates()
     return {
         "stack": stack,
-        "tiers": _tiers(stack),
+        "tiers": _tiers(stack, document),
         "endpoints": selectors.stack_endpoints(stack),
         "events": list(reversed(latest_events)),
         "downloads": list(downloads.values()),

@@ -13,17 +13,17 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from catalog.models import ApplianceVersion
 from portal import audit, errors
 from portal.lease_bounds import out_of_lease_bounds, within_lease_bounds
 from portal.models import Project, Role
 from portal.scoping import Account, User, require_role
+from portal.task_queues import Queue, enqueue
 from provisioning import naming
 from provisioning.drivers import DomainTags
 from provisioning.models import Host, Instance, PublishedPort, Stack, StackNetwork, StackTemplate, Status
-from provisioning.name_rules import STACK_NAME
+from provisioning.name_rules import STACK_NAME, TIER_NAME
 from provisioning.placement import allocate_port, claim_host
 from provisioning.quotas import check_stack_quota
 from provisioning.services.events import stack_event
@@ -49,11 +49,21 @@ def stack_launch(
     require_role(user, project, Role.MEMBER)
     if not in_project_catalog(appliance_version, project):
         raise errors.Invalid.for_field("appliance", "no such appliance in this project's catalog")
+    document = single_tier_document(appliance_version)
+    # The tier is named after the role the appliance's feed gives it. Feeds are checked on import, but
+    # a row stored before that may hold any text, and a stack whose tier is no tier name cannot be shown.
+    tier = document.tiers[0].name
+    if not TIER_NAME.pattern.fullmatch(tier):
+        raise errors.Invalid.for_field(
+            "appliance",
+            f"appliance '{appliance_version.appliance.identifier}' cannot be launched: its feed gives it the "
+            f"role '{tier[:40]}', and a tier name must be {TIER_NAME.rule}",
+        )
     return _launch(
         user=user,
         project=project,
         name=name,
-        document=single_tier_document(appliance_version),
+        document=document,
         template=None,
         lease_seconds=lease_seconds,
     )
@@ -125,7 +135,9 @@ def _launch(
             lease_seconds=lease,
         )
         transaction.on_commit(
-            lambda: async_task("provisioning.tasks.build_stack", stack.pk, task_name=f"build-stack-{stack.pk}")
+            lambda: enqueue(
+                "provisioning.tasks.build_stack", stack.pk, queue=Queue.BUILDS, task_name=f"build-stack-{stack.pk}"
+            )
         )
     return stack
 

@@ -10,7 +10,7 @@ import pytest
 from catalog.feed_problems import explain_feed_error
 from catalog.models import Appliance, Feed
 from portal.models import AuditEvent
-from tests.factories import ApplianceFactory, ApplianceVersionFactory, CachedImageFactory, FeedFactory
+from tests.factories import ApplianceFactory, ApplianceVersionFactory, FeedFactory
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def shelves(project, other_project):
         appliance__description="a relational database",
         min_ram_mib=4096,
         min_vcpus=2,
-        image=CachedImageFactory(virtual_size_bytes=3 * 1024**3 - 1),
+        declared_virtual_bytes=3 * 1024**3 - 1,
     )
     secret = ApplianceVersionFactory(
         appliance__feed=FeedFactory(project=other_project, title="Beta's feed"), appliance__title="Beta secret"
@@ -205,3 +205,108 @@ def test_operator_hints_are_left_out_of_the_detail():
         "file URL 'file:///etc/x' is outside the folders feeds may be read from (PORTAL_FETCH_FILE_ROOTS)"
     )
     assert problem.detail == "file URL 'file:///etc/x' is outside the folders feeds may be read from"
+
+
+@pytest.fixture
+def crowded(db):
+    """A shared feed of 60 appliances, each with its own tier name, as one big feed makes."""
+    shared = FeedFactory(project=None, title="Big shared feed")
+    return [
+        ApplianceVersionFactory(
+            appliance__feed=shared, appliance__title=f"Appliance {number:02}", appliance__role=f"tier{number:02}"
+        )
+        for number in range(60)
+    ]
+
+
+def test_the_catalog_shows_appliances_a_page_at_a_time(client, member, crowded):
+    client.force_login(member)
+    first = client.get("/catalog/")
+    assert first.content.count(b'class="card h-100"') == 24
+    assert _titles(first)[0] == "Appliance 00"
+    assert "60 appliances found" in first.content.decode()
+    last = client.get("/catalog/?page=3")
+    assert _titles(last) == [f"Appliance {number}" for number in range(48, 60)]
+    # Whatever the URL says, a page is shown: past the end the last, not a number the first.
+    assert _titles(client.get("/catalog/?page=999")) == _titles(last)
+    assert _titles(client.get("/catalog/?page=x")) == _titles(first)
+
+
+def test_page_links_keep_the_filters(client, member, crowded):
+    client.force_login(member)
+    response = client.get("/catalog/?q=Appliance&size=small")
+    assert 'href="?q=Appliance&amp;size=small&amp;page=2"' in response.content.decode()
+
+
+def test_the_catalog_page_costs_the_same_queries_and_size_for_a_big_catalog(client, member, crowded):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(member)
+
+    def measure(**filters) -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get("/catalog/", filters)
+        return len(captured.captured_queries), len(response.content)
+
+    queries_for_10, size_for_10 = measure(q="Appliance 0")  # "Appliance 00" to "Appliance 09": 10 cards
+    queries_for_60, size_for_60 = measure()
+    assert queries_for_60 == queries_for_10
+    assert size_for_60 < 2.5 * size_for_10  # 24 cards, not 60
+
+
+def test_the_tier_filter_offers_a_bounded_list_yet_filters_by_any_tier(client, member, crowded):
+    from catalog.browse import MAX_CHOICES
+
+    client.force_login(member)
+    response = client.get("/catalog/")
+    choices = response.context["filters"].fields["role"].widget.choices
+    assert len(choices) == MAX_CHOICES + 1  # and "Any tier"
+    response = client.get("/catalog/?role=tier59")
+    assert _titles(response) == ["Appliance 59"]
+
+
+def test_the_feed_filter_offers_a_bounded_list_yet_filters_by_any_visible_feed(client, member, project, db):
+    from catalog.browse import MAX_CHOICES
+
+    versions = [ApplianceVersionFactory(appliance__feed__project=None) for _ in range(MAX_CHOICES + 5)]
+    client.force_login(member)
+    response = client.get("/catalog/")
+    assert len(response.context["filters"].fields["feed"].widget.choices) == MAX_CHOICES + 1
+    last = versions[-1].appliance
+    response = client.get(f"/catalog/?feed={last.feed_id}")
+    assert _titles(response) == [last.title]
+    assert f'<option value="{last.feed_id}" selected>' in response.content.decode()
+
+
+def test_the_feed_list_is_shown_a_page_at_a_time_with_links_to_each_feeds_appliances(client, member, project):
+    feeds = [FeedFactory(project=project, url=f"https://feeds.example.org/{number:02}.xml") for number in range(25)]
+    client.force_login(member)
+    first = client.get("/catalog/")
+    assert len(first.context["feeds"]) == 20
+    second = client.get("/catalog/?feeds_page=2&page=1")
+    assert [feed.url for feed in second.context["feeds"]] == [feed.url for feed in feeds[20:]]
+    assert f'href="/catalog/?feed={feeds[20].pk}"' in second.content.decode()
+
+
+def test_an_appliances_versions_are_shown_a_page_at_a_time(client, member, db):
+    from datetime import UTC, datetime, timedelta
+
+    appliance = ApplianceFactory(feed=FeedFactory(project=None))
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    for number in range(30):
+        ApplianceVersionFactory(appliance=appliance, version=f"1.{number}", published_at=start + timedelta(days=number))
+    client.force_login(member)
+    first = client.get(f"/catalog/appliances/{appliance.pk}/")
+    assert [version.version for version in first.context["versions"]][:2] == ["1.29", "1.28"]
+    assert len(first.context["versions"]) == 25
+    second = client.get(f"/catalog/appliances/{appliance.pk}/?page=2")
+    assert [version.version for version in second.context["versions"]] == [f"1.{n}" for n in range(4, -1, -1)]
+
+
+@pytest.mark.parametrize("query", ["feed=" + "9" * 5000, "role=" + "x" * 5000, "page=" + "9" * 5000, "feeds_page=-1"])
+def test_hostile_filter_and_page_values_still_show_the_catalog(client, member, crowded, query):
+    client.force_login(member)
+    response = client.get(f"/catalog/?{query}")
+    assert response.status_code == 200
+    assert response.content.count(b'class="card h-100"') == 24

@@ -119,3 +119,43 @@ def test_problems_name_enclosure_urls_without_credentials():
     with pytest.raises(FeedError, match=r"enclosure URL 'ftp://\*\*\*@example.org/x' is not http") as caught:
         parse_vmcast(feed(item(url="ftp://alice:s3cret@example.org/x")))
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("role", ["Web Server", "web/server", "<b>web</b>", "1web", "a-very-long-tier-name", "wéb"])
+def test_a_role_that_is_no_tier_name_refuses_its_item(role):
+    with pytest.raises(FeedError, match=r"item 'Web': role '.*' is not a tier name: 1-15 lowercase letters"):
+        parse_vmcast(feed(item(role=role)))
+
+
+def test_a_role_in_capitals_is_read_in_lowercase():
+    assert parse_vmcast(feed(item(role="Web"))).items[0].role == "web"
+
+
+def test_an_item_without_a_role_has_none():
+    data = feed(item()).replace(b"<vmc:role>proxy</vmc:role>", b"")
+    assert parse_vmcast(data).items[0].role == ""
+
+
+def test_what_a_problem_quotes_from_the_feed_is_cut_short():
+    with pytest.raises(FeedError) as caught:
+        parse_vmcast(feed(item(title="T" * 10_000, disk_format="x" * 10_000)))
+    assert len(str(caught.value)) < 300
+
+
+def test_an_enclosure_url_with_an_at_sign_after_its_host_is_refused_without_its_password():
+    with pytest.raises(FeedError, match="has an at sign after its host name") as caught:
+        parse_vmcast(feed(item(url="https://alice:pa/ss@images.example.org/web.qcow2")))
+    assert "pa/ss" not in str(caught.value)
+    assert "https://***@images.example.org/web.qcow2" in str(caught.value)
+
+
+def test_a_feed_over_the_item_limit_is_refused_before_its_items_are_read():
+    items = [item(appliance=f"a{number}", sha256="no") for number in range(3)]
+    with pytest.raises(FeedError, match=r"^the feed has 3 items, more than the 2 the portal reads"):
+        parse_vmcast(feed(*items), max_items=2)
+
+
+def test_a_long_description_is_cut_not_refused():
+    [parsed] = parse_vmcast(feed(item(description="word " * 10_000))).items
+    assert len(parsed.description) == 4000
+    assert parsed.description.endswith("…")
