@@ -91,7 +91,7 @@ def membership_set(*, actor: User, project: Project, username: str, role: Role) 
         Project.objects.select_for_update().get(pk=project.pk)
         membership = Membership.objects.filter(project=project, user=user).first()
         if membership is not None and membership.role == Role.OWNER and role != Role.OWNER:
-            _keep_an_owner(project, leaving=membership)
+            _keep_an_owner(project, leaving=membership, blame="role")
         membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
         audit.record(actor=actor, action="membership.set", target=membership, project=project, role=role)
     return membership
@@ -105,11 +105,14 @@ def membership_remove(*, actor: User, project: Project, username: str) -> None:
         if membership is None:
             raise errors.Invalid.for_field("username", f"'{username}' is not in project '{project.name}'")
         if membership.role == Role.OWNER:
-            _keep_an_owner(project, leaving=membership)
+            _keep_an_owner(project, leaving=membership, blame=None)
         audit.record(actor=actor, action="membership.remove", target=membership, project=project)
         membership.delete()
 
 
-def _keep_an_owner(project: Project, *, leaving: Membership) -> None:
+def _keep_an_owner(project: Project, *, leaving: Membership, blame: str | None) -> None:
+    """Refuse to leave the project without an owner: the request is well formed, but the project's
+    state (who else owns it) does not allow it, so it is a conflict (409), not bad input."""
     if not Membership.objects.filter(project=project, role=Role.OWNER).exclude(pk=leaving.pk).exists():
-        raise errors.Invalid.for_field("role", f"project '{project.name}' must keep at least one owner")
+        message = f"project '{project.name}' must keep at least one owner"
+        raise errors.WrongState.for_field(blame, message) if blame else errors.WrongState(message)

@@ -42,3 +42,6 @@ urlpatterns = [
     # Namespaced so the router's names (stack-list, stack-detail...) never shadow the web pages'.
     path("api/v1/", include(("portal.api.urls", "api"), namespace="api")),
 ]
+
+# The API answers its error body even for a failure outside DRF (see the module).
+handler500 = "portal.error_views.server_error"

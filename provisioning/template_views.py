@@ -8,9 +8,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from catalog.paging import page_of
+from portal import errors
 from portal.scoping import is_operator
 from portal.web_errors import errors_as_messages, errors_on
-from provisioning.diagram import tier_diagram
+from provisioning.diagram import Diagram, tier_diagram
 from provisioning.forms import TemplateForm, TemplateLaunchForm
 from provisioning.models import StackTemplate
 from provisioning.services import launch, templates
@@ -19,11 +21,25 @@ from provisioning.templates import TemplateDocument
 NOT_SAVED = "The template was not saved: the form says why."
 
 
+# Each card draws its template's diagram: a page of them, not every template a person can see.
+TEMPLATES_PER_PAGE = 20
+
+
 @login_required
 def template_list(request: HttpRequest) -> HttpResponse:
-    rows = StackTemplate.objects.visible_to(request.user).select_related("project").order_by("project", "name")
-    items = [(template, tier_diagram(TemplateDocument.from_json(template.document))) for template in rows]
-    return render(request, "provisioning/template_list.html", {"items": items})
+    rows = StackTemplate.objects.visible_to(request.user).select_related("project").order_by("project", "name", "pk")
+    pages = page_of(request, rows, per_page=TEMPLATES_PER_PAGE, label="Template pages")
+    items = [(template, _diagram(template)) for template in pages.page]
+    return render(request, "provisioning/template_list.html", {"items": items, "pages": pages})
+
+
+def _diagram(template: StackTemplate) -> Diagram | None:
+    """The template's tiers as a diagram; None for a document saved before today's limits (more
+    settings than a tier may now have, say), which its page asks to be edited instead of failing."""
+    try:
+        return tier_diagram(TemplateDocument.from_json(template.document))
+    except errors.Invalid:
+        return None
 
 
 @login_required
@@ -83,7 +99,7 @@ def template_launch(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "form": form,
         "template": template,
-        "diagram": tier_diagram(TemplateDocument.from_json(template.document)),
+        "diagram": _diagram(template),
         "may_write": template.project_id is not None or is_operator(request.user),
     }
     return render(request, "provisioning/template_launch.html", context)

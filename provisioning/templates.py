@@ -2,8 +2,10 @@
 
 Pure functions, no database: ``parse_template`` turns the text a person wrote into a
 ``TemplateDocument`` or raises ``errors.Invalid`` whose ``fields`` name every problem by its
-path (``tiers[1].depends_on[0]``). Appliances and flavors are looked up when a stack is launched
-(``provisioning.services.plans``), because the catalog changes after a template is saved.
+path (``tiers[1].depends_on[0]``), whatever the text holds: ``template_source`` reads it safely,
+``template_limits`` says how large each part may be. Appliances and flavors are looked up when a
+stack is launched (``provisioning.services.plans``), because the catalog changes after a template
+is saved.
 
     description: HTTPD, Tomcat and PostgreSQL
     tiers:
@@ -23,19 +25,28 @@ path (``tiers[1].depends_on[0]``). Appliances and flavors are looked up when a s
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import yaml
-
 from portal import errors
+from provisioning.template_limits import (
+    LARGEST,
+    MAX_COUNT,
+    MAX_DEPENDENCIES,
+    MAX_DESCRIPTION_CHARS,
+    MAX_PORTS,
+    MAX_PROBLEMS,
+    MAX_SETTING_CHARS,
+    MAX_SETTINGS,
+    MAX_TIERS,
+    MAX_VERSION_CHARS,
+    shape_problems,
+)
+from provisioning.template_source import load_source
 
-MAX_SOURCE_BYTES = 64 * 1024
-MAX_TIERS = 10
-MAX_COUNT = 10
-MAX_SETTING_CHARS = 4096
 TIER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
 SETTING_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 APPLIANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -103,53 +114,77 @@ class TemplateDocument:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TemplateDocument:
         """Back from ``as_json`` (a stored, already validated document)."""
-        return validate_document(data)
+        return validate_document(_without_repeated_dependencies(data))
+
+
+def _without_repeated_dependencies(data: dict[str, Any]) -> dict[str, Any]:
+    """Documents stored before a repeated dependency was refused may list one many times; once is the
+    same dependency (waiting for its port if any entry did), so they still read."""
+    tiers = data.get("tiers")
+    if not isinstance(tiers, list) or not all(isinstance(t, dict) for t in tiers):
+        return data
+    if not all(isinstance(tier.get("depends_on"), list) for tier in tiers):
+        return data
+    cleaned = []
+    for tier in tiers:
+        merged: dict[str, bool] = {}
+        for dependency in tier["depends_on"]:
+            if not isinstance(dependency, dict) or not isinstance(dependency.get("tier"), str):
+                return data  # not a stored document: validation says what is wrong
+            name = dependency["tier"]
+            merged[name] = merged.get(name, False) or dependency.get("wait_for_port") is True
+        depends_on = [{"tier": name, "wait_for_port": wait} for name, wait in merged.items()]
+        cleaned.append({**tier, "depends_on": depends_on})
+    return {**data, "tiers": cleaned}
 
 
 class _Problems:
-    """Collects every problem with its path, so one answer lists them all."""
+    """Collects every problem with its path, so one answer lists them all (the first ``MAX_PROBLEMS``
+    paths by name, the rest counted: a flood of mistakes must not make a flood of an answer)."""
 
     def __init__(self) -> None:
         self.by_path: dict[str, list[str]] = {}
+        self.unnamed = 0
 
     def add(self, path: str, message: str) -> None:
-        self.by_path.setdefault(path, []).append(message)
+        if path in self.by_path or len(self.by_path) < MAX_PROBLEMS:
+            self.by_path.setdefault(path, []).append(message)
+        else:
+            self.unnamed += 1
 
     def raise_if_any(self) -> None:
         if self.by_path:
             path, messages = next(iter(self.by_path.items()))
-            more = len(self.by_path) - 1
+            more = len(self.by_path) - 1 + self.unnamed
             suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
             raise errors.Invalid(f"{path}: {messages[0]}{suffix}", fields=self.by_path)
 
 
 def parse_template(source: str) -> TemplateDocument:
-    """Parse a template written as YAML or JSON (JSON is YAML too, but its errors read better as JSON)."""
-    if len(source.encode()) > MAX_SOURCE_BYTES:
-        raise errors.Invalid.for_field("source", f"a template may be at most {MAX_SOURCE_BYTES // 1024} KiB")
-    text = source.strip()
-    try:
-        data = json.loads(text) if text.startswith("{") else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise errors.Invalid.for_field("source", f"not valid JSON: {exc.msg} (line {exc.lineno})") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        raise errors.Invalid.for_field("source", f"not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
-    return validate_document(data)
+    """Parse a template written as YAML or JSON."""
+    return validate_document(load_source(source))
 
 
-def validate_document(data: object) -> TemplateDocument:
+def validate_document(data: object, *, versions_as_text: bool = False) -> TemplateDocument:
+    """The template ``data`` describes (parsed text, or a JSON body), or ``errors.Invalid`` naming every problem.
+
+    YAML reads ``version: 1.0`` as a number, so written text may give a version as one. A JSON body
+    says what it means (``versions_as_text``): there a number is refused, as 1.10 would read as "1.1".
+    """
     problems = _Problems()
+    # First what no template holds and what would trip the checks below (keys that are not text...).
+    for path, message in shape_problems(data):
+        problems.add(path, message)
+    problems.raise_if_any()
     if not isinstance(data, dict):
         problems.add("source", "a template is a mapping with a 'tiers' list")
         problems.raise_if_any()
     assert isinstance(data, dict)
     for key in sorted(set(data) - {"tiers", "description"}):
-        problems.add(str(key), "unknown key (a template has 'description' and 'tiers')")
+        problems.add(key, "unknown key (a template has 'description' and 'tiers')")
     description = data.get("description", "")
-    if not isinstance(description, str) or len(description) > 1000:
-        problems.add("description", "must be text of at most 1000 characters")
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS:
+        problems.add("description", f"must be text of at most {MAX_DESCRIPTION_CHARS} characters")
         description = ""
     raw_tiers = data.get("tiers")
     tiers: list[Tier] = []
@@ -159,7 +194,7 @@ def validate_document(data: object) -> TemplateDocument:
         problems.add("tiers", f"at most {MAX_TIERS} tiers")
     else:
         for index, raw in enumerate(raw_tiers):
-            tier = _tier(raw, f"tiers[{index}]", problems)
+            tier = _tier(raw, f"tiers[{index}]", problems, versions_as_text=versions_as_text)
             if tier is not None:
                 tiers.append(tier)
     _check_names_and_dependencies(tiers, problems)
@@ -167,7 +202,7 @@ def validate_document(data: object) -> TemplateDocument:
     return TemplateDocument(tiers=tuple(tiers), description=description)
 
 
-def _tier(raw: object, path: str, problems: _Problems) -> Tier | None:
+def _tier(raw: object, path: str, problems: _Problems, *, versions_as_text: bool) -> Tier | None:
     if not isinstance(raw, dict):
         problems.add(path, "a tier is a mapping with at least 'name' and 'appliance'")
         return None
@@ -183,15 +218,16 @@ def _tier(raw: object, path: str, problems: _Problems) -> Tier | None:
         appliance = ""
     version = raw.get("version")
     if version is not None:
-        version = str(version) if isinstance(version, str | int | float) else None
-        if version is None or not version or len(version) > 50:
+        numbers = () if versions_as_text else (int, float)
+        version = str(version) if isinstance(version, (str, *numbers)) and not isinstance(version, bool) else None
+        if version is None or not version or len(version) > MAX_VERSION_CHARS:
             problems.add(f"{path}.version", "a version such as '1.0' (leave it out for the newest)")
             version = None
     flavor = raw.get("flavor")
     if flavor is not None and (not isinstance(flavor, str) or not TIER_NAME.fullmatch(flavor)):
         problems.add(f"{path}.flavor", "the name of a flavor")
         flavor = None
-    sizes = {key: _int(raw, key, path, problems, low=1, high=high) for key, high in _SIZE_LIMITS.items()}
+    sizes = {key: _int(raw, key, path, problems, low=1, high=high) for key, high in SIZE_LIMITS.items()}
     if flavor is not None and any(value is not None for value in sizes.values()):
         problems.add(f"{path}.flavor", "give either a flavor or vcpus/memory_mib/disk_gib, not both")
     count = _int(raw, "count", path, problems, low=1, high=MAX_COUNT)
@@ -210,7 +246,7 @@ def _tier(raw: object, path: str, problems: _Problems) -> Tier | None:
     )
 
 
-_SIZE_LIMITS = {"vcpus": 64, "memory_mib": 256 * 1024, "disk_gib": 2048}
+SIZE_LIMITS = {"vcpus": 64, "memory_mib": 256 * 1024, "disk_gib": 2048}
 
 
 def _int(raw: dict[str, Any], key: str, path: str, problems: _Problems, *, low: int, high: int) -> int | None:
@@ -224,27 +260,29 @@ def _int(raw: dict[str, Any], key: str, path: str, problems: _Problems, *, low: 
 
 
 def _dependencies(raw: object, path: str, problems: _Problems) -> tuple[Dependency, ...]:
-    if not isinstance(raw, list):
-        problems.add(path, "a list of tier names, or of {tier, wait_for_port}")
+    if not isinstance(raw, list) or len(raw) > MAX_DEPENDENCIES:
+        problems.add(path, f"a list of at most {MAX_DEPENDENCIES} tier names, or of {{tier, wait_for_port}}")
         return ()
     found: list[Dependency] = []
     for index, item in enumerate(raw):
-        if isinstance(item, str):
-            found.append(Dependency(tier=item))
-        elif isinstance(item, dict) and isinstance(item.get("tier"), str) and set(item) <= {"tier", "wait_for_port"}:
-            wait = item.get("wait_for_port", False)
-            if not isinstance(wait, bool):
-                problems.add(f"{path}[{index}].wait_for_port", "true or false")
-                wait = False
-            found.append(Dependency(tier=item["tier"], wait_for_port=wait))
-        else:
+        name = item.get("tier") if isinstance(item, dict) and set(item) <= {"tier", "wait_for_port"} else item
+        if not isinstance(name, str) or not TIER_NAME.fullmatch(name):
             problems.add(f"{path}[{index}]", "a tier name, or {tier: <name>, wait_for_port: true}")
+            continue
+        if any(dependency.tier == name for dependency in found):
+            problems.add(f"{path}[{index}]", f"tier '{name}' is listed twice")
+            continue
+        wait = item.get("wait_for_port", False) if isinstance(item, dict) else False
+        if not isinstance(wait, bool):
+            problems.add(f"{path}[{index}].wait_for_port", "true or false")
+            wait = False
+        found.append(Dependency(tier=name, wait_for_port=wait))
     return tuple(found)
 
 
 def _ports(raw: object, path: str, problems: _Problems) -> tuple[int, ...]:
-    if not isinstance(raw, list) or len(raw) > 8:
-        problems.add(path, "a list of at most 8 guest ports")
+    if not isinstance(raw, list) or len(raw) > MAX_PORTS:
+        problems.add(path, f"a list of at most {MAX_PORTS} guest ports")
         return ()
     ports: list[int] = []
     for index, port in enumerate(raw):
@@ -257,16 +295,23 @@ def _ports(raw: object, path: str, problems: _Problems) -> tuple[int, ...]:
     return tuple(ports)
 
 
+# What a setting's value may be: each has a short, plain text form for the config drive.
+_SETTING_VALUES = (str, int, float, bool, datetime.date)
+
+
 def _settings(raw: object, path: str, problems: _Problems) -> dict[str, str]:
-    if not isinstance(raw, dict):
-        problems.add(path, "a mapping of names to values")
+    if not isinstance(raw, dict) or len(raw) > MAX_SETTINGS:
+        problems.add(path, f"a mapping of at most {MAX_SETTINGS} names to values")
         return {}
     settings: dict[str, str] = {}
     for key, value in raw.items():
-        if not isinstance(key, str) or not SETTING_KEY.fullmatch(key):
+        if not SETTING_KEY.fullmatch(key):
             problems.add(f"{path}.{key}", "names are lowercase letters, digits and '_', starting with a letter")
-        elif isinstance(value, dict | list) or value is None:
+        elif not isinstance(value, _SETTING_VALUES):
             problems.add(f"{path}.{key}", "a value is text, a number or true/false")
+        elif isinstance(value, int | float) and not isinstance(value, bool) and not -LARGEST <= value <= LARGEST:
+            # Floats too, and .nan and .inf, which compare with nothing: one range for every number.
+            problems.add(f"{path}.{key}", f"a number from {-LARGEST} to {LARGEST} (quote it to use it as text)")
         elif len(str(value)) > MAX_SETTING_CHARS:
             problems.add(f"{path}.{key}", f"at most {MAX_SETTING_CHARS} characters")
         else:

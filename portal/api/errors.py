@@ -2,22 +2,32 @@
 
 Services raise ``portal.errors.PortalError``; DRF raises its own exceptions for bad bodies,
 missing credentials or unknown ids; Django's model validation raises ``ValidationError``. All of
-them leave here in the same shape, so clients handle one error format.
+them leave here in the same shape, so clients handle one error format. So does an exception
+nobody expected: a 500 with code ``server_error`` and a fixed sentence (the exception's own text
+can name files, hosts or queries), logged with its traceback as Django logs any 500.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core import signals
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils.log import log_response
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from portal import errors
+
+SERVER_ERROR = {"code": "server_error", "detail": "the server failed to answer this request; it has been logged"}
+# Django's own refusals of a request's size: safe to repeat (they quote a setting, not the input).
+_SIZE_REFUSALS = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
 
 
 def _flatten(detail: Any) -> list[str]:
@@ -51,6 +61,10 @@ def as_portal_error(exc: Exception) -> errors.PortalError | None:
         return errors.PermissionDenied(str(exc) or "you may not do this")
     if isinstance(exc, exceptions.ValidationError):
         return _from_drf_validation(exc)
+    if isinstance(exc, exceptions.ParseError):  # a body that is no JSON: invalid input like any other
+        return errors.Invalid(" ".join(_flatten(exc.detail)))
+    if isinstance(exc, SuspiciousOperation):  # Django's 400s (a body too large, a bad header...)
+        return errors.Invalid(str(exc) if isinstance(exc, _SIZE_REFUSALS) else "the request was refused")
     return None
 
 
@@ -63,6 +77,20 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else exc.default_code
         response.data = {"code": code, "detail": " ".join(_flatten(exc.detail))}
+    if response is None and not settings.DEBUG_PROPAGATE_EXCEPTIONS:
+        response = _server_error(exc, context)
+    return response
+
+
+def _server_error(exc: Exception, context: dict[str, Any]) -> Response:
+    """What Django does for an uncaught exception (tell listeners, log the traceback), answered in JSON."""
+    drf_request = context.get("request")
+    request = getattr(drf_request, "_request", drf_request)  # DRF wraps Django's request
+    # Error reporters listen to this, and Django's test client re-raises the exception from it.
+    signals.got_request_exception.send(sender=None, request=request)
+    response = Response(SERVER_ERROR, status=500)
+    path = getattr(request, "path", "")
+    log_response("%s: %s", "Internal Server Error", path, response=response, request=request, exception=exc)
     return response
 
 

@@ -5,8 +5,8 @@ derived from the same views and fields, so that schema and behaviour cannot drif
 
 - every operation lists the error answers it can give, each with the one error body
   (``portal.api.errors``): 400 for writes and query parameters, 401/403 where a caller must be
-  signed in or allowed, 404 where the path names an object, 409 for the actions a viewset lists
-  in ``conflict_actions``;
+  signed in or allowed, 404 where the path names an object, 409 for the writes among the actions
+  a viewset lists in ``conflict_actions``;
 - request bodies are JSON (the form encodings DRF also parses are not part of the contract:
   nested quotas and template documents cannot be written in them);
 - text fields state DRF's implicit checks: no NUL characters, and not blank once trimmed;
@@ -72,7 +72,7 @@ class PortalAutoSchema(AutoSchema):
 
     def _error_statuses(self) -> list[int]:
         statuses = []
-        # Writes may be refused by a service's own checks even without a body (the last owner leaving).
+        # Writes may be refused by a service's own checks even without a body.
         takes_input = self.method not in _SAFE_METHODS or any(
             parameter.get("in") == "query" for parameter in self._get_parameters()
         )
@@ -86,7 +86,9 @@ class PortalAutoSchema(AutoSchema):
                 statuses.append(403)
         if "{" in self.path:
             statuses.append(404)
-        if getattr(self.view, "action", None) in getattr(self.view, "conflict_actions", ()):
+        # Only writes meet a state that refuses them; an action that also reads (GET members) reads freely.
+        conflicting = getattr(self.view, "action", None) in getattr(self.view, "conflict_actions", ())
+        if conflicting and self.method not in _SAFE_METHODS:
             statuses.append(409)
         return statuses
 

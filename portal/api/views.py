@@ -22,6 +22,7 @@ class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
     members under ``members/``."""
 
     serializer_class = ProjectSerializer
+    conflict_actions = ("members", "remove_member")  # a project must keep one owner
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no user

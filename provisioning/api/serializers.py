@@ -8,9 +8,12 @@ from catalog.selectors import appliance_version_for_launch, appliances_visible_t
 from portal.api.fields import LeaseSecondsField, NameField, ScopedPrimaryKeyField
 from portal.api.validation import ExactlyOneOf, StrictRequestSerializer
 from portal.models import Project
+from provisioning.api.template_schema import StoredDocumentField, TemplateDocumentField
 from provisioning.models import Host, Instance, Stack, StackTemplate
 from provisioning.name_rules import STACK_NAME, TEMPLATE_NAME
 from provisioning.selectors import stack_endpoints
+from provisioning.template_limits import MAX_SOURCE_BYTES
+from provisioning.templates import validate_document
 
 
 class InstanceSerializer(serializers.ModelSerializer):
@@ -90,6 +93,8 @@ class StackCreateSerializer(ExactlyOneOf):
 
 
 class TemplateSerializer(serializers.ModelSerializer):
+    document = StoredDocumentField(read_only=True)
+
     class Meta:
         model = StackTemplate
         fields = ["id", "name", "project", "description", "source", "document", "created_at", "updated_at"]
@@ -109,13 +114,17 @@ class TemplateWriteSerializer(ExactlyOneOf):
         help_text="Leave empty (operators only) for a shared template",
     )
     description = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
-    source = serializers.CharField(required=False, max_length=64 * 1024, trim_whitespace=False)
-    document = serializers.DictField(required=False, help_text="The template as a JSON object")
+    source = serializers.CharField(required=False, max_length=MAX_SOURCE_BYTES, trim_whitespace=False)
+    document = TemplateDocumentField(required=False)
 
     def validate(self, attrs: dict) -> dict:
         attrs = super().validate(attrs)
         if "document" in attrs:
-            attrs["source"] = json.dumps(attrs.pop("document"), indent=2)
+            document = attrs.pop("document")
+            # Checked before it is written out as text: its problems are named by their paths, and
+            # json.dumps never meets what it cannot write (nesting deep enough to exhaust the stack).
+            validate_document(document, versions_as_text=True)
+            attrs["source"] = json.dumps(document, indent=2)
         return attrs
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 
 from portal import audit, errors
@@ -32,6 +33,17 @@ def _check_name(name: str, project: Project | None, *, exclude: int | None = Non
         raise errors.Invalid.for_field("name", f"{where} already has a template called '{name}'")
 
 
+def _claim_room(project: Project) -> None:
+    """Refuse a template past the project's limit. Inside the creating transaction, with the project's
+    row locked, so parallel requests cannot each see room for one more."""
+    Project.objects.select_for_update().get(pk=project.pk)
+    limit = settings.TEMPLATES_PER_PROJECT
+    if StackTemplate.objects.filter(project=project).count() >= limit:
+        raise errors.QuotaExceeded(
+            f"project '{project.name}' may keep at most {limit} templates; remove one to add another"
+        )
+
+
 def template_create(
     *, user: User, project: Project | None, name: str, source: str, description: str = ""
 ) -> StackTemplate:
@@ -39,6 +51,8 @@ def template_create(
     _check_name(name, project)
     document = parse_template(source)
     with transaction.atomic():
+        if project is not None:
+            _claim_room(project)
         template = StackTemplate.objects.create(
             project=project,
             name=name,

@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 
 from provisioning.name_rules import STACK_NAME, TEMPLATE_NAME
+from provisioning.template_limits import MAX_DEPENDENCIES, MAX_SETTINGS, MAX_TIERS
 from tests.factories import ProjectFactory
 
 
@@ -144,3 +145,124 @@ def test_unknown_api_paths_answer_with_the_error_body(api, member):
 def test_options_on_the_console_action_describes_it(api, member):
     response = api(member).options("/api/v1/instances/1/console/")
     assert response.status_code == 200
+
+
+def test_the_schema_is_valid_openapi(schema):
+    from drf_spectacular.validation import validate_schema
+
+    validate_schema(schema)
+
+
+def _document_schema(schema: dict) -> dict:
+    template = _request_schema(schema, "/api/v1/templates/", "post")
+    reference = template["properties"]["document"]["$ref"]
+    return schema["components"]["schemas"][reference.rsplit("/", 1)[1]]
+
+
+def test_the_template_document_is_described_with_its_tiers(schema):
+    document = _document_schema(schema)
+    assert document["required"] == ["tiers"]
+    assert document["additionalProperties"] is False
+    tiers = document["properties"]["tiers"]
+    assert (tiers["minItems"], tiers["maxItems"]) == (1, MAX_TIERS)
+    tier = tiers["items"]
+    assert tier["required"] == ["name", "appliance"]
+    assert set(tier["properties"]) == {
+        *("name", "appliance", "version", "flavor", "vcpus", "memory_mib", "disk_gib"),
+        *("count", "depends_on", "publish", "settings"),
+    }
+    assert tier["properties"]["depends_on"]["maxItems"] == MAX_DEPENDENCIES
+    assert tier["properties"]["settings"]["maxProperties"] == MAX_SETTINGS
+    stored = schema["components"]["schemas"]["Template"]["properties"]["document"]
+    assert "TemplateDocument" in str(stored)
+
+
+# Documents at the edges of what the schema allows: each must be accepted, or the schema promises too much.
+_BIG_TIER = {
+    "name": "a" * 15,
+    "appliance": "A" + "x" * 99,
+    "version": "v" * 50,
+    "vcpus": 64,
+    "memory_mib": 256 * 1024,
+    "disk_gib": 2048,
+    "count": 10,
+    "publish": list(range(65528, 65536)),
+    "settings": {f"s{i}": [True, 2**63 - 1, -1.5e18, "x" * 100][i % 4] for i in range(32)},
+}
+SCHEMA_VALID = [
+    {"tiers": [{"name": "web", "appliance": "demo-web"}]},
+    {"tiers": [_BIG_TIER], "description": "d" * 1000},
+    {
+        "tiers": [
+            {"name": f"t{i}", "appliance": "a", "flavor": "small", "depends_on": [f"t{j}" for j in range(i)][:9]}
+            for i in range(10)
+        ]
+    },
+    {
+        "tiers": [
+            {"name": "db", "appliance": "a"},
+            {"name": "web", "appliance": "a", "depends_on": [{"tier": "db", "wait_for_port": True}]},
+        ]
+    },
+]
+SCHEMA_INVALID = [
+    {},
+    {"tiers": []},
+    {"tiers": [{"name": "web"}]},
+    {"tiers": [{"name": "web", "appliance": "a", "flavor": "small", "vcpus": 2}]},
+    {"tiers": [{"name": "web", "appliance": "a", "depends_on": ["b"] * 10}]},
+    {"tiers": [{"name": "web", "appliance": "a", "publish": [80, 80]}]},
+    {"tiers": [{"name": "web", "appliance": "a", "settings": {"x": 2**63}}]},
+    {"tiers": [{"name": "web", "appliance": "a", "settings": {"x": None}}]},
+    {"tiers": [{"name": "web", "appliance": "a", "settings": {f"s{i}": 1 for i in range(33)}}]},
+    {"tiers": [{"name": "web", "appliance": "a", "colour": "red"}]},
+]
+
+
+def test_schema_valid_documents_are_accepted_and_the_schema_refuses_what_the_server_does(schema, api, member, project):
+    import jsonschema
+
+    validator = jsonschema.Draft4Validator(_document_schema(schema))  # OpenAPI 3.0's schemas are draft 4's
+    client = api(member)
+    for index, document in enumerate(SCHEMA_VALID):
+        validator.validate(document)
+        body = {"name": f"edge-{index}", "project": project.pk, "document": document}
+        response = client.post("/api/v1/templates/", body, format="json")
+        assert response.status_code == 201, (document, response.json())
+    for document in SCHEMA_INVALID:
+        assert not validator.is_valid(document), document
+        body = {"name": "refused", "project": project.pk, "document": document}
+        assert client.post("/api/v1/templates/", body, format="json").status_code == 400, document
+
+
+def test_a_document_read_from_the_api_can_be_sent_back_as_it_is(api, member, project):
+    source = (
+        "tiers: [{name: db, appliance: a, flavor: small, settings: {x: 1}},"
+        " {name: web, appliance: a, vcpus: 2, depends_on: [db], publish: [80]}]"
+    )
+    client = api(member)
+    created = client.post("/api/v1/templates/", {"name": "t", "project": project.pk, "source": source}, format="json")
+    document = created.json()["document"]
+    assert document["tiers"][0]["vcpus"] is None  # every key is written, null where nothing was given
+    url = f"/api/v1/templates/{created.json()['id']}/"
+    response = client.put(url, {"name": "t", "document": document}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["document"] == document
+
+
+def test_null_is_an_optional_value_left_out_and_the_schema_says_so(schema, api, member, project):
+    tier = _document_schema(schema)["properties"]["tiers"]["items"]
+    assert tier["properties"]["count"]["nullable"] is True
+    document = {"tiers": [{"name": "web", "appliance": "a", "count": None, "flavor": None, "vcpus": 2}]}
+    body = {"name": "nulls", "project": project.pk, "document": document}
+    assert api(member).post("/api/v1/templates/", body, format="json").status_code == 201
+
+
+def test_a_json_document_gives_its_version_as_text(api, member, project):
+    """YAML's `version: 1.10` is a number; in a JSON body the schema says text, so a number is refused."""
+    document = {"tiers": [{"name": "web", "appliance": "a", "version": 1.10}]}
+    response = api(member).post(
+        "/api/v1/templates/", {"name": "v", "project": project.pk, "document": document}, format="json"
+    )
+    assert response.status_code == 400
+    assert "tiers[0].version" in response.json()["fields"]

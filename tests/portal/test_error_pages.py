@@ -96,3 +96,21 @@ def test_an_exception_in_a_view_answers_the_styled_500(client, member):
     html = response.content.decode()
     assert "Something went wrong" in html
     assert "something the portal did not expect" not in html  # nothing of the error leaks
+
+
+def api_broken_view(request):
+    raise RuntimeError("secret detail of an API failure")
+
+
+# A plain Django view under /api/: what DRF's handler never sees (a middleware failing is the same).
+api_urlpatterns = [path("api/v1/broken/", api_broken_view), *portal_urlpatterns]
+
+
+@pytest.mark.urls("tests.portal.test_error_pages_api_urls")
+def test_an_exception_outside_drf_under_the_api_answers_the_error_body(client, member):
+    client.raise_request_exception = False
+    client.force_login(member)
+    response = client.get("/api/v1/broken/")
+    assert response.status_code == 500
+    assert response.json()["code"] == "server_error"
+    assert "secret detail" not in response.content.decode()

@@ -39,13 +39,30 @@ def test_outsiders_get_404(owner, outsider, project, api):
 
 
 def test_the_last_owner_stays(owner, project, api):
+    """A well-formed request the project's state refuses: a conflict (409), not bad input (400)."""
     client = api(owner)
     url = f"/api/v1/projects/{project.pk}/members/"
     demote = client.post(url, {"username": "olivia", "role": "member"}, format="json")
-    assert demote.status_code == 400
-    assert "at least one owner" in str(demote.json())
-    assert client.delete(f"{url}olivia/").status_code == 400
+    assert demote.status_code == 409
+    assert demote.json() == {
+        "code": "invalid_state",
+        "detail": "project 'alpha' must keep at least one owner",
+        "fields": {"role": ["project 'alpha' must keep at least one owner"]},
+    }
+    leave = client.delete(f"{url}olivia/")
+    assert leave.status_code == 409
+    assert leave.json() == {"code": "invalid_state", "detail": "project 'alpha' must keep at least one owner"}
     assert Membership.objects.get(user=owner).role == Role.OWNER
+
+
+def test_the_last_owner_conflict_is_documented(owner, api):
+    schema = api(owner).get("/api/v1/schema/", {"format": "json"}).json()
+    members = schema["paths"]["/api/v1/projects/{id}/members/"]["post"]["responses"]
+    remove = schema["paths"]["/api/v1/projects/{id}/members/{username}/"]["delete"]["responses"]
+    assert "409" in members
+    assert "409" in remove
+    # Reading the members conflicts with nothing.
+    assert "409" not in schema["paths"]["/api/v1/projects/{id}/members/"]["get"]["responses"]
 
 
 def test_unknown_user_and_bad_role_are_400(owner, project, api):

@@ -97,3 +97,41 @@ def test_launching_from_the_page_builds_the_stack_and_its_page_shows_the_tiers(
         assert name in detail
         assert address in detail
     assert '<svg class="diagram"' in detail
+
+
+def test_the_list_comes_a_page_at_a_time(signed_in, member, project, operator, django_assert_max_num_queries):
+    from provisioning.template_views import TEMPLATES_PER_PAGE
+
+    total = TEMPLATES_PER_PAGE + 3
+    for number in range(total):
+        templates.template_create(
+            user=member, project=project, name=f"t{number:03}", source="tiers: [{name: web, appliance: a}]"
+        )
+    url = reverse("template-list")
+    first = signed_in.get(url).content.decode()
+    assert first.count('<svg class="diagram"') == TEMPLATES_PER_PAGE
+    assert "Page 1 of 2" in first
+    assert 'href="?page=2"' in first
+    second = signed_in.get(url, {"page": "2"}).content.decode()
+    assert second.count('<svg class="diagram"') == 3
+    assert "t000" not in second
+    assert f"t{total - 1:03}" in second
+    # Whatever the address says, a page is shown: a number past the end is the last, no number the first.
+    assert signed_in.get(url, {"page": "999"}).content.decode().count('<svg class="diagram"') == 3
+    assert signed_in.get(url, {"page": "x"}).content.decode().count('<svg class="diagram"') == TEMPLATES_PER_PAGE
+    # A page costs the same queries however many templates there are.
+    with django_assert_max_num_queries(12):
+        signed_in.get(url)
+
+
+def test_a_template_saved_before_todays_limits_is_shown_with_a_note_not_an_error(signed_in, member, project):
+    template = templates.template_create(
+        user=member, project=project, name="old", source="tiers: [{name: a, appliance: b}]"
+    )
+    # As an earlier version stored it: more settings than a tier may now have.
+    template.document["tiers"][0]["settings"] = {f"s{number}": "x" for number in range(100)}
+    template.save(update_fields=["document"])
+    for page in (reverse("template-list"), reverse("template-launch", args=[template.pk])):
+        response = signed_in.get(page)
+        assert response.status_code == 200, page
+        assert "no longer passes them" in response.content.decode()
