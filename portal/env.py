@@ -47,6 +47,28 @@ def env_network(name: str, default: str) -> ipaddress.IPv4Network:
     return network
 
 
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def env_endpoint_host(name: str, default: str, *, portal_hosts: list[str]) -> str:
+    """A host name or IPv4 address for published guest ports, or empty; never one of ``portal_hosts``.
+
+    Whatever a guest serves there is a tenant's page: on a host the portal answers to, it could read
+    and set the portal's cookies. ``portal_hosts`` are ALLOWED_HOSTS patterns (``.example.org``, ``*``).
+    """
+    from django.http.request import validate_host
+
+    value = env_str(name, default).strip().lower()
+    if value and not _HOST_NAME.fullmatch(value):
+        raise ImproperlyConfigured(f"environment variable {name}={value!r} is not a host name or IPv4 address")
+    if value and validate_host(value, portal_hosts):
+        raise ImproperlyConfigured(
+            f"environment variable {name}={value!r} is a host the portal answers to (DJANGO_ALLOWED_HOSTS): "
+            "stack endpoints need a host name of their own"
+        )
+    return value
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:

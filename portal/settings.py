@@ -11,6 +11,7 @@ from pathlib import Path
 from portal.env import (
     database_from_url,
     env_bool,
+    env_endpoint_host,
     env_int,
     env_list,
     env_matching,
@@ -26,8 +27,23 @@ VAR_DIR = env_path("PORTAL_VAR_DIR", BASE_DIR / "var")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # A development key is only acceptable when DEBUG is on; production must set its own.
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-insecure-key-change-me" if DEBUG else None)
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+# This portal's name on everything it shares with other portals: libvirt objects on a host, task
+# queues in a broker, cache keys and channel groups in a Redis. Its shape is what keeps names
+# unambiguous between deployments (see provisioning.naming).
+DEPLOYMENT_NAME = env_matching(
+    "PORTAL_DEPLOYMENT",
+    "portal",
+    pattern=r"(?=.{1,16}$)[a-z0-9]+(-[a-z0-9]+)*",
+    explain="at most 16 lowercase letters and digits, with single '-' between them",
+)
+# Not "localhost" by default: that is where stack endpoints are published (ENDPOINT_HOST below).
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Published guest ports are content a tenant controls: they live on a host name of their own, never
+# one the portal answers to, or a tenant's page could read the portal's cookies and open its
+# websockets as its users. Empty: each host's public address (then none may be a portal host name).
+# An IPv4 address here is also what the ports are bound to (one host, e.g. 127.0.0.2 on a laptop).
+ENDPOINT_HOST = env_endpoint_host("PORTAL_ENDPOINT_HOST", "localhost", portal_hosts=ALLOWED_HOSTS)
 
 INSTALLED_APPS = [
     "daphne",
@@ -93,6 +109,18 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # The test database is a file beside this one, not Django's in-memory default: tests that launch
+    # from several threads or a worker process need every connection on one file, with the busy
+    # timeout (a shared in-memory database locks whole tables and fails at once instead of waiting).
+    DATABASES["default"]["TEST"] = {"NAME": f"{DATABASES['default']['NAME']}.test"}
+else:
+    # Django's own cursors bind parameters on the client and never prepare; placement's claim runs
+    # through a server-binding cursor on every launch, and is prepared after this many runs on a
+    # connection instead of planned each time. Off (PORTAL_DB_PREPARED_STATEMENTS=0) behind a pooler
+    # that hands each transaction another server connection and does not track prepared statements.
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "prepare_threshold", 5 if env_bool("PORTAL_DB_PREPARED_STATEMENTS", True) else None
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # SQLite cannot enforce "one shared subscription per URL" (NULLS NOT DISTINCT); the feed
 # service checks for duplicates itself, so the embedded default loses nothing.
@@ -152,6 +180,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS and TRUST
 SECURE_SSL_REDIRECT = env_bool("PORTAL_SSL_REDIRECT", False) and HTTPS
 
 REDIS_URL = redis_url()
+# Cache keys and channel-layer groups in a shared Redis start with this.
+CHANNEL_PREFIX = env_str("PORTAL_CHANNEL_PREFIX", DEPLOYMENT_NAME)
 
 # "shared": state every process must see alike (the sign-in throttle's counters). Redis when
 # configured, else a table in the database (`manage.py createcachetable`). MAX_ENTRIES is high
@@ -162,7 +192,7 @@ if REDIS_URL:
     _SHARED_CACHE = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": env_str("PORTAL_CHANNEL_PREFIX", "portal"),  # several portals may share one Redis
+        "KEY_PREFIX": CHANNEL_PREFIX,  # several portals may share one Redis
     }
 else:
     _SHARED_CACHE = {
@@ -190,9 +220,33 @@ TASK_TIMEOUT_SECONDS = env_int("PORTAL_TASK_TIMEOUT", 1800, minimum=10)
 # A job (build, feed import) that has made no progress for longer than any task may run lost its
 # worker: the watchdogs end it.
 WORKER_GONE_AFTER_SECONDS = TASK_TIMEOUT_SECONDS + 120
+# Four clusters, each with a queue and workers of its own (portal/task_queues.py says what runs
+# where): "control" keeps leases, teardowns, watchdogs and hosts going whatever tenants queue, and
+# runs the schedules (django-q2 gives schedules to the cluster named like Q_CLUSTER["name"]);
+# "builds", "downloads" (appliance images) and "imports" (feeds) take the tenants' work, the last
+# two waiting on servers tenants name. `manage.py workers` runs them all. Every queue's name starts
+# with TASK_QUEUE, the deployment by default, so portals sharing a Redis never take each other's
+# tasks (which they could not read either: each signs its tasks with its own secret key).
+TASK_QUEUE = env_matching(
+    "PORTAL_TASK_QUEUE",
+    DEPLOYMENT_NAME,
+    pattern=r"(?=.{1,16}$)[a-z0-9]+(-[a-z0-9]+)*",
+    explain="at most 16 lowercase letters and digits, with single '-' between them",
+)
+# "." cannot occur in a deployment's name, so no portal's control queue is another's builds queue.
+TASK_CLUSTERS = {
+    name: TASK_QUEUE if name == "control" else f"{TASK_QUEUE}.{name}"
+    for name in ("control", "builds", "downloads", "imports")
+}
+# Feed imports and image downloads one project may have queued or running at once; more are refused
+# (imports) or wait (downloads) until one ends. Below the workers, so one project never holds them all.
+IMPORT_WORKERS = env_int("PORTAL_IMPORT_WORKERS", 2, minimum=1, maximum=64)
+IMPORTS_PER_PROJECT = env_int("PORTAL_IMPORTS_PER_PROJECT", max(1, IMPORT_WORKERS - 1), minimum=1, maximum=64)
+DOWNLOAD_WORKERS = env_int("PORTAL_DOWNLOAD_WORKERS", 2, minimum=1, maximum=64)
+DOWNLOADS_PER_PROJECT = env_int("PORTAL_DOWNLOADS_PER_PROJECT", max(1, DOWNLOAD_WORKERS - 1), minimum=1, maximum=64)
 Q_CLUSTER = {
-    "name": "portal",
-    "workers": env_int("PORTAL_WORKERS", 2, minimum=1, maximum=64),
+    "name": TASK_CLUSTERS["control"],
+    "workers": env_int("PORTAL_CONTROL_WORKERS", 2, minimum=1, maximum=64),
     "timeout": TASK_TIMEOUT_SECONDS,
     "retry": TASK_TIMEOUT_SECONDS + 60,  # must exceed timeout, or a slow task is handed out twice
     "max_attempts": 1,
@@ -201,6 +255,12 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "poll": 0.1,
     "sync": env_bool("PORTAL_TASKS_SYNC", False),
+    # What differs per cluster; a qcluster started with Q_CLUSTER_NAME=<name> takes these.
+    "ALT_CLUSTERS": {
+        TASK_CLUSTERS["builds"]: {"workers": env_int("PORTAL_WORKERS", 2, minimum=1, maximum=64)},
+        TASK_CLUSTERS["downloads"]: {"workers": DOWNLOAD_WORKERS},
+        TASK_CLUSTERS["imports"]: {"workers": IMPORT_WORKERS},
+    },
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -213,7 +273,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # Several portals may share one Redis; their groups must not meet.
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("PORTAL_CHANNEL_PREFIX", "portal")},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_PREFIX},
         }
     }
 else:
@@ -230,6 +290,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "portal.api.schema.PortalAutoSchema",  # documents the error answers too
     "EXCEPTION_HANDLER": "portal.api.errors.api_exception_handler",
+    # DRF's JSON parser, with a size cap, a depth cap and no unpaired surrogates (see the module).
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Stack portal API",
@@ -247,6 +313,13 @@ SPECTACULAR_SETTINGS = {
 # Catalog: where downloaded appliance images are cached, and how far untrusted input may go.
 IMAGE_CACHE_DIR = env_path("PORTAL_IMAGE_CACHE", VAR_DIR / "images")
 FEED_MAX_BYTES = env_int("PORTAL_FEED_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+# How much of the catalog feeds may fill: the appliance versions one feed may list (a feed with more
+# is refused whole, and says so), the feeds one project (or the shared catalog) may subscribe, and
+# the items an import writes per transaction (short ones, so sign-ins, launches and workers never
+# wait long behind an import; on SQLite a long one makes their writes fail with "database is locked").
+FEED_MAX_ITEMS = env_int("PORTAL_FEED_MAX_ITEMS", 500, minimum=1, maximum=100_000)
+FEEDS_PER_PROJECT = env_int("PORTAL_FEEDS_PER_PROJECT", 20, minimum=1, maximum=10_000)
+FEED_IMPORT_BATCH_ITEMS = env_int("PORTAL_FEED_IMPORT_BATCH", 100, minimum=1, maximum=10_000)
 IMAGE_MAX_BYTES = env_int("PORTAL_IMAGE_MAX_BYTES", 8 * 1024**3, minimum=1024)
 IMAGE_MAX_VIRTUAL_BYTES = env_int("PORTAL_IMAGE_MAX_VIRTUAL_BYTES", 256 * 1024**3, minimum=1024)
 FETCH_TIMEOUT_SECONDS = env_int("PORTAL_FETCH_TIMEOUT", 30, minimum=1)
@@ -271,27 +344,27 @@ IMAGE_CACHE_MAX_BYTES = env_int(
 )
 
 # Provisioning
+# Stack templates one project may keep (shared ones, written by operators, are not counted). What
+# each template may hold is fixed in provisioning/template_limits.py.
+TEMPLATES_PER_PROJECT = env_int("PORTAL_TEMPLATES_PER_PROJECT", 100, minimum=1, maximum=10_000)
 # A base image's copy in a host's pool that no instance on that host needs, and that no build has
 # used for this long, is removed by the reconciler (the next build there uploads it again).
 BASE_VOLUME_IDLE_SECONDS = env_int("PORTAL_BASE_VOLUME_IDLE", 24 * 3600, minimum=0)
-# Prefix of every domain name this portal makes, so several portals (or test runs) can share
-# a host without their names colliding.
-# Consoles (provisioning/consoles): open sessions per user, and the browser origins allowed to open
-# console sockets besides the portal's own.
+# Consoles (provisioning/consoles): open sessions per user. The browser origins (exact
+# scheme://host:port) allowed to open any of the portal's websockets besides its own pages
+# (portal/socket_origin.py); the endpoints' host is never let in.
 CONSOLE_MAX_OPEN_PER_USER = env_int("PORTAL_CONSOLE_MAX_PER_USER", 5, minimum=1, maximum=100)
 CONSOLE_ALLOWED_ORIGINS = env_list("PORTAL_CONSOLE_ALLOWED_ORIGINS", CSRF_TRUSTED_ORIGINS)
-# libvirt transports a host may be registered with: full URIs (allowed exactly) or schemes. Not
-# qemu+ext, and never a command= parameter (both run programs on the portal server).
+# libvirt transports a host may be registered with: full URIs (allowed exactly) or schemes. Never
+# qemu+ext; and each transport takes only the parameters listed in provisioning/host_uris.py. Not
+# libvirt's test driver either: a test:///<path> URI makes the portal read that file.
 HOST_TRANSPORTS = env_list(
-    "PORTAL_HOST_TRANSPORTS", ["qemu:///system", "qemu+unix", "qemu+ssh", "qemu+libssh2", "qemu+tls", "test"]
+    "PORTAL_HOST_TRANSPORTS", ["qemu:///system", "qemu+unix", "qemu+ssh", "qemu+libssh2", "qemu+tls"]
 )
-# Its shape is what keeps names unambiguous between deployments (see provisioning.naming).
-DEPLOYMENT_NAME = env_matching(
-    "PORTAL_DEPLOYMENT",
-    "portal",
-    pattern=r"(?=.{1,16}$)[a-z0-9]+(-[a-z0-9]+)*",
-    explain="at most 16 lowercase letters and digits, with single '-' between them",
-)
+# Pauses (seconds) before calling a host that did not answer again, where the call is safe to
+# repeat (removing a stack's domains, disks and network); a delete that still fails is retried by
+# the lease sweep later, with pauses that grow (provisioning/services/lifecycle.py).
+DRIVER_RETRY_DELAYS = (1.0, 4.0)
 PUBLISH_PORT_RANGE = (
     env_int("PORTAL_PORT_MIN", 20000, minimum=1024, maximum=65535),
     env_int("PORTAL_PORT_MAX", 29999, minimum=1024, maximum=65535),
@@ -314,7 +387,13 @@ DEFAULT_STORAGE_POOL_PATH = env_str("PORTAL_STORAGE_POOL_PATH", "/var/lib/libvir
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # Credentials in any URL a line quotes (a feed's, an image's, in a message or a traceback) are masked.
+    "formatters": {
+        "plain": {
+            "()": "catalog.redaction.RedactingFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("PORTAL_LOG_LEVEL", "INFO")},
 }

@@ -29,11 +29,13 @@ manage createcachetable  # the sign-in throttle's counters when REDIS_URL is not
 manage collectstatic --noinput -v 0
 manage setup_demo --appliances "$APPLIANCES" --build-cache "${PORTAL_DEMO_BUILD_CACHE:-$VAR/cache/demo-build}"
 
-say "starting the worker (django-q2) and the web server (daphne)"
-# The cluster gets a session of its own: a TERM sent to this script's process group must reach
-# only its main process (which then stops its workers in order). A TERM straight to every worker
-# process at once leaves the cluster hanging with zombie workers.
-setsid "$VENV/bin/python" manage.py qcluster >"$VAR/worker.log" 2>&1 &
+say "starting the workers (django-q2) and the web server (daphne)"
+# `manage.py workers` runs every cluster (control, builds, downloads, imports: one queue each, so
+# leases and teardowns never wait behind tenants' work) and gets a session of its own: a TERM sent
+# to this script's process group must reach only its main process, which passes it to each
+# cluster's main process (each then stops its workers in order). A TERM straight to every worker
+# process at once leaves a cluster hanging with zombie workers.
+setsid "$VENV/bin/python" manage.py workers >"$VAR/worker.log" 2>&1 &
 WORKER=$!
 "$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" portal.asgi:application &
 WEB=$!
@@ -55,7 +57,7 @@ trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 trap stop_all EXIT
 
-echo "portal: http://127.0.0.1:$PORT/"
+echo "portal: http://127.0.0.1:$PORT/ (stack endpoints: http://${PORTAL_ENDPOINT_HOST:-localhost}:<port>/)"
 cat "$VAR/demo-login"
 # Either process ending ends the demo (and stops the other).
 wait -n "$WEB" "$WORKER" || true

@@ -1,8 +1,9 @@
 """What the console websockets share (``vnc_socket``: ``/ws/consoles/vnc/?ticket=…``; ``serial_socket``:
 ``/ws/consoles/serial/?ticket=…``).
 
-Each socket is authenticated by its ticket (``provisioning.consoles.tickets``), after an Origin check
-and, when the socket carries a session, a check that it is the ticket's user. Bytes go straight
+Each socket is authenticated by its ticket (``provisioning.consoles.tickets``), after the Origin check
+in front of every socket (``portal.socket_origin``) and, when the socket carries a session, a check
+that it is the ticket's user. Bytes go straight
 between the websocket and the VM's console in this process; nothing passes the channel layer,
 which only tells the consumer that its stack changed (``stack_group``): then, and every
 ``HEARTBEAT_SECONDS``, and when the lease runs out, the session checks whether it may go on.
@@ -30,12 +31,11 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from portal.client_address import client_address
+from portal.socket_origin import header
 from provisioning.consoles import backends, browser_flow
-from provisioning.consoles.origin import header, origin_allowed
 from provisioning.consoles.tickets import (
     CLOSE_BAD_TICKET,
     CLOSE_ENDED,
-    CLOSE_FORBIDDEN,
     CLOSE_UNREACHABLE,
     HEARTBEAT_SECONDS,
     ConsoleGrant,
@@ -78,9 +78,6 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self._tasks = []
         self._ended = False
-        if not origin_allowed(self.scope):
-            await self.close(code=CLOSE_FORBIDDEN)
-            return
         ticket = (parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("ticket") or [""])[0]
         if not ticket:
             await self.close(code=CLOSE_BAD_TICKET)

@@ -17,7 +17,7 @@ from django.db import connection
 from catalog.demo_appliances import build_demo_appliances
 from provisioning.drivers import HypervisorDriver, NotFound, open_driver
 from tests.loopback_http import LoopbackServer
-from tests.worker_process import running_worker
+from tests.worker_process import database_url, running_worker
 
 SYSTEM_URI = "qemu:///system"
 BUILD_CACHE = Path(settings.BASE_DIR) / "var" / "cache" / "demo-build"
@@ -79,20 +79,22 @@ def remove_pool(driver: HypervisorDriver, name: str) -> None:
 
 @pytest.fixture
 def worker(transactional_db, monkeypatch, tmp_path):
-    """A real ``manage.py qcluster`` on the test database; tasks are queued through the ORM broker."""
+    """The real clusters (``manage.py workers``) on the test database; tasks go through the ORM broker."""
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "PORTAL_TASKS_SYNC": "0",
         "PORTAL_WORKERS": "2",
         "PORTAL_VAR_DIR": str(settings.VAR_DIR),
         "PORTAL_IMAGE_CACHE": str(settings.IMAGE_CACHE_DIR),
         # The worker's reconciler must only ever consider this test's domains.
         "PORTAL_DEPLOYMENT": settings.DEPLOYMENT_NAME,
+        # ...but it takes its tasks from the queues this process (named at start-up) puts them on.
+        "PORTAL_TASK_QUEUE": settings.TASK_QUEUE,
         # A port moved at start (taken meanwhile) stays in this xdist worker's range.
         "PORTAL_PORT_MIN": str(settings.PUBLISH_PORT_RANGE[0]),
         "PORTAL_PORT_MAX": str(settings.PUBLISH_PORT_RANGE[1]),
@@ -101,12 +103,6 @@ def worker(transactional_db, monkeypatch, tmp_path):
     with running_worker(log_path=tmp_path / "worker.log", env=env) as process:
         yield process
     connection.close()
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture

@@ -92,14 +92,16 @@ def test_a_term_to_the_demos_process_group_ends_every_process(tmp_path):
             what=f"the demo to serve its login page (log: {tmp_path / 'demo.log'})",
         )
         assert demo.poll() is None, (tmp_path / "demo.log").read_text()[-3000:]
-        # The login page can answer before the cluster has forked its workers, pusher and monitor:
-        # django-q2 says "running." once every one of them is up.
+        # The login page can answer before the clusters have forked their workers, pushers and monitors:
+        # django-q2 says "running." once every one of a cluster's processes is up, and the demo runs one
+        # cluster per queue.
         worker_log = tmp_path / "var" / "worker.log"
+        clusters = len(settings.TASK_CLUSTERS)
         wait_for(
-            lambda: worker_log.exists() and " running." in worker_log.read_text(),
+            lambda: worker_log.exists() and worker_log.read_text().count(" running.") >= clusters,
             timeout=120,
             interval=0.5,
-            what=f"the demo's cluster to say it runs (log: {worker_log})",
+            what=f"the demo's {clusters} clusters to say they run (log: {worker_log})",
         )
         family = _descendants(demo.pid) | {demo.pid}
         os.killpg(demo.pid, signal.SIGTERM)

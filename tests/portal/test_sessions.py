@@ -160,7 +160,7 @@ def test_a_websocket_opened_with_an_old_session_is_refused(member, project, test
     )
     browser = signed_in(member)
     cookie = f"{django_settings.SESSION_COOKIE_NAME}={browser.cookies['sessionid'].value}".encode()
-    headers = [(b"origin", b"http://127.0.0.1:8000"), (b"cookie", cookie)]
+    headers = [(b"host", b"127.0.0.1:8000"), (b"origin", b"http://127.0.0.1:8000"), (b"cookie", cookie)]
 
     async def connect() -> tuple[bool, int | None]:
         socket = WebsocketCommunicator(application, f"/ws/stacks/{stack.pk}/", headers=headers)

@@ -31,7 +31,7 @@ def stack(member, project, test_host, ready_version):
 
 
 def headers_for(client, user, origin=ORIGIN) -> list[tuple[bytes, bytes]]:
-    headers = [origin]
+    headers = [(b"host", b"127.0.0.1:8000"), origin]
     if user is not None:
         client.force_login(user)
         headers.append(

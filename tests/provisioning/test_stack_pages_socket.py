@@ -7,13 +7,13 @@ from asgiref.sync import async_to_sync
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import path
 
 from portal.models import Membership
+from portal.socket_origin import OriginGuard
 from provisioning.services import events, launch, lifecycle
 from provisioning.stack_list_socket import CLOSE_NOT_SIGNED_IN, StackListConsumer
 
@@ -21,10 +21,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
 LIST_PATH = "/ws/stacks/"
-# Wrapped as portal/asgi.py wraps the stack page's socket: the session's user, the Origin check.
-application = AuthMiddlewareStack(
-    URLRouter([path(LIST_PATH.lstrip("/"), AllowedHostsOriginValidator(StackListConsumer.as_asgi()))])
-)
+# Wrapped as portal/asgi.py wraps every socket: the Origin check, the session's user.
+application = OriginGuard(AuthMiddlewareStack(URLRouter([path(LIST_PATH.lstrip("/"), StackListConsumer.as_asgi())])))
 
 
 @pytest.fixture
@@ -35,7 +33,7 @@ def ours(member, project, test_host, ready_version):
 
 
 def headers_for(client, user, origin=ORIGIN) -> list[tuple[bytes, bytes]]:
-    headers = [origin]
+    headers = [(b"host", b"127.0.0.1:8000"), origin]
     if user is not None:
         client.force_login(user)
         cookie = f"{django_settings.SESSION_COOKIE_NAME}={client.cookies['sessionid'].value}"

@@ -16,3 +16,9 @@ from tests.e2e.hosts import (  # noqa: F401 - fixtures
 def _extra_hosts_first():
     """Fail at once, before any appliance is built, when ./scripts/test.sh did not start the hosts."""
     extra_hosts_env()
+
+
+@pytest.fixture(autouse=True)
+def _endpoints_on_each_hosts_own_address(settings):
+    """Each host publishes on its own address here (one endpoint name would serve one host only)."""
+    settings.ENDPOINT_HOST = ""

@@ -1,7 +1,8 @@
 """Several real libvirt hosts on one machine: placement spreads stacks over them and passes over a drained
 host and one whose libvirtd is down (until it answers again); one host is reached over qemu+ssh.
 
-The hosts: the system daemon (``qemu:///system``, ports on 127.0.0.1), the run's second libvirtd (ports on
+The hosts: the system daemon (``qemu:///system``, ports on 127.0.0.4, an address the portal does not
+answer to, as every endpoint's must be), the run's second libvirtd (ports on
 127.0.0.2, see ``tests/e2e/hosts.py``) and, where a daemon has to stop, a private libvirtd the test starts
 itself (127.0.0.3). Builds and teardowns run inline in the test process.
 """
@@ -23,6 +24,7 @@ from tests.polling import page_text, wait_for
 
 pytestmark = pytest.mark.e2e
 
+LOCAL_ADDRESS = "127.0.0.4"
 PAGE_TIMEOUT = 120  # a TCG guest boots to its page in about 5 s alone, slower beside other tests' guests
 
 
@@ -75,7 +77,7 @@ def our_domains(uri: str) -> dict[str, str]:
 
 
 def test_stacks_spread_over_two_hosts_and_leave_nothing_behind(demo_web, register_host, host2_uri, launch, destroy):
-    local = register_host(name="local", uri=SYSTEM_URI)
+    local = register_host(name="local", uri=SYSTEM_URI, public_address=LOCAL_ADDRESS)
     second = register_host(name="host2", uri=host2_uri, public_address=HOST2_ADDRESS)
     assert second.healthy, second.health_error
 
@@ -105,7 +107,7 @@ def test_stacks_spread_over_two_hosts_and_leave_nothing_behind(demo_web, registe
 
 
 def test_drained_host_gets_no_stacks(operator, ready_version, register_host, host2_uri, launch):
-    register_host(name="local", uri=SYSTEM_URI)
+    register_host(name="local", uri=SYSTEM_URI, public_address=LOCAL_ADDRESS)
     second = register_host(name="host2", uri=host2_uri, public_address=HOST2_ADDRESS)
 
     hosts.host_drain(user=operator, host=second)
@@ -121,7 +123,7 @@ def test_drained_host_gets_no_stacks(operator, ready_version, register_host, hos
 def test_host_whose_libvirtd_stops_is_skipped_until_it_answers(
     ready_version, register_host, private_libvirtd, launch, destroy
 ):
-    register_host(name="local", uri=SYSTEM_URI)
+    register_host(name="local", uri=SYSTEM_URI, public_address=LOCAL_ADDRESS)
     own = register_host(name="own", uri=private_libvirtd.uri, public_address="127.0.0.3")
     assert own.healthy, own.health_error
 
