@@ -1,54 +1,63 @@
-"""Placement: one host for a whole stack, claimed without locking the others, and free ports on it.
+"""Placement: one host for a whole stack, claimed in one statement without locking the others, and free ports on it.
 
 All tiers of a stack go to one host: the stack network is a libvirt network on that host.
 
-Filter and weigh, in one SELECT. A host passes when it is enabled, healthy and not draining, runs
-every architecture (and the domain type, if a tier names one) the stack asks for, and has room for
-the whole stack: vCPUs against ``cpus * cpu_overcommit``, RAM against ``(memory_mib -
-memory_reserved_mib) * memory_overcommit`` (1 by default: not over-committed), disk against
-``pool_capacity_bytes * disk_overcommit`` (a host whose pool size is unknown is not judged on disk).
-What a host holds is summed in the same statement from the instances that claim it (statuses in
-``ACTIVE_STATUSES``). The weighers order what passes, judging each host as it would be with the
-stack on it (so a stack's size counts against small hosts more than against big ones): ``spread``
-(the default) puts a stack on the host left with the largest share of its RAM free, then the one
-with the fewest instances, then the one left with the largest share of its vCPUs free; ``pack``
-the other way round (best fit), so hosts fill one after the other (``settings.PLACEMENT``, from
-``PORTAL_PLACEMENT``). The database filters, orders and returns the best few, so a placement
-costs the same number of queries for ten hosts as for a thousand; spread reads a window of hosts
-rather than all (see ``claim_host``), so its read costs about the same too.
+Filters. A host passes when it is enabled, healthy and not draining, runs every architecture (and
+the domain type, if a tier names one) the stack asks for, and has room for the whole stack: vCPUs
+against ``cpus * cpu_overcommit``, RAM against ``(memory_mib - memory_reserved_mib) *
+memory_overcommit`` (1 by default: not over-committed), disk against ``pool_capacity_bytes *
+disk_overcommit`` (a host whose pool size is unknown is not judged on disk). What a host holds is
+summed in the same statement from the instances that claim it (statuses in ``ACTIVE_STATUSES``).
 
-Claims, as Nova's placement does it with resource-provider generations. Reading takes no lock. The
-chosen host is claimed with ``UPDATE host SET generation = generation + 1 WHERE id = %s AND
-generation = %s`` (and still enabled, healthy and not draining). One row updated: no launch has
-claimed the host since we read its load; the row stays locked until our transaction commits the
-instance rows that are the claim, so the next launch on that host waits for them or sees them. No
-row: someone claimed the host in between and what we read about it is stale, so we try the next
-candidate of the same read, and read again when none is left. Launches that choose different hosts
-never wait for each other, which is what lets throughput grow with hosts. A first try skips a host
-whose row another launch holds (``FOR UPDATE SKIP LOCKED``) instead of queueing behind it; only
-when every candidate is held does a launch wait, for the best one.
+Weighers order what passes, judging each host as it would be with the stack on it (so a stack's
+size counts against small hosts more than against big ones): ``spread`` (the default) puts a stack
+on the host left with the largest share of its RAM free, then the one with the fewest instances,
+then the one left with the largest share of its vCPUs free; ``pack`` the other way round (best
+fit), so hosts fill one after the other (``settings.PLACEMENT``, from ``PORTAL_PLACEMENT``). Spread
+weighs a window of hosts rather than all (see ``claim_host``).
 
-The read is written in SQL (it runs on PostgreSQL and SQLite alike) rather than built with the
-ORM: it runs on every launch, and building and compiling it through the ORM took longer than the
-database took to run it. Values are always parameters; only this module's own fragments are
-pasted into the text.
+Claims, as Nova's placement does it with resource-provider generations, in the same statement that
+filters and weighs (``placement_sql.claim``): a launch costs one query for placement however many
+hosts there are, and the database, not Python, does the work. Reading the loads takes no lock. The
+chosen host's generation is bumped (``generation = generation + 1``) only if it is still the one
+read; its row then stays locked until our transaction commits the instance rows that are the claim,
+so the next launch on that host waits for them or sees them. On PostgreSQL the statement skips a
+host whose row another launch holds (``FOR UPDATE SKIP LOCKED``) or that another launch claimed
+since the statement began, and takes the next of the best few; launches that choose different
+hosts never wait for each other, which is what lets throughput grow with hosts. Only when every one
+of the best few is held does a launch wait, for the best one, and read again if that launch took
+it. On SQLite a writing transaction holds the whole database from its start (``BEGIN IMMEDIATE``,
+see ``portal/settings.py``), so the read and the claim cannot be overtaken and the best host is
+taken.
+
+The statements are written in SQL rather than built with the ORM: they run on every launch, and
+building and compiling them through the ORM took longer than the database took to run them. On
+PostgreSQL they go through a server-binding cursor so that each connection prepares them once
+(``prepare_threshold`` in ``portal/settings.py``) instead of planning them on every launch.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import socket
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, transaction
-from django.db.models import F, Q
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Q
 
 from portal.errors import NoCapacity
+from provisioning import placement_sql as sql
 from provisioning.demand import GIB, StackDemand
-from provisioning.models import ACTIVE_STATUSES, Host, Instance, PublishedPort
+from provisioning.endpoints import bind_address
+from provisioning.models import Host, PublishedPort
 
 
 class Strategy(StrEnum):
@@ -56,157 +65,25 @@ class Strategy(StrEnum):
     PACK = "pack"
 
 
-# How many of the best hosts one read returns: enough that parallel launches which read the same
+# How many of the best hosts one claim weighs: enough that parallel launches which read the same
 # order find another host when the best is being claimed, few enough to stay cheap.
 CANDIDATES = 8
 # Spread weighs a window of this many hosts (of those that pass the filters and could hold the
 # stack empty), from a random start, rather than all of them; see ``claim_host``.
 SAMPLE = 16
-# Reads before a launch gives up because other launches keep claiming every host it picks.
+# Claims before a launch gives up because other launches keep claiming every host it picks.
 ROUNDS = 5
 # What the database answers when a claim lost to another transaction in a way a new read can fix:
 # serialization failure, deadlock, lock timeout.
 _RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
 
-# A host that may get new stacks at all (checked again inside the claim's UPDATE, so an operator's
-# drain that commits between our read and our claim wins).
+# A host that may get new stacks at all (checked again inside the claim, so an operator's drain
+# that commits between our read and our claim wins).
 USABLE = Q(enabled=True, healthy=True, draining=False)
-_USABLE_SQL = "h.enabled AND h.healthy AND NOT h.draining"
 
-_HOST = Host._meta.db_table
-_INSTANCE = Instance._meta.db_table
-
-# The weighers, as ORDER BY clauses over the columns the read computes.
-_ORDER = {
-    Strategy.SPREAD: "free_memory_share DESC NULLS LAST, instance_count ASC, free_vcpu_share DESC NULLS LAST, c.id",
-    Strategy.PACK: "free_memory_share ASC NULLS LAST, instance_count DESC, free_vcpu_share ASC NULLS LAST, c.id",
-}
-
-Params = list[object]
-
-
-def _capacities(h: str) -> tuple[str, str, str]:
-    """SQL for what host ``h`` may hand out: vCPUs, MiB of RAM, bytes of disk."""
-    memory = (
-        f"CASE WHEN {h}.memory_mib > {h}.memory_reserved_mib THEN {h}.memory_mib - {h}.memory_reserved_mib ELSE 0 END"
-    )
-    return (
-        f"({h}.cpus * {h}.cpu_overcommit)",
-        f"(({memory}) * {h}.memory_overcommit)",
-        f"({h}.pool_capacity_bytes * {h}.disk_overcommit)",
-    )
-
-
-def _room_when_empty(demand: StackDemand) -> tuple[str, Params]:
-    """SQL: host ``h`` could hold the whole stack if nothing else ran on it."""
-    vcpus, memory, disk = _capacities("h")
-    return (
-        f"{vcpus} >= %s AND {memory} >= %s AND (h.pool_capacity_bytes = 0 OR {disk} >= %s)",
-        [demand.vcpus, demand.memory_mib, demand.disk_gib * GIB],
-    )
-
-
-def _runs(*, arches: frozenset[str] = frozenset(), domain_types: frozenset[str] = frozenset()) -> tuple[str, Params]:
-    """SQL: host ``h`` runs every arch in ``arches`` (``guest_arches`` is a comma-separated list) and domain type."""
-    conditions: list[str] = ["1 = 1"]
-    params: Params = []
-    for arch in sorted(arches):
-        conditions.append("(',' || h.guest_arches || ',') LIKE %s ESCAPE '!'")
-        params.append("%," + arch.replace("!", "!!").replace("%", "!%").replace("_", "!_") + ",%")
-    for domain_type in sorted(domain_types):
-        conditions.append("h.domain_type = %s")
-        params.append(domain_type)
-    return " AND ".join(conditions), params
-
-
-def _eligible(demand: StackDemand) -> tuple[str, Params]:
-    """SQL: host ``h`` passes every filter that does not depend on what it holds."""
-    runs, runs_params = _runs(arches=demand.arches, domain_types=demand.domain_types)
-    room, room_params = _room_when_empty(demand)
-    return f"{_USABLE_SQL} AND {runs} AND {room}", runs_params + room_params
-
-
-def _read(
-    *, eligible: str, params: Params, sample: int | None, room: StackDemand | None, order: str, limit: int | None
-) -> list[Host]:
-    """Hosts matching ``eligible`` (or a window of ``sample`` of them), each with what it holds and may hold.
-
-    Every host comes with ``used_vcpus``, ``used_memory_mib``, ``used_disk_gib``, ``instance_count``,
-    ``cap_vcpus``, ``cap_memory_mib``, ``cap_disk_bytes``, and the shares of its RAM and vCPUs that
-    would be free with the stack ``room`` on it (``free_memory_share``, ``free_vcpu_share``); with
-    ``room``, only the hosts that have room for it. The sums are made per chosen host through the
-    index on ``instance.host_id`` (a join, grouped by host), so a read costs what those hosts hold,
-    not what the whole cloud holds.
-    """
-    vcpus, memory, disk = _capacities("h")
-    statuses = [str(status) for status in ACTIVE_STATUSES]
-    where, where_params = ("1 = 1", [])
-    if room:
-        where = "c.cap_vcpus >= c.used_vcpus + %s AND c.cap_memory_mib >= c.used_memory_mib + %s"
-        where += " AND (c.pool_capacity_bytes = 0 OR c.cap_disk_bytes >= (c.used_disk_gib + %s) * CAST(%s AS BIGINT))"
-        where_params = [room.vcpus, room.memory_mib, room.disk_gib, GIB]
-    if sample:
-        chosen, chosen_params = _window(eligible, params, sample)
-    else:
-        chosen, chosen_params = f"SELECT h.id FROM {_HOST} h WHERE {eligible}", params  # noqa: S608
-    # Only our own fragments are pasted in; every value is a parameter.
-    sql = f"""
-        WITH eligible AS MATERIALIZED ({chosen})
-        SELECT c.*,
-               (c.cap_memory_mib - c.used_memory_mib - %s) * 1.0 / NULLIF(c.cap_memory_mib, 0) AS free_memory_share,
-               (c.cap_vcpus - c.used_vcpus - %s) * 1.0 / NULLIF(c.cap_vcpus, 0) AS free_vcpu_share
-        FROM (
-            SELECT h.*, {vcpus} AS cap_vcpus, {memory} AS cap_memory_mib, {disk} AS cap_disk_bytes,
-                   COALESCE(SUM(i.vcpus), 0) AS used_vcpus, COALESCE(SUM(i.memory_mib), 0) AS used_memory_mib,
-                   COALESCE(SUM(i.disk_gib), 0) AS used_disk_gib, COUNT(i.id) AS instance_count
-            FROM eligible e
-            JOIN {_HOST} h ON h.id = e.id
-            LEFT JOIN {_INSTANCE} i ON i.host_id = h.id AND i.status IN ({", ".join(["%s"] * len(statuses))})
-            GROUP BY h.id
-        ) c
-        WHERE {where}
-        ORDER BY {order}
-        {"LIMIT %s" if limit else ""}
-    """  # noqa: S608
-    taken = [room.memory_mib, room.vcpus] if room else [0, 0]
-    all_params = [
-        *chosen_params,
-        *taken,
-        *statuses,
-        *where_params,
-        *([limit] if limit else []),
-    ]
-    return list(Host.objects.raw(sql, all_params))
-
-
-def _window(eligible: str, params: Params, size: int) -> tuple[str, Params]:
-    """SQL: the ids of ``size`` hosts matching ``eligible``, the first ones from a random id onwards.
-
-    Consecutive ids from a random start, wrapping round to the lowest, rather than ``ORDER BY
-    random()``: the window is read through the primary key index, so it costs the same for ten
-    hosts as for ten thousand, where sorting every host at random scans them all. A host after a
-    gap in the ids (hosts removed, or filtered out) starts more windows than the others; the
-    weighers, which take the emptiest host of each window, even that out.
-    """
-    start = f"(SELECT MIN(id) + %s %% (MAX(id) - MIN(id) + 1) FROM {_HOST})"  # noqa: S608 - "%%": a literal %
-    onwards, wrapped = (
-        f"SELECT * FROM (SELECT h.id FROM {_HOST} h WHERE h.id {op} {start} AND {eligible} ORDER BY h.id LIMIT %s)"  # noqa: S608
-        for op in (">=", "<")
-    )
-    offset = random.randrange(1 << 62)  # noqa: S311 - spreads load, guards nothing
-    sql = f"SELECT id FROM ({onwards} AS onwards UNION ALL {wrapped} AS wrapped) AS w LIMIT %s"  # noqa: S608
-    return sql, [offset, *params, size, offset, *params, size, size]
-
-
-def candidate_hosts(demand: StackDemand, *, strategy: Strategy | None = None, sample: int | None = None) -> list[Host]:
-    """The best ``CANDIDATES`` hosts that pass every filter for ``demand``, best first, loads annotated. No lock.
-
-    With ``sample``, only a window of that many hosts (of those that pass the filters that do not
-    depend on load) is summed and weighed.
-    """
-    eligible, params = _eligible(demand)
-    order = _ORDER[strategy or Strategy(settings.PLACEMENT)]
-    return _read(eligible=eligible, params=params, sample=sample, room=demand, order=order, limit=CANDIDATES)
+_ORDER = {Strategy.SPREAD: sql.SPREAD_ORDER, Strategy.PACK: sql.PACK_ORDER}
+# SQLite transaction modes (Django's ``OPTIONS["transaction_mode"]``) that hold the write lock from BEGIN.
+_WRITE_LOCK_AT_BEGIN = {"IMMEDIATE", "EXCLUSIVE"}
 
 
 def claim_host(demand: StackDemand, *, strategy: Strategy | None = None) -> Host:
@@ -217,65 +94,148 @@ def claim_host(demand: StackDemand, *, strategy: Strategy | None = None) -> Host
     ``NoCapacity`` says why no host would do.
 
     Spread weighs a sample of ``SAMPLE`` hosts (a window of ids from a random start, see
-    ``_window``), as Nova's scheduler does at scale (``host_subset_size``,
+    ``placement_sql.window``), as Nova's scheduler does at scale (``host_subset_size``,
     ``randomize_allocation_candidates``), for two reasons. Summing what every host of a large cloud
     holds on every launch is what a placement costs: about 30 ms for 1,000 hosts holding 30,000
     instances, against 1-3 ms for a window. And parallel launches that weigh the same hosts all pick
     the same one and then queue on its row. The best of a window of 16 is, on average, among the
     emptiest 6% of the cloud, and a cloud of up to ``SAMPLE`` hosts is weighed whole. Only when no
-    host of the window has room are all hosts read. Pack weighs all hosts: its point is the one
+    host of the window has room are all hosts weighed. Pack weighs all hosts: its point is the one
     fullest host that fits, which a window would miss.
     """
-    if not transaction.get_connection().in_atomic_block:
+    db = transaction.get_connection()
+    if not db.in_atomic_block:
         raise RuntimeError("claim_host runs inside the launch transaction: its row lock is the claim")
+    if db.vendor == "sqlite" and getattr(db, "transaction_mode", None) not in _WRITE_LOCK_AT_BEGIN:
+        # A deferred transaction reads first and takes the write lock at its first write; if another
+        # launch committed in between, SQLite refuses ("database is locked") instead of waiting.
+        raise RuntimeError("on SQLite, launch transactions must take the write lock when they begin (IMMEDIATE)")
     chosen = strategy or Strategy(settings.PLACEMENT)
     for _round in range(ROUNDS):
-        candidates: list[Host] = []
+        claim: _Claim | None = None
         if chosen is Strategy.SPREAD:
-            candidates = candidate_hosts(demand, strategy=chosen, sample=SAMPLE)
-        if not candidates:
-            candidates = candidate_hosts(demand, strategy=chosen)
-        if not candidates:
+            claim = _claim_best(db, demand, order=_ORDER[chosen], sample=SAMPLE)
+        if claim is None:
+            claim = _claim_best(db, demand, order=_ORDER[chosen], sample=None)
+        if claim is None:
             raise no_capacity(demand)
-        for host in candidates:
-            if _claim(host, wait=False):
-                return host
-        # Every candidate is held by a launch in progress or was claimed since we read: wait for the
-        # best one's launch to end, then claim it if that launch did not take it after all.
-        if _claim(candidates[0], wait=True):
-            return candidates[0]
+        if claim.host is not None:
+            return claim.host
+        # Every one of the best few is held by a launch in progress or was claimed since we read it:
+        # wait for the best one's launch to end, then claim it if that launch did not take it after all.
+        host = _claim_waiting(db, claim.best_id, claim.best_generation)
+        if host is not None:
+            return host
     raise NoCapacity(
         f"other launches claimed every host with room for {demand.describe()} {ROUNDS} times in a row; try again"
     )
 
 
-def _claim(host: Host, *, wait: bool) -> bool:
-    """Bump the host's generation if it is still the one we read; the row stays locked until commit.
+@dataclass(frozen=True)
+class _Claim:
+    best_id: int
+    best_generation: int
+    host: Host | None  # None: every candidate was held or had changed
 
-    Without ``wait``, a host whose row another launch holds right now is skipped, not queued behind:
-    such a claim never waits for a lock, so it cannot deadlock or time out. With ``wait`` it can, and
-    it runs in a savepoint so that losing that way leaves the launch transaction usable.
-    """
-    unchanged = Host.objects.filter(USABLE, pk=host.pk, generation=host.generation)
-    if not wait:
-        held_by_nobody = unchanged.select_for_update(skip_locked=True).order_by().values("pk")
-        claimed = Host.objects.filter(pk__in=held_by_nobody).update(generation=F("generation") + 1)
+
+def _claim_best(db: BaseDatabaseWrapper, demand: StackDemand, *, order: str, sample: int | None) -> _Claim | None:
+    """Weigh and claim in one statement; None when no host (of the window, with ``sample``) has room."""
+    where, params = sql.eligible(demand)
+    if sample:
+        offset = random.randrange(1 << 62)  # noqa: S311 - spreads load, guards nothing
+        chosen = sql.window(where, params, size=sample, offset=offset)
     else:
-        try:
-            with transaction.atomic():
-                claimed = unchanged.update(generation=F("generation") + 1)
-        except OperationalError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
-                raise
-            return False
-    if claimed:
-        host.generation += 1
-    return bool(claimed)
+        chosen = sql.every_host(where, params)
+    statement, statement_params = sql.claim(
+        chosen=chosen,
+        room=demand,
+        order=order,
+        candidates=CANDIDATES,
+        columns=_host_columns(),
+        postgresql=db.vendor == "postgresql",
+    )
+    rows = _fetch(db, statement, statement_params)
+    if not rows:
+        return None
+    best_id, best_generation, *host_row = rows[0]
+    return _Claim(best_id, best_generation, _host(db, host_row) if host_row[0] is not None else None)
 
 
-def _any_host(where: str, params: Params) -> bool:
-    sql = f"SELECT h.id FROM {_HOST} h WHERE {where} LIMIT 1"  # noqa: S608 - our fragments; values are parameters
-    return bool(list(Host.objects.raw(sql, params)))
+def _claim_waiting(db: BaseDatabaseWrapper, host_id: int, generation: int) -> Host | None:
+    """Claim a host read at ``generation``, waiting for its row lock; None if it changed meanwhile.
+
+    Such a claim can deadlock or time out (``lock_timeout``), so it runs in a savepoint: losing that
+    way, or to a launch that claimed the host meanwhile, leaves the launch transaction usable and
+    the row unlocked.
+    """
+    try:
+        with transaction.atomic(using=db.alias):
+            rows = _fetch(db, sql.claim_read_host(columns=_host_columns()), [host_id, generation])
+            if not rows:
+                # Waiting locked the row even though it no longer qualifies: give the lock back, so
+                # that other launches do not skip a host this one did not claim.
+                transaction.set_rollback(True, using=db.alias)
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
+            raise
+        return None
+    return _host(db, rows[0][2:]) if rows else None
+
+
+def _fetch(db: BaseDatabaseWrapper, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run a placement statement on ``db`` (prepared, on PostgreSQL) and return its rows.
+
+    The cursor is wrapped as Django wraps its own, so query logging, ``execute_wrapper`` hooks and
+    error translation see it like any other query.
+    """
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute(statement, list(params))
+            return cursor.fetchall()
+    import psycopg  # only deployments on PostgreSQL have it
+    from psycopg.types.numeric import Int8
+
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    raw: Any = psycopg.Cursor(db.connection)  # binds on the server, so it can be prepared
+    wrapped = db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
+    # Every integer as a bigint: psycopg would pick the smallest type for each value, and each mix
+    # of types would be prepared as a statement of its own.
+    typed: list[Any] = [Int8(value) if type(value) is int else value for value in params]
+    with wrapped as cursor:
+        cursor.execute(statement, typed)
+        return cursor.fetchall()
+
+
+@functools.cache
+def _host_columns() -> tuple[str, ...]:
+    return tuple(f'"{field.column}"' for field in Host._meta.concrete_fields)
+
+
+# Per connection (each thread has its own): each host column and how the ORM converts its values.
+_Converters = list[tuple[Any, list[Callable[..., Any]]]]
+_converters: weakref.WeakKeyDictionary[BaseDatabaseWrapper, _Converters] = weakref.WeakKeyDictionary()
+
+
+def _host(db: BaseDatabaseWrapper, row: Sequence[Any]) -> Host:
+    """A Host from its columns in ``_host_columns`` order, converted as the ORM converts them."""
+    fields = Host._meta.concrete_fields
+    converters = _converters.get(db)
+    if converters is None:
+        columns = [field.get_col(Host._meta.db_table) for field in fields]
+        converters = [
+            (column, [*db.ops.get_db_converters(column), *column.get_db_converters(db)]) for column in columns
+        ]
+        _converters[db] = converters
+    values = list(row)
+    for index, (column, field_converters) in enumerate(converters):
+        for converter in field_converters:
+            values[index] = converter(values[index], column, db)
+    return Host.from_db(db.alias, [field.attname for field in fields], values)
+
+
+def _any_host(where: str, params: list[object]) -> bool:
+    return bool(list(Host.objects.raw(f"{sql.every_host(where, params)[0]} LIMIT 1", params)))
 
 
 def no_capacity(demand: StackDemand) -> NoCapacity:
@@ -288,17 +248,17 @@ def no_capacity(demand: StackDemand) -> NoCapacity:
         kinds = ", ".join(sorted(demand.domain_types))
         return NoCapacity(f"the tiers ask for different domain types ({kinds}) but a stack runs on one host")
     for arch in sorted(demand.arches):
-        runs, params = _runs(arches=frozenset([arch]))
-        if not _any_host(f"{_USABLE_SQL} AND {runs}", params):
+        runs, params = sql.runs(arches=frozenset([arch]))
+        if not _any_host(f"{sql.USABLE} AND {runs}", params):
             return NoCapacity(f"no enabled and healthy host runs {arch} guests")
     for domain_type in demand.domain_types:
         if not Host.objects.filter(USABLE, domain_type=domain_type).exists():
             return NoCapacity(f"no enabled and healthy host runs {domain_type} domains")
-    runs, params = _runs(arches=demand.arches, domain_types=demand.domain_types)
-    if not _any_host(f"{_USABLE_SQL} AND {runs}", params):
+    runs, params = sql.runs(arches=demand.arches, domain_types=demand.domain_types)
+    if not _any_host(f"{sql.USABLE} AND {runs}", params):
         arches = " and ".join(sorted(demand.arches))
         return NoCapacity(f"no enabled and healthy host runs {arches} guests together")
-    if not _any_host(*_eligible(demand)):
+    if not _any_host(*sql.eligible(demand)):
         return NoCapacity(f"no host is large enough for {demand.describe()}, even empty")
     return NoCapacity(f"no host has room for {demand.describe()} right now")
 
@@ -326,8 +286,9 @@ class HostLoad:
 
 def host_loads() -> list[HostLoad]:
     """The load of every host, by name, in one query (the same sums and capacities placement uses)."""
-    hosts = _read(eligible="1 = 1", params=[], sample=None, room=None, order="c.name", limit=None)
-    return [_load(host) for host in hosts]
+    postgresql = transaction.get_connection().vendor == "postgresql"
+    statement, params = sql.read(chosen=sql.every_host("1 = 1", []), order="c.name", postgresql=postgresql)
+    return [_load(host) for host in Host.objects.raw(statement, params)]
 
 
 def _load(host: Host) -> HostLoad:
@@ -383,7 +344,7 @@ def allocate_ports(host: Host, count: int) -> list[int]:
             break
         if port in reserved:
             continue
-        if check_locally and not _port_is_free_locally(host.public_address, port):
+        if check_locally and not _port_is_free_locally(bind_address(host), port):
             continue
         chosen.append(port)
     if len(chosen) < count:

@@ -34,3 +34,14 @@ echo "host2: qemu+unix:///system?socket=$PORTAL_TEST_HOST2_SOCKET; sshd: root@12
 
 say "pytest"
 "$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@"
+
+say "pytest on SQLite, the default database: launches, quotas and placement"
+# The suite above runs on PostgreSQL; these modules run again on SQLite (WAL, IMMEDIATE transactions,
+# a busy timeout: portal/settings.py), parallel launches and a real worker included. Tests of what
+# SQLite lacks (row locks) are marked only_on("postgresql") and say so when skipped.
+SQLITE_DIR="$ROOT/var/test-sqlite"  # made anew each run
+rm -rf "$SQLITE_DIR" && mkdir -p "$SQLITE_DIR"
+DATABASE_URL="sqlite:///$SQLITE_DIR/portal.sqlite3" "$VENV/bin/python" -m pytest \
+    tests/provisioning/test_placement.py tests/provisioning/test_placement_claims.py \
+    tests/provisioning/test_quotas.py tests/provisioning/test_stack_services.py \
+    tests/provisioning/test_launch_with_worker.py tests/portal/test_project_quotas.py

@@ -92,7 +92,10 @@ def room_for(stacks: int, wanted: StackDemand = THREE_TIER, **fields) -> dict:
 
 
 def in_parallel(count: int, attempt) -> Counter:
-    """Run ``attempt(index)`` in ``count`` threads at once (each its own connection); count the outcomes."""
+    """Run ``attempt(index)`` in ``count`` threads at once (each its own connection); count the outcomes.
+
+    An outcome is what ``attempt`` returned, a domain error's code, or any other error's type and text.
+    """
     outcomes: Counter = Counter()
     barrier = threading.Barrier(count)
 
@@ -102,6 +105,8 @@ def in_parallel(count: int, attempt) -> Counter:
             outcomes[attempt(index)] += 1
         except errors.PortalError as exc:
             outcomes[exc.code] += 1
+        except Exception as exc:
+            outcomes[f"{type(exc).__name__}: {exc}"] += 1
         finally:
             connection.close()
 

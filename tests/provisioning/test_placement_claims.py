@@ -1,8 +1,13 @@
-"""Placement claims: host generations, stale reads, lock waits, and parallel launches on PostgreSQL."""
+"""Placement claims: one statement, host generations, held rows, lock waits, and parallel launches.
+
+The parallel launches run on both databases. The tests of held rows and lock waits are PostgreSQL's:
+only there may two launches be in their transactions at once (SQLite lets one writer in at a time).
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -19,11 +24,24 @@ from provisioning.placement import Strategy, claim_host, host_loads
 from tests.factories import HostFactory, ProjectFactory
 from tests.provisioning.placement_support import THREE_TIER, host_of, in_parallel, launch_stack, room_for
 
+ROW_LOCKS = "SQLite has no row locks: a writing transaction holds the whole database, so no claim is ever held"
+NOTHING = StackDemand(instances=(), lease_seconds=0)
+
 
 def test_a_claim_bumps_the_host_generation(place):
     host = HostFactory(**room_for(2))
     place()
     assert Host.objects.get(pk=host.pk).generation == host.generation + 1
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+def test_a_claim_is_one_statement(db, strategy):
+    """Filter, weigh and claim: one query, whatever the number of hosts (the read and the claim were two)."""
+    for n in range(placement.SAMPLE * 3):
+        HostFactory(name=f"h{n}", uri=f"test:///h{n}", **room_for(50))
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        claim_host(THREE_TIER, strategy=strategy)
+    assert len(captured) == 1, [query["sql"][:80] for query in captured.captured_queries]
 
 
 @pytest.mark.parametrize("strategy", list(Strategy))
@@ -41,27 +59,60 @@ def test_queries_per_placement_do_not_grow_with_hosts(place, strategy):
     assert queries("many") == few
 
 
-class CompetingLaunch:
-    """Another launcher, on its own connection, that claims ``host`` right after our read of the hosts.
+@pytest.mark.only_on("sqlite", reason="PostgreSQL locks rows, not the database: it has no transaction modes")
+@pytest.mark.django_db(transaction=True)
+def test_on_sqlite_a_claim_needs_a_transaction_that_took_the_write_lock(monkeypatch):
+    HostFactory(**room_for(2))
+    monkeypatch.setattr(connection, "transaction_mode", None)  # a plain BEGIN: DEFERRED
+    with transaction.atomic(), pytest.raises(RuntimeError, match="IMMEDIATE"):
+        claim_host(THREE_TIER)
+    assert Host.objects.get().generation == 0
 
-    Installed with ``connection.execute_wrapper``: it lets our candidate read run, then makes the
-    competing claim (and its instance rows, ``fill`` MiB of them) in its own thread and transaction,
-    commits, and lets us go on to claim what we read, which is now stale.
+
+class RivalLaunch:
+    """Another launch, on its own connection, that holds ``host`` while our claim statement runs.
+
+    Installed with ``connection.execute_wrapper`` on our connection. Before each of our claim
+    statements (``times`` of them) the rival claims ``host`` in its own transaction: bumps its
+    generation, writes an instance of ``fill`` MiB (none for 0), and keeps the transaction open, so
+    the row is locked. It commits once our connection waits for that row lock (an ``UPDATE`` of
+    ours that blocks), or when ``finish`` is called.
     """
 
     def __init__(self, host: Host, version, *, fill: int, times: int = 1) -> None:
         self.host, self.version, self.fill, self.left = host, version, fill, times
         # Its own project: ours is locked by our launch, and the rival's stack row must not wait for it.
         self.project = ProjectFactory(name="rival") if fill else None
+        self.round: threading.Thread | None = None
+        self.held, self.release, self.finishing = threading.Event(), threading.Event(), False
+        self.our_pid = 0
 
     def __call__(self, execute, sql, params, many, context):
-        result = execute(sql, params, many, context)
         if sql.lstrip().startswith("WITH eligible") and self.left:
             self.left -= 1
-            competitor = threading.Thread(target=self.claim)
-            competitor.start()
-            competitor.join()
-        return result
+            self.our_pid = connection.connection.info.backend_pid
+            self.held.clear()
+            self.release.clear()
+            self.round = threading.Thread(target=self.claim)
+            self.round.start()
+            assert self.held.wait(10), "the rival never got the row"
+        elif sql.lstrip().startswith("UPDATE") and self.holding:
+            self.release.set()  # we are about to wait for the row: the rival commits once we do
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            if self.round and self.release.is_set():
+                self.round.join()
+
+    @property
+    def holding(self) -> bool:
+        return bool(self.round and self.round.is_alive())
+
+    def finish(self) -> None:
+        self.finishing = True
+        self.release.set()
+        if self.round:
+            self.round.join()
 
     def claim(self) -> None:
         try:
@@ -80,44 +131,128 @@ class CompetingLaunch:
                         vcpus=1,
                         memory_mib=self.fill,
                     )
+                self.held.set()
+                self.release.wait(10)
+                deadline = time.monotonic() + 10
+                while not self.finishing and not self._they_wait() and time.monotonic() < deadline:
+                    time.sleep(0.005)
         finally:
             connection.close()
 
+    def _they_wait(self) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'", [self.our_pid])
+            return cursor.fetchone() is not None
 
+
+@pytest.mark.only_on("postgresql", reason=ROW_LOCKS)
 @pytest.mark.django_db(transaction=True)
-def test_a_host_claimed_between_read_and_claim_is_not_overfilled(place, version):
-    """The rival fills "best" after we read it as empty: our claim sees the new generation and moves on."""
+def test_a_host_another_launch_holds_is_skipped_without_waiting(place, version):
+    """The rival holds "best" (its claim not yet committed): we take "second" at once (SKIP LOCKED)."""
     best = HostFactory(name="best", **room_for(1, memory_mib=512 + THREE_TIER.memory_mib + 100))
     HostFactory(name="second", uri="test:///second", **room_for(1))
-    rival = CompetingLaunch(best, version, fill=THREE_TIER.memory_mib)
-    with connection.execute_wrapper(rival):
-        assert place() == "second"
+    rival = RivalLaunch(best, version, fill=THREE_TIER.memory_mib)
+    try:
+        with connection.execute_wrapper(rival):
+            assert place() == "second"
+        assert rival.holding  # we never waited for it
+    finally:
+        rival.finish()
+    assert all(load.fits(NOTHING) for load in host_loads())
+
+
+@pytest.mark.only_on("postgresql", reason=ROW_LOCKS)
+@pytest.mark.django_db(transaction=True)
+def test_a_host_claimed_while_our_claim_statement_runs_is_passed_over(place, version):
+    """The rival fills "best" and commits after our statement read it as empty but before it locked it."""
+    best = HostFactory(name="best", **room_for(1, memory_mib=512 + THREE_TIER.memory_mib + 100))
+    HostFactory(name="second", uri="test:///second", **room_for(1))
+    rival_project = ProjectFactory(name="rival")
+    connection.ensure_connection()
+    our_pid = connection.connection.info.backend_pid
+    weighing = "candidates AS MATERIALIZED ( SELECT"
+
+    def slowed(execute, sql, params, many, context):
+        # Our claim pauses while it weighs: after it took its snapshot, before it locks a row.
+        if sql.startswith("WITH eligible"):
+            assert weighing in sql
+            sql = sql.replace(weighing, f"{weighing} pg_sleep(0.2) AS pause,", 1)
+        return execute(sql, params, many, context)
+
+    def rival() -> None:
+        try:
+            with connection.cursor() as cursor:
+                for _ in range(500):
+                    cursor.execute("SELECT wait_event FROM pg_stat_activity WHERE pid = %s", [our_pid])
+                    if cursor.fetchone() == ("PgSleep",):
+                        break
+                    time.sleep(0.01)
+            with transaction.atomic():
+                Host.objects.filter(pk=best.pk).update(generation=F("generation") + 1)
+                stack = Stack.objects.create(project=rival_project, name="rival", expires_at=timezone.now())
+                Instance.objects.create(
+                    stack=stack,
+                    name="rival",
+                    role="r",
+                    appliance_version=version,
+                    host=best,
+                    vcpus=1,
+                    memory_mib=THREE_TIER.memory_mib,
+                )
+        finally:
+            connection.close()
+
+    competitor = threading.Thread(target=rival)
+    competitor.start()
+    try:
+        with connection.execute_wrapper(slowed):
+            assert place() == "second"
+    finally:
+        competitor.join()
+    assert all(load.fits(NOTHING) for load in host_loads())
+
+
+@pytest.mark.only_on("postgresql", reason=ROW_LOCKS)
+@pytest.mark.django_db(transaction=True)
+def test_a_host_claimed_while_we_wait_for_it_is_not_overfilled(place, version):
+    """The rival fills the only host while we wait for its row: our claim sees the new generation and gives up."""
+    only = HostFactory(name="only", **room_for(1))
+    rival = RivalLaunch(only, version, fill=THREE_TIER.memory_mib)
+    with connection.execute_wrapper(rival), pytest.raises(errors.NoCapacity, match="no host has room"):
+        place()
     assert rival.left == 0
-    assert all(load.fits(StackDemand(instances=(), lease_seconds=0)) for load in host_loads())
+    assert not Stack.objects.exclude(project=rival.project).exists()
+    assert all(load.fits(NOTHING) for load in host_loads())
 
 
+@pytest.mark.only_on("postgresql", reason=ROW_LOCKS)
 @pytest.mark.django_db(transaction=True)
 def test_a_stale_read_is_read_again_and_the_host_taken_when_room_is_left(place, version):
     only = HostFactory(name="only", **room_for(2))
-    rival = CompetingLaunch(only, version, fill=0)  # a claim that added nothing (it changed its mind)
+    rival = RivalLaunch(only, version, fill=0)  # a claim that added nothing (it changed its mind)
     with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(rival):
         assert place() == "only"
     reads = [q for q in captured.captured_queries if q["sql"].lstrip().startswith("WITH eligible")]
-    assert len(reads) == 2  # the first read went stale, the second claimed
+    assert len(reads) == 2  # the first claim lost to the rival, the second won
     assert Host.objects.get(pk=only.pk).generation == 2  # the rival's claim and ours
 
 
+@pytest.mark.only_on("postgresql", reason=ROW_LOCKS)
 @pytest.mark.django_db(transaction=True)
 def test_claims_that_keep_losing_give_up_with_a_clear_error_and_a_usable_transaction(version):
     host = HostFactory(**room_for(5))
-    rival = CompetingLaunch(host, version, fill=0, times=placement.ROUNDS * 2)
-    with transaction.atomic():
-        with connection.execute_wrapper(rival), pytest.raises(errors.NoCapacity, match="try again"):
-            claim_host(THREE_TIER)
-        assert Host.objects.filter(pk=host.pk).exists()  # the launch transaction still works
+    rival = RivalLaunch(host, version, fill=0, times=placement.ROUNDS * 2)
+    try:
+        with transaction.atomic():
+            with connection.execute_wrapper(rival), pytest.raises(errors.NoCapacity, match="try again"):
+                claim_host(THREE_TIER)
+            assert Host.objects.filter(pk=host.pk).exists()  # the launch transaction still works
+    finally:
+        rival.finish()
     assert rival.left == placement.ROUNDS * 2 - placement.ROUNDS
 
 
+@pytest.mark.only_on("postgresql", reason=ROW_LOCKS)
 @pytest.mark.django_db(transaction=True)
 def test_a_lock_timeout_while_waiting_for_a_host_leaves_the_launch_transaction_usable():
     host = HostFactory(**room_for(5))
@@ -152,7 +287,8 @@ def test_a_lock_timeout_while_waiting_for_a_host_leaves_the_launch_transaction_u
 def test_parallel_launches_never_overfill_a_host(version, strategy):
     """Twelve three-tier launches at once onto three hosts with room for two stacks each: six fit.
 
-    Each launch is for a project of its own, so no project lock lines them up: only the host claims do.
+    Each launch is for a project of its own, so no project lock lines them up: only the host claims
+    do. On SQLite none may fail with "database is locked" (it would be counted as an error here).
     """
     for name in ("a", "b", "c"):
         HostFactory(name=name, uri=f"test:///{name}", **room_for(2))
