@@ -14,7 +14,7 @@ from provisioning.placement import host_loads
 def _stacks_with_details() -> StackQuerySet:
     ports = PublishedPort.objects.select_related("host")
     instances = Instance.objects.select_related(
-        "host", "appliance_version__appliance", "appliance_version__image"
+        "host", "appliance_version__appliance", "appliance_version__image", "appliance_version__delivery"
     ).prefetch_related(Prefetch("published_ports", queryset=ports))
     return Stack.objects.select_related("project", "network__host").prefetch_related(
         Prefetch("instances", queryset=instances)
