@@ -52,5 +52,34 @@ def _stop(process: subprocess.Popen) -> None:
 def database_url() -> str:
     """This test process's database (the test database, once a test has it), for a worker to use."""
     db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
     password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
     return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def worker_env(**overrides: str) -> dict[str, str]:
+    """The environment of a worker that serves this test process: its database, queues, folders and ports.
+
+    The deployment may have been renamed at run time (tests that own their libvirt names do), but the
+    queues were named at start-up: the worker is told both, so it takes what this process puts on them.
+    Tasks go through the ORM broker (no Redis), as the demo's default does.
+    """
+    from django.conf import settings
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(),
+        "PORTAL_TASKS_SYNC": "0",
+        "PORTAL_DEPLOYMENT": settings.DEPLOYMENT_NAME,
+        "PORTAL_TASK_QUEUE": settings.TASK_QUEUE,
+        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+        "PORTAL_IMAGE_CACHE": str(settings.IMAGE_CACHE_DIR),
+        # A port moved at start (taken meanwhile) stays in this xdist worker's range.
+        "PORTAL_PORT_MIN": str(settings.PUBLISH_PORT_RANGE[0]),
+        "PORTAL_PORT_MAX": str(settings.PUBLISH_PORT_RANGE[1]),
+        **overrides,
+    }
+    env.pop("REDIS_URL", None)
+    return env

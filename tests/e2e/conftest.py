@@ -6,7 +6,6 @@ afterwards, and only processes the fixtures started are stopped, by their proces
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from django.db import connection
 from catalog.demo_appliances import build_demo_appliances
 from provisioning.drivers import HypervisorDriver, NotFound, open_driver
 from tests.loopback_http import LoopbackServer
-from tests.worker_process import database_url, running_worker
+from tests.worker_process import running_worker, worker_env
 
 SYSTEM_URI = "qemu:///system"
 BUILD_CACHE = Path(settings.BASE_DIR) / "var" / "cache" / "demo-build"
@@ -83,23 +82,8 @@ def worker(transactional_db, monkeypatch, tmp_path):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(),
-        "PORTAL_TASKS_SYNC": "0",
-        "PORTAL_WORKERS": "2",
-        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
-        "PORTAL_IMAGE_CACHE": str(settings.IMAGE_CACHE_DIR),
-        # The worker's reconciler must only ever consider this test's domains.
-        "PORTAL_DEPLOYMENT": settings.DEPLOYMENT_NAME,
-        # ...but it takes its tasks from the queues this process (named at start-up) puts them on.
-        "PORTAL_TASK_QUEUE": settings.TASK_QUEUE,
-        # A port moved at start (taken meanwhile) stays in this xdist worker's range.
-        "PORTAL_PORT_MIN": str(settings.PUBLISH_PORT_RANGE[0]),
-        "PORTAL_PORT_MAX": str(settings.PUBLISH_PORT_RANGE[1]),
-    }
-    env.pop("REDIS_URL", None)
+    # The worker's reconciler must only ever consider this test's domains (PORTAL_DEPLOYMENT, in worker_env).
+    env = worker_env(PORTAL_WORKERS="2")
     with running_worker(log_path=tmp_path / "worker.log", env=env) as process:
         yield process
     connection.close()

@@ -9,30 +9,18 @@ quota still holds.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from provisioning.models import Instance, PublishedPort, Stack, Status
 from provisioning.services.launch import stack_launch
 from tests.polling import wait_for
 from tests.provisioning.placement_support import in_parallel
-from tests.worker_process import running_worker
+from tests.worker_process import running_worker, worker_env
 
 BUILD_SECONDS = 90
-
-
-def database_url() -> str:
-    """The test database, as a DATABASE_URL for another process."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{Path(db['NAME']).resolve()}"
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -41,23 +29,10 @@ def worker(transactional_db, monkeypatch, tmp_path):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(),
-        "PORTAL_TASKS_SYNC": "0",
-        "PORTAL_DEPLOYMENT": settings.DEPLOYMENT_NAME,  # the same queue names as this process
-        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
-        "PORTAL_IMAGE_CACHE": str(settings.IMAGE_CACHE_DIR),
-        "PORTAL_PORT_MIN": str(settings.PUBLISH_PORT_RANGE[0]),
-        "PORTAL_PORT_MAX": str(settings.PUBLISH_PORT_RANGE[1]),
-        # Few processes: two cores run this, and what is tested is that writers take turns.
-        "PORTAL_CONTROL_WORKERS": "1",
-        "PORTAL_WORKERS": "2",
-        "PORTAL_DOWNLOAD_WORKERS": "1",
-        "PORTAL_IMPORT_WORKERS": "1",
-    }
-    env.pop("REDIS_URL", None)
+    # Few processes: two cores run this, and what is tested is that writers take turns.
+    env = worker_env(
+        PORTAL_CONTROL_WORKERS="1", PORTAL_WORKERS="2", PORTAL_DOWNLOAD_WORKERS="1", PORTAL_IMPORT_WORKERS="1"
+    )
     log = tmp_path / "worker.log"
     with running_worker(log_path=log, env=env) as process:
         yield process, log
