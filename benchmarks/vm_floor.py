@@ -102,7 +102,7 @@ def floor_stack(portal: Portal, document: TemplateDocument, index: int) -> Floor
             config_volume=f"{domain}-cidata.iso",
             vcpus=item.vcpus,
             memory_mib=item.memory_mib,
-            capacity_bytes=max(item.disk_gib * GIB, image.virtual_size_bytes),
+            capacity_bytes=item.disk_gib * GIB,  # exactly what the launch claimed, as the portal's build makes it
             base_path=f"{POOL_PATH}/{naming.base_volume_name(image.sha256, 'qcow2')}",
             config=GuestConfig(
                 instance_id=f"{domain}-{position}",
