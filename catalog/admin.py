@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from catalog import services
 from catalog.forms import FeedSubscribeForm
-from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed
+from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed, ImageDelivery
 from portal import errors
 from portal.admin_tools import ObservedOnlyAdmin
 from portal.web_errors import errors_on
@@ -150,3 +150,13 @@ class CachedImageAdmin(ObservedOnlyAdmin):
     list_display = ["sha256", "source_format", "status", "size_bytes", "virtual_size_bytes", "last_used_at"]
     list_filter = ["status", "source_format"]
     search_fields = ["sha256"]
+
+
+@admin.register(ImageDelivery)
+class ImageDeliveryAdmin(ObservedOnlyAdmin):
+    """Each version's own download: where it stands and why it failed (written by the download task only)."""
+
+    list_display = ["version", "status", "bytes_done", "bytes_total", "requested_at", "finished_at"]
+    list_filter = ["status"]
+    search_fields = ["version__appliance__title", "version__version"]
+    list_select_related = ["version__appliance"]

@@ -8,7 +8,7 @@ from django.contrib.admin.templatetags.admin_urls import admin_urlname
 from django.test import RequestFactory
 from django.urls import reverse
 
-from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed
+from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed, ImageDelivery
 from portal.models import AuditEvent
 from tests.factories import ApplianceVersionFactory, FeedFactory
 
@@ -124,3 +124,16 @@ def test_import_again_action_queues_imports(admin_client, django_capture_on_comm
     feed.refresh_from_db()
     assert feed.last_status == Feed.ImportStatus.QUEUED
     assert len(queued) == 1
+
+
+def test_operators_see_each_versions_download_and_cannot_change_it(admin_client, version):
+    delivery = ImageDelivery.objects.create(
+        version=version, source="0" * 64, status=ImageDelivery.Status.ERROR, error="HTTP 404 Not Found"
+    )
+    listing = admin_client.get(_url(ImageDelivery, "changelist"))
+    assert listing.status_code == 200
+    assert "Web shop" in listing.content.decode()
+    assert admin_client.get(_url(ImageDelivery, "change", delivery.pk)).status_code == 200
+    assert admin_client.post(_url(ImageDelivery, "change", delivery.pk), {"status": "delivered"}).status_code == 403
+    delivery.refresh_from_db()
+    assert delivery.status == ImageDelivery.Status.ERROR

@@ -6,7 +6,7 @@ import pytest
 from django.contrib import admin
 from django.test import Client, RequestFactory
 
-from catalog.models import Appliance, ApplianceVersion, CachedImage
+from catalog.models import Appliance, ApplianceVersion, CachedImage, ImageDelivery
 from portal.models import ApiToken, AuditEvent, Membership, Role
 from provisioning.models import HostImage, Instance, PublishedPort, Stack, StackEvent, StackNetwork, Status
 from provisioning.services.launch import stack_launch
@@ -20,6 +20,7 @@ OWNED_BY_SERVICES = {
     StackEvent,
     AuditEvent,
     CachedImage,
+    ImageDelivery,
     Appliance,
     ApplianceVersion,
     StackNetwork,
