@@ -16,7 +16,8 @@ placement neither weighs them nor counts what they hold).
 Printed for 100 hosts (placements only) and for the full count: placements per second and queries
 per placement (counted on each launcher's connection: the claim and the two inserts), the ratio of
 four launchers to one, and placements against their floor. Afterwards it checks that every stack
-was placed and that no host holds more than it may. Everything runs in a PostgreSQL database of its
+was placed, that no host holds more than it may, and that every host's counters (``allocated_*``,
+which placement weighs by) say what its instances hold. Everything runs in a PostgreSQL database of its
 own (``$PLACEMENT_BENCH_SERVER``, by default postgres://portal:portal@127.0.0.1:5432), created at
 the start and dropped at the end.
 """
@@ -240,9 +241,25 @@ def main() -> None:
         placed = Instance.objects.count() // len(DEMAND.instances)
         if placed != 2 * placements:
             raise SystemExit(f"{placed} stacks placed, {2 * placements} expected")
-        over = [load.host.name for load in host_loads() if not load.fits(NOTHING)]
+        loads = host_loads()
+        over = [load.host.name for load in loads if not load.fits(NOTHING)]
         if over:
             raise SystemExit(f"over capacity: {', '.join(over[:10])}")
+        # The floor's hosts (disabled) hold rows no claim counted; the others' counters are their instances.
+        drifted = [
+            load.host.name
+            for load in loads
+            if load.host.enabled
+            and (load.vcpus, load.memory_mib, load.disk_gib, load.instances)
+            != (
+                load.host.allocated_vcpus,
+                load.host.allocated_memory_mib,
+                load.host.allocated_disk_gib,
+                load.host.allocated_instances,
+            )
+        ]
+        if drifted:
+            raise SystemExit(f"counters that differ from the instances: {', '.join(drifted[:10])}")
         placement, floor_result = added(results[False]), added(results[True])
         line(hosts, launchers, "placements", placement)
         line(hosts, launchers, "floor: claim rows only", floor_result)

@@ -105,6 +105,15 @@ class Host(models.Model):
     pool_available_bytes = models.PositiveBigIntegerField(default=0)
     # Bumped by every claim on the host: a launch that read an older value retries (optimistic claims).
     generation = models.PositiveBigIntegerField(default=0)
+    # What placement has handed out on the host: the sizes and count of its instances in
+    # ``ACTIVE_STATUSES``. The claim adds a stack's demand in the statement that claims the host; an
+    # instance gives its share back when its teardown marks it deleted or its row is deleted
+    # (``provisioning.allocations``). Placement reads these instead of summing the host's instances;
+    # the reconciler recounts them from the instances, so a drift heals.
+    allocated_vcpus = models.BigIntegerField(default=0)
+    allocated_memory_mib = models.BigIntegerField(default=0)
+    allocated_disk_gib = models.BigIntegerField(default=0)
+    allocated_instances = models.BigIntegerField(default=0)
     console_address = models.GenericIPAddressField(
         default="127.0.0.1",
         help_text="The host's management address: its VMs' VNC servers listen only there, for the console proxy",

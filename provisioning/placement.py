@@ -7,7 +7,10 @@ the domain type, if a tier names one) the stack asks for, and has room for the w
 against ``cpus * cpu_overcommit``, RAM against ``(memory_mib - memory_reserved_mib) *
 memory_overcommit`` (1 by default: not over-committed), disk against ``pool_capacity_bytes *
 disk_overcommit`` (a host whose pool size is unknown is not judged on disk). What a host holds is
-summed in the same statement from the instances that claim it (statuses in ``ACTIVE_STATUSES``).
+read from its counters (``Host.allocated_*``: the sizes of its instances in ``ACTIVE_STATUSES``),
+which the claim itself raises by the stack's demand and ``provisioning.allocations`` lowers when
+instances stop counting; so a placement costs the same however many instances a host holds or has
+held.
 
 Weighers order what passes, judging each host as it would be with the stack on it (so a stack's
 size counts against small hosts more than against big ones): ``spread`` (the default) puts a stack
@@ -19,9 +22,10 @@ weighs a window of hosts rather than all (see ``claim_host``).
 Claims, as Nova's placement does it with resource-provider generations, in the same statement that
 filters and weighs (``placement_sql.claim``): a launch costs one query for placement however many
 hosts there are, and the database, not Python, does the work. Reading the loads takes no lock. The
-chosen host's generation is bumped (``generation = generation + 1``) only if it is still the one
-read; its row then stays locked until our transaction commits the instance rows that are the claim,
-so the next launch on that host waits for them or sees them. On PostgreSQL the statement skips a
+chosen host's generation is bumped (``generation = generation + 1``), and its counters raised by the
+stack's demand, only if it is still the one read; its row then stays locked until our transaction
+commits the instance rows that are the claim, so the next launch on that host waits for them or
+sees them. On PostgreSQL the statement skips a
 host whose row another launch holds (``FOR UPDATE SKIP LOCKED``) or that another launch claimed
 since the statement began, and takes the next of the best few; launches that choose different
 hosts never wait for each other, which is what lets throughput grow with hosts. Only when every one
@@ -123,7 +127,7 @@ def claim_host(demand: StackDemand, *, strategy: Strategy | None = None) -> Host
             return claim.host
         # Every one of the best few is held by a launch in progress or was claimed since we read it:
         # wait for the best one's launch to end, then claim it if that launch did not take it after all.
-        host = _claim_waiting(db, claim.best_id, claim.best_generation)
+        host = _claim_waiting(db, demand, claim.best_id, claim.best_generation)
         if host is not None:
             return host
     raise NoCapacity(
@@ -143,9 +147,9 @@ def _claim_best(db: BaseDatabaseWrapper, demand: StackDemand, *, order: str, sam
     where, params = sql.eligible(demand)
     if sample:
         offset = random.randrange(1 << 62)  # noqa: S311 - spreads load, guards nothing
-        chosen = sql.window(where, params, size=sample, offset=offset)
+        chosen = sql.window(where, params, size=sample, offset=offset, columns=sql.COUNTED_LOAD)
     else:
-        chosen = sql.every_host(where, params)
+        chosen = sql.every_host(where, params, columns=sql.COUNTED_LOAD)
     statement, statement_params = sql.claim(
         chosen=chosen,
         room=demand,
@@ -161,8 +165,8 @@ def _claim_best(db: BaseDatabaseWrapper, demand: StackDemand, *, order: str, sam
     return _Claim(best_id, best_generation, _host(db, host_row) if host_row[0] is not None else None)
 
 
-def _claim_waiting(db: BaseDatabaseWrapper, host_id: int, generation: int) -> Host | None:
-    """Claim a host read at ``generation``, waiting for its row lock; None if it changed meanwhile.
+def _claim_waiting(db: BaseDatabaseWrapper, demand: StackDemand, host_id: int, generation: int) -> Host | None:
+    """Claim a host read at ``generation`` for ``demand``, waiting for its row lock; None if it changed meanwhile.
 
     Such a claim can deadlock or time out (``lock_timeout``), so it runs in a savepoint: losing that
     way, or to a launch that claimed the host meanwhile, leaves the launch transaction usable and
@@ -170,7 +174,8 @@ def _claim_waiting(db: BaseDatabaseWrapper, host_id: int, generation: int) -> Ho
     """
     try:
         with transaction.atomic(using=db.alias):
-            rows = _fetch(db, sql.claim_read_host(columns=_host_columns()), [host_id, generation])
+            statement, added = sql.claim_read_host(room=demand, columns=_host_columns())
+            rows = _fetch(db, statement, [*added, host_id, generation])
             if not rows:
                 # Waiting locked the row even though it no longer qualifies: give the lock back, so
                 # that other launches do not skip a host this one did not claim.
@@ -285,7 +290,8 @@ class HostLoad:
 
 
 def host_loads() -> list[HostLoad]:
-    """The load of every host, by name, in one query (the same sums and capacities placement uses)."""
+    """The load of every host, by name, in one query: the same capacities placement uses, and what the
+    host's instances hold, summed from them (what its counters should say)."""
     postgresql = transaction.get_connection().vendor == "postgresql"
     statement, params = sql.read(chosen=sql.every_host("1 = 1", []), order="c.name", postgresql=postgresql)
     return [_load(host) for host in Host.objects.raw(statement, params)]

@@ -8,6 +8,7 @@ a database that prepares statements prepares each shape once per connection.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from provisioning.demand import GIB, StackDemand
@@ -63,13 +64,28 @@ def eligible(demand: StackDemand) -> tuple[str, Params]:
     return f"{USABLE} AND {runs_sql} AND {room}", runs_params + room_params
 
 
-def every_host(where: str, params: Params) -> tuple[str, Params]:
-    """SQL: the ids of every host matching ``where``."""
-    return f"SELECT h.id FROM {HOST} h WHERE {where}", params  # noqa: S608 - our fragments; values are parameters
+def _counted_load() -> str:
+    vcpus, memory, disk = capacities("h")
+    return (
+        f"h.id, h.generation, h.pool_capacity_bytes, {vcpus} AS cap_vcpus, {memory} AS cap_memory_mib,"
+        f" {disk} AS cap_disk_bytes, h.allocated_vcpus AS used_vcpus, h.allocated_memory_mib AS used_memory_mib,"
+        " h.allocated_disk_gib AS used_disk_gib, h.allocated_instances AS instance_count"
+    )
 
 
-def window(where: str, params: Params, *, size: int, offset: int) -> tuple[str, Params]:
-    """SQL: the ids of ``size`` hosts matching ``where``, the first ones from a start that ``offset`` picks.
+# The columns of host ``h`` that ``claim`` weighs it by: what it may hand out, and its load as its
+# counters (``Host.allocated_*``) say, so that choosing the hosts reads their load too.
+COUNTED_LOAD = _counted_load()
+
+
+def every_host(where: str, params: Params, *, columns: str = "h.id") -> tuple[str, Params]:
+    """SQL: ``columns`` (by default the id) of every host ``h`` matching ``where``."""
+    return f"SELECT {columns} FROM {HOST} h WHERE {where}", params  # noqa: S608 - our fragments; values are parameters
+
+
+def window(where: str, params: Params, *, size: int, offset: int, columns: str = "h.id") -> tuple[str, Params]:
+    """SQL: ``columns`` (by default the id) of ``size`` hosts ``h`` matching ``where``, the first ones
+    from a start that ``offset`` picks.
 
     Consecutive ids from the start (``offset`` modulo the span of ids), wrapping round to the lowest,
     rather than ``ORDER BY random()``: the window is read through the primary key index, so it costs
@@ -79,10 +95,10 @@ def window(where: str, params: Params, *, size: int, offset: int) -> tuple[str, 
     """
     start = f"(SELECT MIN(id) + CAST(%s AS BIGINT) %% (MAX(id) - MIN(id) + 1) FROM {HOST})"  # noqa: S608 - "%%": a literal %
     onwards, wrapped = (
-        f"SELECT * FROM (SELECT h.id FROM {HOST} h WHERE h.id {op} {start} AND {where} ORDER BY h.id LIMIT %s)"  # noqa: S608
+        f"SELECT * FROM (SELECT {columns} FROM {HOST} h WHERE h.id {op} {start} AND {where} ORDER BY h.id LIMIT %s)"  # noqa: S608
         for op in (">=", "<")
     )
-    sql = f"SELECT id FROM ({onwards} AS onwards UNION ALL {wrapped} AS wrapped) AS w LIMIT %s"  # noqa: S608
+    sql = f"SELECT * FROM ({onwards} AS onwards UNION ALL {wrapped} AS wrapped) AS w LIMIT %s"  # noqa: S608
     return sql, [offset, *params, size, offset, *params, size, size]
 
 
@@ -153,7 +169,8 @@ def claim(
     columns: Sequence[str],
     postgresql: bool,
 ) -> tuple[str, Params]:
-    """SQL: weigh the hosts of ``chosen`` that have room for ``room`` and claim the best, in one statement.
+    """SQL: weigh the hosts of ``chosen`` (SQL for hosts with the ``COUNTED_LOAD`` columns) that have
+    room for ``room`` and claim the best, in one statement.
 
     It answers one row when any host has room, none otherwise: the best host's id and generation as
     read, then ``columns`` of the host claimed (NULL when none was).
@@ -169,18 +186,21 @@ def claim(
     Elsewhere (SQLite, where a transaction that writes holds the whole database from its first
     statement, so nothing can change between the read and the write) the best host is claimed.
     """
-    loads, loads_params = _loads("h.id, h.generation, h.pool_capacity_bytes", room, postgresql=postgresql)
     has_room, room_params = _has_room(room)
+    # The hosts of ``chosen`` come with their load: no instance is read, no host row read twice.
     weighed = f"""
         candidates AS MATERIALIZED (
-            SELECT c.id, c.generation, c.free_memory_share, c.instance_count, c.free_vcpu_share
-            FROM ({loads}) c
+            SELECT c.id, c.generation, c.instance_count,
+                   (c.cap_memory_mib - c.used_memory_mib - %s) * 1.0 / NULLIF(c.cap_memory_mib, 0) AS free_memory_share,
+                   (c.cap_vcpus - c.used_vcpus - %s) * 1.0 / NULLIF(c.cap_vcpus, 0) AS free_vcpu_share
+            FROM eligible c
             WHERE {has_room}
             ORDER BY {order}
             LIMIT %s
         )
     """  # noqa: S608
-    params = [*chosen[1], *loads_params, *room_params, candidates if postgresql else 1]
+    taken = [room.memory_mib, room.vcpus]
+    params = [*chosen[1], *taken, *room_params, candidates if postgresql else 1, *_added(room)]
     returned = ", ".join(columns)
     if postgresql:
         sql = f"""
@@ -193,7 +213,7 @@ def claim(
                 FOR NO KEY UPDATE OF h SKIP LOCKED
             ),
             claimed AS (
-                UPDATE {HOST} SET generation = generation + 1 WHERE id = (SELECT id FROM unheld) RETURNING {returned}
+                UPDATE {HOST} SET {_ADD} WHERE id = (SELECT id FROM unheld) RETURNING {returned}
             )
             SELECT best.id, best.generation, claimed.*
             FROM (SELECT c.id, c.generation FROM candidates c ORDER BY {order} LIMIT 1) best
@@ -202,22 +222,38 @@ def claim(
         return _compact(sql), params
     sql = f"""
         WITH eligible AS MATERIALIZED ({chosen[0]}), {weighed}
-        UPDATE {HOST} SET generation = generation + 1 WHERE id = (SELECT id FROM candidates)
+        UPDATE {HOST} SET {_ADD} WHERE id = (SELECT id FROM candidates)
         RETURNING id, generation - 1, {returned}
     """  # noqa: S608
     return _compact(sql), params
 
 
+# What a claim writes on the host it claims: a new generation, and the stack's demand added to its counters.
+_ADD = (
+    "generation = generation + 1, allocated_vcpus = allocated_vcpus + %s,"
+    " allocated_memory_mib = allocated_memory_mib + %s, allocated_disk_gib = allocated_disk_gib + %s,"
+    " allocated_instances = allocated_instances + %s"
+)
+
+
+def _added(room: StackDemand) -> Params:
+    """The parameters of ``_ADD`` for the stack ``room``."""
+    return [room.vcpus, room.memory_mib, room.disk_gib, len(room.instances)]
+
+
+@functools.lru_cache(maxsize=256)
 def _compact(sql: str) -> str:
     """``sql`` on one line with single spaces (no literal of ours holds a space): a client that caches
-    the parsing of short statements (psycopg, up to 4 KiB) then parses it once, not on every launch."""
+    the parsing of short statements (psycopg, up to 4 KiB) then parses it once, not on every launch.
+    Remembered: the text holds no values, so there are as few texts as shapes of statement."""
     return " ".join(sql.split())
 
 
-def claim_read_host(*, columns: Sequence[str]) -> str:
-    """SQL: claim host %s if its generation is still %s and it may take stacks; waits for its row lock."""
+def claim_read_host(*, room: StackDemand, columns: Sequence[str]) -> tuple[str, Params]:
+    """SQL: claim host %s for ``room`` if its generation is still %s and it may take stacks; waits for its row lock."""
     returned = ", ".join(f"h.{column}" for column in columns)
-    return (
-        f"UPDATE {HOST} AS h SET generation = h.generation + 1 WHERE h.id = %s AND h.generation = %s AND {USABLE}"  # noqa: S608
+    sql = (
+        f"UPDATE {HOST} AS h SET {_ADD} WHERE h.id = %s AND h.generation = %s AND {USABLE}"  # noqa: S608
         f" RETURNING h.id, h.generation - 1, {returned}"
     )
+    return sql, _added(room)

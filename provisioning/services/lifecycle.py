@@ -13,6 +13,7 @@ from portal.models import Role
 from portal.moments import moment_text
 from portal.scoping import User, require_role
 from portal.task_queues import Queue, enqueue
+from provisioning import allocations
 from provisioning.models import DELETABLE_STATUSES, Instance, PublishedPort, Stack, Status
 from provisioning.services.cleanup import remove_stack_resources
 from provisioning.services.events import stack_event
@@ -128,7 +129,9 @@ def stack_teardown(*, stack: Stack) -> Stack:
             )
             stack_event(locked, reason, is_error=True)
             return locked
-        Instance.objects.filter(stack=locked).update(status=Status.DELETED)
+        gone = Instance.objects.filter(stack=locked)
+        allocations.release(gone)  # their hosts get back the room they held, in this transaction
+        gone.update(status=Status.DELETED)
         PublishedPort.objects.filter(instance__stack=locked).delete()
         locked.status, locked.deleted_at = Status.DELETED, timezone.now()
         locked.save(update_fields=["status", "deleted_at", "updated_at"])

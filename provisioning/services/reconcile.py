@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 
 from portal import audit
-from provisioning import naming
+from provisioning import allocations, naming
 from provisioning.drivers import DriverError, HypervisorDriver
 from provisioning.models import Host, Instance, StackNetwork, Status
 from provisioning.services import base_images
@@ -39,11 +39,13 @@ class Reconciliation:
     host: Host
     removed: list[Leftover]
     failed: list[str]
+    recounted: bool = False  # the host's allocation counters had drifted from its instances
 
 
 def reconcile_host(*, host: Host) -> Reconciliation:
-    """Remove this deployment's domains, volumes and networks on ``host`` that no live stack claims."""
-    result = Reconciliation(host=host, removed=[], failed=[])
+    """Remove this deployment's domains, volumes and networks on ``host`` that no live stack claims,
+    and recount what placement has handed out on it (``allocations.recount``)."""
+    result = Reconciliation(host=host, removed=[], failed=[], recounted=allocations.recount(host=host))
     try:
         with driver_for(host) as driver:
             for leftover in find_leftovers(driver=driver, host=host):

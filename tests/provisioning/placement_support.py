@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from portal import errors
 from portal.models import Project
+from provisioning import allocations
 from provisioning.demand import InstanceDemand, StackDemand
 from provisioning.models import Host, Instance, Stack
 from provisioning.placement import claim_host
@@ -67,7 +68,7 @@ def host_of(stack: Stack) -> str:
 
 
 def occupy(host: Host, project: Project, version, *sizes: tuple[int, int], name: str = "held") -> None:
-    """A stack already on ``host`` with one instance per (vCPUs, MiB) size."""
+    """A stack already on ``host`` with one instance per (vCPUs, MiB) size, counted on the host as a claim counts it."""
     stack = Stack.objects.create(project=project, name=name, expires_at=timezone.now() + timedelta(hours=1))
     for n, (vcpus, memory_mib) in enumerate(sizes):
         Instance.objects.create(
@@ -79,6 +80,7 @@ def occupy(host: Host, project: Project, version, *sizes: tuple[int, int], name:
             vcpus=vcpus,
             memory_mib=memory_mib,
         )
+    allocations.recount(host=host)
 
 
 def room_for(stacks: int, wanted: StackDemand = THREE_TIER, **fields) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from portal import errors
-from provisioning import placement
+from provisioning import allocations, placement
 from provisioning.demand import InstanceDemand, StackDemand
 from provisioning.models import Host, Instance, Stack, Status
 from provisioning.placement import Strategy, claim_host, host_loads
@@ -151,12 +151,15 @@ def test_a_host_whose_pool_size_is_unknown_is_not_judged_on_disk(place):
 
 
 def test_deleted_instances_free_their_room_and_failed_ones_keep_it(place):
-    HostFactory(**room_for(1))
+    host = HostFactory(**room_for(1))
     place(name="first")
+    # Statuses changed by hand in the database: the host's recount (the reconciler's) is what sees them.
     Instance.objects.update(status=Status.ERROR)
+    assert not allocations.recount(host=host)  # an instance in error still counts
     with pytest.raises(errors.NoCapacity):
         place(name="second")
     Instance.objects.update(status=Status.DELETED)
+    assert allocations.recount(host=host)
     place(name="third")
 
 

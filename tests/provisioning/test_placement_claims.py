@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from portal import errors
-from provisioning import placement
+from provisioning import allocations, placement
 from provisioning.demand import StackDemand
 from provisioning.models import Host, Instance, Stack
 from provisioning.placement import Strategy, claim_host, host_loads
@@ -131,6 +131,7 @@ class RivalLaunch:
                         vcpus=1,
                         memory_mib=self.fill,
                     )
+                    allocations.recount(host=self.host)  # counted on the host, as the rival's claim would
                 self.held.set()
                 self.release.wait(10)
                 deadline = time.monotonic() + 10
@@ -199,6 +200,7 @@ def test_a_host_claimed_while_our_claim_statement_runs_is_passed_over(place, ver
                     vcpus=1,
                     memory_mib=THREE_TIER.memory_mib,
                 )
+                allocations.recount(host=best)  # counted on the host, as the rival's claim would
         finally:
             connection.close()
 

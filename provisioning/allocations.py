@@ -1,0 +1,98 @@
+"""What placement has handed out on each host, kept on the host row (``Host.allocated_*``).
+
+A host's counters are the vCPUs, MiB of RAM, GiB of disk and number of its instances in
+``ACTIVE_STATUSES``. Placement reads them instead of summing the host's instances on every launch.
+
+- The claim adds a stack's demand to the host it claims, in the statement that claims it
+  (``placement_sql.claim``); the launch writes the instance rows in the same transaction, so a
+  launch that fails after its claim takes the addition back with it.
+- An instance gives its share back in the transaction that makes it stop counting: its teardown
+  marking it deleted (``release``), or its row being deleted (a stack or project deleted by an
+  operator: ``instance_row_deleted``). A failed build keeps its host's room until the stack is
+  deleted, as it keeps its quota: an instance in error still counts. Instances never change hosts.
+- ``recount`` computes a host's counters from its instances again, under the host's row lock. The
+  reconciler runs it for every host it visits, so counters that drifted (rows changed by hand in
+  the database) heal within one reconciliation.
+
+Every write of a counter takes the host's row lock, as the claim does, so counters and the
+instance rows they sum change together.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, F, QuerySet, Sum
+from django.db.models.functions import Coalesce
+
+from provisioning.models import ACTIVE_STATUSES, Host, Instance
+
+logger = logging.getLogger(__name__)
+
+# Each counter and the instance field it sums.
+COUNTED = {
+    "allocated_vcpus": Sum("vcpus"),
+    "allocated_memory_mib": Sum("memory_mib"),
+    "allocated_disk_gib": Sum("disk_gib"),
+    "allocated_instances": Count("id"),
+}
+
+
+def release(instances: QuerySet[Instance]) -> None:
+    """Give back to their hosts what ``instances`` hold; call in the transaction that makes them stop counting.
+
+    Only instances that count (``ACTIVE_STATUSES``, on a host) are given back, so releasing an
+    instance twice, or one that never counted, changes nothing.
+    """
+    held = (
+        instances.filter(status__in=ACTIVE_STATUSES, host__isnull=False)
+        .order_by()
+        .values("host_id")
+        .annotate(**{name: Coalesce(total, 0) for name, total in COUNTED.items()})
+    )
+    # Hosts in the order of their ids, so that two releases never wait for each other's rows in turn.
+    for row in sorted(held, key=lambda row: row["host_id"]):
+        _take_back(row["host_id"], row)
+
+
+def instance_row_deleted(instance: Instance) -> None:
+    """An instance row is being deleted (``pre_delete``): give back what it held, if it counted."""
+    if instance.host_id is None or instance.status not in ACTIVE_STATUSES:
+        return
+    _take_back(
+        instance.host_id,
+        {
+            "allocated_vcpus": instance.vcpus,
+            "allocated_memory_mib": instance.memory_mib,
+            "allocated_disk_gib": instance.disk_gib,
+            "allocated_instances": 1,
+        },
+    )
+
+
+def _take_back(host_id: int, amounts: dict[str, Any]) -> None:
+    Host.objects.filter(pk=host_id).update(**{name: F(name) - amounts[name] for name in COUNTED})
+
+
+def recount(*, host: Host) -> bool:
+    """Set ``host``'s counters to what its instances hold; True if they had drifted (then logged).
+
+    The host's row is locked first: a launch that claimed the host commits its instance rows before
+    the lock is granted, and the sums, read by the next statement, see them. A recount that changes
+    the counters bumps the host's generation, so a launch that weighed the host by the old ones
+    claims it only after reading it again.
+    """
+    with transaction.atomic():
+        current = Host.objects.select_for_update().filter(pk=host.pk).values(*COUNTED).first()
+        if current is None:
+            return False
+        held = Instance.objects.filter(host_id=host.pk, status__in=ACTIVE_STATUSES).aggregate(
+            **{name: Coalesce(total, 0) for name, total in COUNTED.items()}
+        )
+        if held == current:
+            return False
+        Host.objects.filter(pk=host.pk).update(**held, generation=F("generation") + 1)
+    logger.warning("host %s: allocation counters were %s, its instances hold %s; recounted", host.name, current, held)
+    return True
