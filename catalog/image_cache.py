@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -68,6 +68,20 @@ def use_image(version: ApplianceVersion) -> CachedImage | None:
     return image
 
 
+def _new_attempt(status: str, *, source: str, now: datetime) -> dict[str, object]:
+    """A delivery's fields as a new attempt at ``source`` leaves them: nothing done, nothing reserved."""
+    return {
+        "status": status,
+        "source": source,
+        "error": "",
+        "bytes_done": 0,
+        "bytes_total": 0,
+        "reserved_bytes": 0,
+        "finished_at": None,
+        "updated_at": now,
+    }
+
+
 def image_request(*, version: ApplianceVersion) -> bool:
     """Ask for ``version``'s own download; True when the caller is to queue it (none is queued or running)."""
     if usable_image(version) is not None:
@@ -87,18 +101,7 @@ def image_request(*, version: ApplianceVersion) -> bool:
     return bool(
         ImageDelivery.objects.filter(pk=delivery.pk)
         .exclude(busy & Q(source=source))
-        .update(
-            status=ImageDelivery.Status.QUEUED,
-            source=source,
-            error="",
-            bytes_done=0,
-            bytes_total=0,
-            reserved_bytes=0,
-            requested_at=now,
-            started_at=None,
-            finished_at=None,
-            updated_at=now,
-        )
+        .update(**_new_attempt(ImageDelivery.Status.QUEUED, source=source, now=now), requested_at=now, started_at=None)
     )
 
 
@@ -139,17 +142,7 @@ def _claim(version: ApplianceVersion) -> ImageDelivery | None:
         ImageDelivery.objects.filter(pk=delivery.pk)
         .exclude(status=ImageDelivery.Status.DOWNLOADING, source=source, updated_at__gte=now - STALE_DOWNLOAD)
         .exclude(status=ImageDelivery.Status.DELIVERED, source=source, version__image__status=CachedImage.Status.READY)
-        .update(
-            status=ImageDelivery.Status.DOWNLOADING,
-            source=source,
-            error="",
-            bytes_done=0,
-            bytes_total=0,
-            reserved_bytes=0,
-            started_at=now,
-            finished_at=None,
-            updated_at=now,
-        )
+        .update(**_new_attempt(ImageDelivery.Status.DOWNLOADING, source=source, now=now), started_at=now)
     )
     if not claimed:
         return None
