@@ -69,6 +69,17 @@ def operator(db):
 
 
 @pytest.fixture
+def step(django_capture_on_commit_callbacks):
+    """``step(work)``: run ``work`` and what it leaves for after its commit (tasks run inline in tests)."""
+
+    def run(work):
+        with django_capture_on_commit_callbacks(execute=True):
+            return work()
+
+    return run
+
+
+@pytest.fixture
 def api():
     """``api(user)`` returns an APIClient authenticated as ``user`` (or anonymous for None)."""
 

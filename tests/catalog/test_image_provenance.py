@@ -26,15 +26,6 @@ def cache(settings, tmp_path):
 
 
 @pytest.fixture
-def step(django_capture_on_commit_callbacks):
-    def run(work):
-        with django_capture_on_commit_callbacks(execute=True):
-            return work()
-
-    return run
-
-
-@pytest.fixture
 def theirs_and_mine(http_server, project, other_project, cache):
     """alpha's version (image served) and beta's, naming the same sha256 at a URL that answers 404."""
     theirs = published_version(http_server, appliance="demo-db", project=project)

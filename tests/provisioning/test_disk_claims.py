@@ -16,17 +16,6 @@ def cache(settings, tmp_path):
     settings.IMAGE_CACHE_DIR = tmp_path / "cache"
 
 
-@pytest.fixture
-def step(django_capture_on_commit_callbacks):
-    """``step(work)``: run ``work`` and what it leaves for after its commit (here, tasks run inline)."""
-
-    def run(work):
-        with django_capture_on_commit_callbacks(execute=True):
-            return work()
-
-    return run
-
-
 def overlay_capacity(instance: Instance) -> int:
     with open_driver("test:///default") as driver:
         volume = driver.find_volume(pool="default-pool", name=instance.volume_name)

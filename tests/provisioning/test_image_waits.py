@@ -27,18 +27,6 @@ def broker(monkeypatch, settings, tmp_path):
     settings.IMAGE_CACHE_DIR = tmp_path / "cache"
 
 
-@pytest.fixture
-def step(django_capture_on_commit_callbacks):
-    """``step(work)``: run ``work`` and what it leaves for after its commit, as one request or task would."""
-
-    def run(work):
-        with django_capture_on_commit_callbacks(execute=True):
-            result = work()
-        return result
-
-    return run
-
-
 def test_each_image_downloads_in_a_task_of_its_own_and_once_however_many_launches_want_it(
     member, project, test_host, http_server, broker, step
 ):
