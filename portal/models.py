@@ -25,6 +25,16 @@ class Role(models.TextChoices):
         return [Role.VIEWER, Role.MEMBER, Role.OWNER].index(self)
 
 
+class RunEnd(models.TextChoices):
+    SHELVE = "shelve", "Shelve it"
+    DELETE = "delete", "Delete it"
+
+
+def default_warnings() -> list[int]:
+    """A day, an hour and ten minutes before a lease ends."""
+    return [24 * 3600, 3600, 600]
+
+
 class ProjectQuerySet(ProjectScopedQuerySet["Project"]):
     project_path = "pk"
 
@@ -52,8 +62,33 @@ class Project(models.Model):
     max_stacks = models.PositiveIntegerField(default=5)
     max_disk_gib = models.PositiveIntegerField(default=200)
     max_lease_seconds = models.PositiveIntegerField(
-        default=7 * 24 * 3600, help_text="The longest lease a stack of this project may have"
+        default=7 * 24 * 3600,
+        help_text="The longest life of a stack, counted from its creation (the API's max_life)",
     )
+    # The lease policy: what a stack's lease is and what happens when it runs out.
+    run_lease_seconds = models.PositiveIntegerField(
+        default=4 * 3600, help_text="The lease a stack launched without one gets"
+    )
+    at_run_end = models.CharField(
+        max_length=10,
+        choices=RunEnd.choices,
+        default=RunEnd.SHELVE,
+        help_text="What happens when a running stack's lease ends",
+    )
+    storage_lease_seconds = models.PositiveIntegerField(
+        default=7 * 24 * 3600, help_text="How long a shelved stack is kept, counted from its shelving"
+    )
+    max_extension_seconds = models.PositiveIntegerField(
+        default=24 * 3600, help_text="The longest single extension of a lease, counted from the moment of asking"
+    )
+    warn_before = models.JSONField(
+        default=default_warnings, help_text="Seconds before a lease ends at which members are warned"
+    )
+    idle_after_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A stack idle this long is warned, then shelved; empty: never"
+    )
+    webhook_url = models.URLField(max_length=500, blank=True)
+    webhook_secret = models.CharField(max_length=200, blank=True)
 
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
 

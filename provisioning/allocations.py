@@ -24,20 +24,23 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from provisioning.models import ACTIVE_STATUSES, Host, Instance
+from provisioning.models import ACTIVE_STATUSES, COMPUTE_STATUSES, Host, Instance
 
 logger = logging.getLogger(__name__)
 
-# Each counter and the instance field it sums.
+# Each counter and the instance field it sums; vCPUs and memory only over ``COMPUTE_STATUSES`` (a
+# shelved instance holds its disk and its place in the count, not its vCPUs and memory).
+_COMPUTING = Q(status__in=COMPUTE_STATUSES)
 COUNTED = {
-    "allocated_vcpus": Sum("vcpus"),
-    "allocated_memory_mib": Sum("memory_mib"),
+    "allocated_vcpus": Sum("vcpus", filter=_COMPUTING),
+    "allocated_memory_mib": Sum("memory_mib", filter=_COMPUTING),
     "allocated_disk_gib": Sum("disk_gib"),
     "allocated_instances": Count("id"),
 }
+COMPUTE_COUNTERS = ("allocated_vcpus", "allocated_memory_mib")
 
 
 def release(instances: QuerySet[Instance]) -> None:
@@ -61,15 +64,31 @@ def instance_row_deleted(instance: Instance) -> None:
     """An instance row is being deleted (``pre_delete``): give back what it held, if it counted."""
     if instance.host_id is None or instance.status not in ACTIVE_STATUSES:
         return
+    computing = instance.status in COMPUTE_STATUSES
     _take_back(
         instance.host_id,
         {
-            "allocated_vcpus": instance.vcpus,
-            "allocated_memory_mib": instance.memory_mib,
+            "allocated_vcpus": instance.vcpus if computing else 0,
+            "allocated_memory_mib": instance.memory_mib if computing else 0,
             "allocated_disk_gib": instance.disk_gib,
             "allocated_instances": 1,
         },
     )
+
+
+def release_compute(instances: QuerySet[Instance]) -> None:
+    """Give back the vCPUs and memory ``instances`` hold; call in the transaction that shelves them.
+
+    Only instances in ``COMPUTE_STATUSES`` give anything back, so shelving twice changes nothing.
+    """
+    held = (
+        instances.filter(status__in=COMPUTE_STATUSES, host__isnull=False)
+        .order_by()
+        .values("host_id")
+        .annotate(**{name: Coalesce(COUNTED[name], 0) for name in COMPUTE_COUNTERS})
+    )
+    for row in sorted(held, key=lambda row: row["host_id"]):
+        Host.objects.filter(pk=row["host_id"]).update(**{name: F(name) - row[name] for name in COMPUTE_COUNTERS})
 
 
 def _take_back(host_id: int, amounts: dict[str, Any]) -> None:

@@ -170,15 +170,37 @@ class Status(models.TextChoices):
     PENDING = "pending", "Pending"
     BUILDING = "building", "Building"
     RUNNING = "running", "Running"
+    STOPPING = "stopping", "Stopping"
+    STOPPED = "stopped", "Stopped"
+    STARTING = "starting", "Starting"
+    SHELVING = "shelving", "Shelving"
+    SHELVED = "shelved", "Shelved"
+    UNSHELVING = "unshelving", "Unshelving"
+    SNAPSHOTTING = "snapshotting", "Snapshotting"
+    REVERTING = "reverting", "Reverting"
     DELETING = "deleting", "Deleting"
     DELETED = "deleted", "Deleted"
     ERROR = "error", "Error"
 
 
-# Statuses in which an instance holds quota, host capacity and a published port.
-ACTIVE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.DELETING, Status.ERROR)
-# Statuses from which a stack may be deleted or have its lease changed.
-DELETABLE_STATUSES = (Status.PENDING, Status.BUILDING, Status.RUNNING, Status.ERROR)
+# Statuses in which an instance holds quota, its disk on a host and a place in its host's count.
+ACTIVE_STATUSES = tuple(status for status in Status if status != Status.DELETED)
+# Of those, the ones in which it also holds vCPUs and memory (quota and host capacity): a shelved
+# instance keeps its disks but gives its vCPUs and memory back.
+COMPUTE_STATUSES = tuple(status for status in ACTIVE_STATUSES if status != Status.SHELVED)
+# Statuses from which a stack may be deleted or have its lease changed: every settled one, and
+# the ones of a build (a stack may be deleted while it builds).
+SETTLED_STATUSES = (Status.RUNNING, Status.STOPPED, Status.SHELVED, Status.ERROR)
+DELETABLE_STATUSES = (Status.PENDING, Status.BUILDING, *SETTLED_STATUSES)
+# Statuses in which a background job owns the stack: no other action starts until it is done.
+BUSY_STATUSES = (
+    Status.STOPPING,
+    Status.STARTING,
+    Status.SHELVING,
+    Status.UNSHELVING,
+    Status.SNAPSHOTTING,
+    Status.REVERTING,
+)
 
 
 def new_vnc_password() -> str:
@@ -245,7 +267,7 @@ class Stack(models.Model):
     document = models.JSONField(default=dict, blank=True)
     name = models.CharField(max_length=63)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     status_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -256,6 +278,12 @@ class Stack(models.Model):
     # host that stays away is not asked every minute); see provisioning.services.lifecycle.
     teardown_failures = models.PositiveIntegerField(default=0)
     teardown_retry_at = models.DateTimeField(null=True, blank=True)
+    # While a job owns the stack (``BUSY_STATUSES``): the settled status it came from, which it goes
+    # back to when the job fails or is found dead.
+    status_before = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    # Set while shelved: when, and whether its guests' memory was kept (a managed save on its host).
+    shelved_at = models.DateTimeField(null=True, blank=True)
+    shelved_with_memory = models.BooleanField(default=False)
 
     objects = StackQuerySet.as_manager()
 
@@ -274,7 +302,7 @@ class Instance(models.Model):
     host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.PROTECT, related_name="instances")
     vcpus = models.PositiveIntegerField()
     memory_mib = models.PositiveIntegerField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     status_reason = models.TextField(blank=True)
     disk_gib = models.PositiveIntegerField(default=0, help_text="Size of the overlay disk; 0: the image's own")
     domain_name = models.CharField(max_length=100, blank=True)
@@ -298,6 +326,37 @@ class Instance(models.Model):
     @property
     def project(self) -> Project:
         return self.stack.project
+
+
+class StackSnapshot(models.Model):
+    """A snapshot of every tier of a stack taken at one moment (the guests paused together).
+
+    Each instance's domain holds a libvirt snapshot named ``libvirt_name``; ``size_bytes`` is what
+    they take on their hosts' pools, counted against the project's disk quota.
+    """
+
+    class State(models.TextChoices):
+        CREATING = "creating", "Creating"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+        DELETING = "deleting", "Deleting"
+
+    stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="snapshots")
+    name = models.CharField(max_length=63)
+    libvirt_name = models.CharField(max_length=100)
+    memory = models.BooleanField(default=False, help_text="Whether the guests' memory was saved too")
+    status = models.CharField(max_length=10, choices=State.choices, default=State.CREATING)
+    status_reason = models.TextField(blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["stack", "name"], name="one_snapshot_name_per_stack")]
+
+    def __str__(self) -> str:
+        return f"{self.stack}: {self.name}"
 
 
 class PublishedPort(models.Model):

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Sequence
 
 from provisioning.demand import GIB, StackDemand
-from provisioning.models import ACTIVE_STATUSES, Host, Instance, Status
+from provisioning.models import ACTIVE_STATUSES, COMPUTE_STATUSES, Host, Instance, Status
 
 Params = list[object]
 
@@ -28,6 +28,8 @@ PACK_ORDER = "free_memory_share ASC NULLS LAST, instance_count DESC, free_vcpu_s
 
 # Every status in which an instance does not count against its host (``ACTIVE_STATUSES`` do).
 _INACTIVE = [str(status) for status in Status if status not in ACTIVE_STATUSES]
+# Every status in which an instance holds no vCPUs or memory (``COMPUTE_STATUSES`` do): shelved ones too.
+_NO_COMPUTE = [str(status) for status in Status if status not in COMPUTE_STATUSES]
 
 
 def capacities(h: str) -> tuple[str, str, str]:
@@ -116,11 +118,13 @@ def _loads(columns: str, room: StackDemand | None, *, postgresql: bool) -> tuple
     # The status is tested in the sums, not where the rows are found: found by status too, the rows
     # of one host would be the intersection of the host's index entries with those of every active
     # instance of the cloud, a plan PostgreSQL takes when it misjudges how many rows are active. It
-    # is tested against the few statuses that do not count (one comparison, against five), as it
-    # runs four times for every instance summed.
+    # is tested against the few statuses that do not count (a comparison or two, against a dozen), as
+    # it runs four times for every instance summed.
     active = f"FILTER (WHERE i.status NOT IN ({', '.join(['%s'] * len(_INACTIVE))}))" if _INACTIVE else ""
+    computing = f"FILTER (WHERE i.status NOT IN ({', '.join(['%s'] * len(_NO_COMPUTE))}))"
     sums = (
-        f"COALESCE(SUM(i.vcpus) {active}, 0) AS used_vcpus, COALESCE(SUM(i.memory_mib) {active}, 0) AS used_memory_mib,"
+        f"COALESCE(SUM(i.vcpus) {computing}, 0) AS used_vcpus,"
+        f" COALESCE(SUM(i.memory_mib) {computing}, 0) AS used_memory_mib,"
         f" COALESCE(SUM(i.disk_gib) {active}, 0) AS used_disk_gib, COUNT(i.id) {active} AS instance_count"
     )
     if postgresql:
@@ -143,7 +147,7 @@ def _loads(columns: str, room: StackDemand | None, *, postgresql: bool) -> tuple
         FROM (SELECT {columns}, {vcpus} AS cap_vcpus, {memory} AS cap_memory_mib, {disk} AS cap_disk_bytes, {held}) c
     """  # noqa: S608
     taken = [room.memory_mib, room.vcpus] if room else [0, 0]
-    return sql, [*taken, *(_INACTIVE * 4)]
+    return sql, [*taken, *(_NO_COMPUTE * 2), *(_INACTIVE * 2)]
 
 
 def _has_room(room: StackDemand) -> tuple[str, Params]:

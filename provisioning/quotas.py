@@ -4,7 +4,8 @@ A project may hold at most ``max_stacks`` stacks and, summed over their instance
 ``max_instances`` instances, ``max_vcpus`` vCPUs, ``max_memory_mib`` MiB of RAM and
 ``max_disk_gib`` GiB of disk; no stack of it may have a lease longer than ``max_lease_seconds``.
 Stacks and instances count while their status is in ``ACTIVE_STATUSES``: a failed stack holds its
-quota until it is deleted (or its lease runs out).
+quota until it is deleted (or its lease runs out). vCPUs and memory count only in
+``COMPUTE_STATUSES``: a shelved stack gives them back and keeps its disks.
 
 The check judges a whole stack at once (every tier of a template) and runs inside the launch
 transaction with the project row locked, so parallel launches of one project queue there and none
@@ -22,7 +23,7 @@ from portal import errors
 from portal.models import Project
 from portal.scoping import User
 from provisioning.demand import StackDemand
-from provisioning.models import ACTIVE_STATUSES, Instance, Stack
+from provisioning.models import ACTIVE_STATUSES, COMPUTE_STATUSES, Instance, Stack
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,10 @@ class QuotaLine:
         return percent_used(self.used, self.limit)
 
 
-def _summed(field: str) -> Coalesce:
-    """What the project's active instances hold of ``field``, as a subquery per project row."""
+def _summed(field: str, statuses: tuple[str, ...] = ACTIVE_STATUSES) -> Coalesce:
+    """What the project's instances in ``statuses`` hold of ``field``, as a subquery per project row."""
     rows = (
-        Instance.objects.filter(stack__project=OuterRef("pk"), status__in=ACTIVE_STATUSES)
-        .order_by()
-        .values("stack__project")
+        Instance.objects.filter(stack__project=OuterRef("pk"), status__in=statuses).order_by().values("stack__project")
     )
     total = Count("pk") if field == "pk" else Sum(field)
     return Coalesce(Subquery(rows.annotate(total=total).values("total")), Value(0), output_field=IntegerField())
@@ -85,8 +84,9 @@ def with_usage(projects: QuerySet[Project]) -> QuerySet[Project]:
     return projects.annotate(
         used_stacks=Coalesce(Subquery(stacks), Value(0), output_field=IntegerField()),
         used_instances=_summed("pk"),
-        used_vcpus=_summed("vcpus"),
-        used_memory_mib=_summed("memory_mib"),
+        # A shelved instance gives its vCPUs and memory back and keeps its disk.
+        used_vcpus=_summed("vcpus", COMPUTE_STATUSES),
+        used_memory_mib=_summed("memory_mib", COMPUTE_STATUSES),
         used_disk_gib=_summed("disk_gib"),
     )
 

@@ -18,7 +18,9 @@ from provisioning.drivers.base import (
     NotFound,
     PortForward,
     PortUnavailable,
+    SnapshotInfo,
     StackNic,
+    Unsupported,
     VolumeInfo,
 )
 
@@ -44,7 +46,9 @@ __all__ = [
     "NotFound",
     "PortForward",
     "PortUnavailable",
+    "SnapshotInfo",
     "StackNic",
+    "Unsupported",
     "VolumeInfo",
     "open_driver",
 ]

@@ -96,6 +96,16 @@ class VolumeInfo:
     path: str
     capacity_bytes: int
     disk_format: str
+    allocation_bytes: int = 0  # what the volume takes in its pool now (a thin qcow2 grows towards capacity)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A libvirt snapshot of one domain."""
+
+    name: str
+    created_at: float  # seconds since the epoch, as libvirt records it
+    with_memory: bool  # the guest's memory is in it, so a revert resumes the guest where it was
 
 
 @dataclass(frozen=True)
@@ -244,6 +254,70 @@ class HypervisorDriver(Protocol):
 
     def list_domains(self) -> list[DomainInfo]:
         """Every domain on the host that carries portal metadata tags, whichever deployment made it."""
+        ...
+
+    # Power. Every call names a domain defined by ``define_and_start``; ``NotFound`` if it is gone.
+    def start_domain(self, *, name: str) -> DomainInfo:
+        """Start a stopped domain (restoring its managed save, if it has one); no-op if it runs."""
+        ...
+
+    def shutdown_domain(self, *, name: str) -> None:
+        """Ask the guest to power off (ACPI power button) and return at once; no-op if it is off.
+
+        Whether the guest obeys is seen through ``domain_info``; callers force it off after a timeout.
+        """
+        ...
+
+    def power_off_domain(self, *, name: str) -> None:
+        """Cut the power (the domain stays defined, its disks untouched); no-op if it is off."""
+        ...
+
+    def reboot_domain(self, *, name: str) -> None:
+        """Ask the guest to reboot (ACPI); if it has no way to be asked, reset it."""
+        ...
+
+    def pause_domain(self, *, name: str) -> None:
+        """Stop the guest's vCPUs (its memory stays in place); no-op if it is paused or off."""
+        ...
+
+    def resume_domain(self, *, name: str) -> None:
+        """Let a paused guest run again; no-op if it runs or is off."""
+        ...
+
+    def save_domain_memory(self, *, name: str) -> None:
+        """Save the guest's memory on its host and stop it (a managed save): the next start resumes it."""
+        ...
+
+    def discard_saved_memory(self, *, name: str) -> None:
+        """Drop the domain's managed save, so its next start boots afresh; no-op if it has none."""
+        ...
+
+    def has_saved_memory(self, *, name: str) -> bool: ...
+
+    # Snapshots, kept by libvirt inside the domain's qcow2 disks (internal snapshots).
+    def create_snapshot(self, *, domain: str, name: str, memory: bool) -> SnapshotInfo:
+        """Snapshot the domain's writable disks (and, with ``memory``, its memory) as ``name``.
+
+        A running guest is snapshotted as it is; the caller pauses the guests it wants taken at one
+        moment. ``Unsupported`` names what the host cannot do (a disk format without snapshots).
+        """
+        ...
+
+    def revert_snapshot(self, *, domain: str, name: str) -> None:
+        """Put the domain's disks (and memory, if the snapshot has it) back as they were in ``name``.
+
+        A snapshot with memory leaves the domain paused where it was; one without leaves it off.
+        """
+        ...
+
+    def delete_snapshot(self, *, domain: str, name: str) -> None:
+        """Delete one snapshot (its data merged away); a missing one is not an error."""
+        ...
+
+    def list_snapshots(self, *, domain: str) -> list[SnapshotInfo]: ...
+
+    def download_volume(self, *, pool: str, name: str, dest_path: str, progress: ProgressCallback | None = None) -> int:
+        """Stream a volume's bytes into the local file ``dest_path``; return how many were written."""
         ...
 
     def open_console(self, *, name: str) -> ConsoleStream:
