@@ -89,7 +89,7 @@ class FetchResult:
 _Target = tuple[socket.AddressFamily, tuple[Any, ...]]
 
 
-def _resolve_checked(host: str, port: int, policy: FetchPolicy, deadline: Deadline) -> _Target:
+def resolve_checked(host: str, port: int, policy: FetchPolicy, deadline: Deadline) -> _Target:
     """Resolve ``host`` and return one address to connect to, refusing non-public ones unless allowed."""
     try:
         infos = resolve_within(deadline, host, port)
@@ -129,7 +129,7 @@ def _connect(target: _Target, deadline: Deadline) -> DeadlineSocket:
     return sock
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
+class PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, host: str, port: int, target: _Target, deadline: Deadline) -> None:
         super().__init__(host, port, timeout=deadline.idle_seconds)
         self._target = target
@@ -139,7 +139,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self.sock = _connect(self._target, self._deadline)
 
 
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+class PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, host: str, port: int, target: _Target, deadline: Deadline) -> None:
         context = ssl.create_default_context()
         context.sslsocket_class = DeadlineSSLSocket
@@ -266,8 +266,8 @@ def open_stream(url: str, *, policy: FetchPolicy, max_bytes: int) -> Iterator[Bo
         authorization = _basic_auth(parts) or (_basic_auth(first) if _origin(parts) == _origin(first) else None)
         if authorization:
             headers["Authorization"] = authorization
-        target = _resolve_checked(host, port, policy, deadline)
-        connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+        target = resolve_checked(host, port, policy, deadline)
+        connection_class = PinnedHTTPSConnection if parts.scheme == "https" else PinnedHTTPConnection
         connection = connection_class(host, port, target, deadline)
         request_target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:

@@ -21,6 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
+from notices.consumers import UnreadCountConsumer  # noqa: E402
 from portal.socket_origin import OriginGuard  # noqa: E402
 from provisioning.consoles.serial_socket import SerialConsoleConsumer  # noqa: E402
 from provisioning.consoles.vnc_socket import VncConsoleConsumer  # noqa: E402
@@ -42,6 +43,7 @@ websocket_routes = [
     path("ws/stacks/<int:stack_id>/", StackProgressConsumer.as_asgi()),
     path("ws/consoles/vnc/", VncConsoleConsumer.as_asgi()),
     path("ws/consoles/serial/", SerialConsoleConsumer.as_asgi()),
+    path("ws/notifications/", UnreadCountConsumer.as_asgi()),
     re_path(r"", NoSuchSocket.as_asgi()),  # last: anything else
 ]
 

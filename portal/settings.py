@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "portal",
     "catalog",
     "provisioning",
+    "notices",
 ]
 
 MIDDLEWARE = [
@@ -220,6 +221,8 @@ TASK_TIMEOUT_SECONDS = env_int("PORTAL_TASK_TIMEOUT", 1800, minimum=10)
 # A job (build, feed import) that has made no progress for longer than any task may run lost its
 # worker: the watchdogs end it.
 WORKER_GONE_AFTER_SECONDS = TASK_TIMEOUT_SECONDS + 120
+# How long a shut-down waits for a guest to power itself off (ACPI) before cutting its power.
+SHUTDOWN_TIMEOUT_SECONDS = env_int("PORTAL_SHUTDOWN_TIMEOUT", 60, minimum=1, maximum=3600)
 # Four clusters, each with a queue and workers of its own (portal/task_queues.py says what runs
 # where): "control" keeps leases, teardowns, watchdogs and hosts going whatever tenants queue, and
 # runs the schedules (django-q2 gives schedules to the cluster named like Q_CLUSTER["name"]);
@@ -347,6 +350,8 @@ IMAGE_CACHE_MAX_BYTES = env_int(
 # Stack templates one project may keep (shared ones, written by operators, are not counted). What
 # each template may hold is fixed in provisioning/template_limits.py.
 TEMPLATES_PER_PROJECT = env_int("PORTAL_TEMPLATES_PER_PROJECT", 100, minimum=1, maximum=10_000)
+# Snapshots one stack may keep (each lives inside its tiers' disks and slows their writes a little).
+SNAPSHOTS_PER_STACK = env_int("PORTAL_SNAPSHOTS_PER_STACK", 10, minimum=1, maximum=100)
 # A base image's copy in a host's pool that no instance on that host needs, and that no build has
 # used for this long, is removed by the reconciler (the next build there uploads it again).
 BASE_VOLUME_IDLE_SECONDS = env_int("PORTAL_BASE_VOLUME_IDLE", 24 * 3600, minimum=0)
@@ -383,6 +388,46 @@ DEFAULT_LEASE_SECONDS = env_int("PORTAL_DEFAULT_LEASE", 4 * 3600, minimum=60)
 MAX_LEASE_SECONDS = env_int("PORTAL_MAX_LEASE", 7 * 24 * 3600, minimum=60)
 DEFAULT_STORAGE_POOL = env_str("PORTAL_STORAGE_POOL", "portal")
 DEFAULT_STORAGE_POOL_PATH = env_str("PORTAL_STORAGE_POOL_PATH", "/var/lib/libvirt/images/portal")
+
+# Notices (notices/): warnings before a lease ends, by mail, in the portal and to a project's webhook.
+# Mail and webhook bodies link back to the portal at this address (scheme, host, port; no slash at the end).
+PORTAL_BASE_URL = env_matching(
+    "PORTAL_BASE_URL",
+    "http://127.0.0.1:8000",
+    pattern=r"https?://[^/?#\s]+(/[^?#\s]*[^/?#\s])?",
+    explain="an http:// or https:// address without query, fragment or trailing slash",
+)
+# Mail goes to files under the data folder (one per message) unless an SMTP server is named.
+EMAIL_HOST = env_str("PORTAL_EMAIL_HOST", "")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("PORTAL_EMAIL_PORT", 587, minimum=1, maximum=65535)
+    EMAIL_HOST_USER = env_str("PORTAL_EMAIL_USER", "")
+    EMAIL_HOST_PASSWORD = env_str("PORTAL_EMAIL_PASSWORD", "")
+    # STARTTLS on the submission port by default; PORTAL_EMAIL_TLS=1 for TLS from the start (port 465).
+    EMAIL_USE_SSL = env_bool("PORTAL_EMAIL_TLS", False)
+    EMAIL_USE_TLS = env_bool("PORTAL_EMAIL_STARTTLS", not EMAIL_USE_SSL)
+    if EMAIL_USE_SSL and EMAIL_USE_TLS:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("set at most one of PORTAL_EMAIL_TLS and PORTAL_EMAIL_STARTTLS")
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = VAR_DIR / "mail"
+EMAIL_TIMEOUT = env_int("PORTAL_EMAIL_TIMEOUT", 10, minimum=1, maximum=120)
+DEFAULT_FROM_EMAIL = env_str("PORTAL_EMAIL_FROM", "stackportal@localhost")
+# A webhook delivery's whole POST (look-up, connect, send, answer) must fit in this; it runs on the
+# control cluster, beside lease expiry, so a slow receiver may not hold a worker long.
+WEBHOOK_DEADLINE_SECONDS = env_int("PORTAL_WEBHOOK_DEADLINE", 5, minimum=1, maximum=30)
+
+# Usage and cost (usage/): what a stack costs per hour of holding each unit, in CURRENCY (ISO 4217).
+# A running stack pays for vCPUs, memory and disks, a shelved one for its disks; snapshots for their space.
+_PRICE = {"pattern": r"[0-9]{1,6}(\.[0-9]{1,9})?", "explain": "a price per unit-hour, e.g. 0.02"}
+PRICE_VCPU_HOUR = env_matching("PORTAL_PRICE_VCPU_HOUR", "0.01", **_PRICE)
+PRICE_MEMORY_GIB_HOUR = env_matching("PORTAL_PRICE_MEMORY_GIB_HOUR", "0.005", **_PRICE)
+PRICE_DISK_GIB_HOUR = env_matching("PORTAL_PRICE_DISK_GIB_HOUR", "0.0002", **_PRICE)
+PRICE_SNAPSHOT_GIB_HOUR = env_matching("PORTAL_PRICE_SNAPSHOT_GIB_HOUR", "0.0001", **_PRICE)
+CURRENCY = env_matching("PORTAL_CURRENCY", "EUR", pattern="[A-Z]{3}", explain="a three-letter currency code, e.g. EUR")
 
 LOGGING = {
     "version": 1,

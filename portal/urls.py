@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from catalog import views as catalog_views
-from portal import account_views, dashboard_views, sign_in_views
+from portal import account_views, dashboard_views, policy_views, sign_in_views
 from provisioning import template_views
 from provisioning import views as stack_views
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("projects/<int:pk>/members/", account_views.project_members, name="project-members"),
     path("projects/<int:pk>/members/role/", account_views.member_role, name="project-member-role"),
     path("projects/<int:pk>/members/remove/", account_views.member_remove, name="project-member-remove"),
+    path("projects/<int:pk>/policy/", policy_views.project_policy, name="project-policy"),
     path("login/", sign_in_views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Ahead of the admin's own route, so its sign-in answers 429 with Retry-After too.
@@ -38,6 +39,8 @@ urlpatterns = [
     path("templates/<int:pk>/edit/", template_views.template_edit, name="template-edit"),
     path("templates/<int:pk>/delete/", template_views.template_delete, name="template-delete"),
     path("", include("provisioning.consoles.urls")),
+    path("", include("notices.urls")),
+    path("", include("provisioning.stack_action_urls")),
     path("admin/", admin.site.urls),
     # Namespaced so the router's names (stack-list, stack-detail...) never shadow the web pages'.
     path("api/v1/", include(("portal.api.urls", "api"), namespace="api")),

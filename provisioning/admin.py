@@ -10,7 +10,16 @@ from django.http import HttpRequest
 
 from portal import errors
 from portal.admin_tools import ObservedOnlyAdmin, ObservedOnlyInline, ServiceForm, ServiceFormAdmin
-from provisioning.models import Flavor, Instance, PublishedPort, Stack, StackEvent, StackNetwork, StackTemplate
+from provisioning.models import (
+    Flavor,
+    Instance,
+    PublishedPort,
+    Stack,
+    StackEvent,
+    StackNetwork,
+    StackSnapshot,
+    StackTemplate,
+)
 from provisioning.services import lifecycle, templates
 
 
@@ -29,7 +38,14 @@ class NetworkInline(ObservedOnlyInline):
 
 class EventInline(ObservedOnlyInline):
     model = StackEvent
-    fields = ["created_at", "message", "is_error"]
+    fields = ["created_at", "message", "moment", "is_error"]
+    readonly_fields = fields
+    show_change_link = False
+
+
+class SnapshotInline(ObservedOnlyInline):
+    model = StackSnapshot
+    fields = ["name", "status", "memory", "size_bytes", "created_by", "created_at", "status_reason"]
     readonly_fields = fields
     show_change_link = False
 
@@ -38,11 +54,11 @@ class EventInline(ObservedOnlyInline):
 class StackAdmin(ObservedOnlyAdmin):
     """Stacks are launched by their projects; operators delete them with the action (domains and disks go too)."""
 
-    list_display = ["name", "project", "status", "created_by", "created_at", "expires_at"]
+    list_display = ["name", "project", "status", "created_by", "created_at", "expires_at", "shelved_at"]
     list_filter = ["status", "project"]
     search_fields = ["name", "project__name", "created_by__username"]
     date_hierarchy = "created_at"
-    inlines = [InstanceInline, NetworkInline, EventInline]
+    inlines = [InstanceInline, NetworkInline, SnapshotInline, EventInline]
     actions = ["destroy"]
 
     @admin.action(description="Delete the selected stacks (domains and disks)")

@@ -91,6 +91,26 @@ def release_compute(instances: QuerySet[Instance]) -> None:
         Host.objects.filter(pk=row["host_id"]).update(**{name: F(name) - row[name] for name in COMPUTE_COUNTERS})
 
 
+def claim_compute(*, host: Host, vcpus: int, memory_mib: int) -> bool:
+    """Take ``vcpus`` and ``memory_mib`` on ``host`` for instances coming back from the shelf.
+
+    Call in the transaction that moves them into ``COMPUTE_STATUSES``. False (nothing taken) when the
+    host takes no new work (disabled, unhealthy, draining) or has no room for them next to what it holds.
+    """
+    locked = Host.objects.select_for_update().filter(pk=host.pk).first()
+    if locked is None or not (locked.enabled and locked.healthy and not locked.draining):
+        return False
+    memory_room = int(locked.memory_capacity_mib * locked.memory_overcommit) - locked.allocated_memory_mib
+    if locked.allocated_vcpus + vcpus > locked.vcpu_capacity or memory_mib > memory_room:
+        return False
+    Host.objects.filter(pk=host.pk).update(
+        allocated_vcpus=F("allocated_vcpus") + vcpus,
+        allocated_memory_mib=F("allocated_memory_mib") + memory_mib,
+        generation=F("generation") + 1,  # launches that weighed the host before this read it again
+    )
+    return True
+
+
 def _take_back(host_id: int, amounts: dict[str, Any]) -> None:
     Host.objects.filter(pk=host_id).update(**{name: F(name) - amounts[name] for name in COUNTED})
 

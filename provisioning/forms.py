@@ -13,8 +13,9 @@ from catalog.models import ApplianceVersion
 from portal.models import Project, Role
 from portal.moments import moment_text
 from portal.scoping import User
+from provisioning.lease_policy import extendable_until, latest_end
 from provisioning.models import Stack
-from provisioning.name_rules import STACK_NAME, TEMPLATE_NAME
+from provisioning.name_rules import SNAPSHOT_NAME, STACK_NAME, TEMPLATE_NAME
 
 LEASE_CHOICES = [
     (15 * 60, "15 minutes"),
@@ -23,7 +24,7 @@ LEASE_CHOICES = [
     (24 * 3600, "1 day"),
     (7 * 24 * 3600, "1 week"),
 ]
-# What "Extend by" offers, added to the current end of the lease.
+# What the lease form offers, each counted from now (the lease service's way of counting).
 EXTENSION_CHOICES = [
     (30 * 60, "30 minutes"),
     (3600, "1 hour"),
@@ -34,9 +35,11 @@ EXTENSION_CHOICES = [
 ]
 # Someone extending usually needs "a bit more"; a longer extension is a deliberate choice.
 PREFERRED_EXTENSION = 3600
-# The lease service counts a lease from its own clock, a moment after this form's: an extension
-# right up to the project's limit would pass it by that moment and be refused.
+# The lease service counts a lease from its own clock, a moment after this form's: an end right at
+# the stack's longest life would pass it by that moment and be refused.
 LIMIT_MARGIN = timedelta(minutes=1)
+# What an extension must add to be offered: less would change nothing worth a click.
+LEAST_GAIN = timedelta(minutes=1)
 
 
 def _default_lease() -> int:
@@ -105,73 +108,93 @@ def _version_label(version: ApplianceVersion) -> str:
     return f"{version.appliance.title} {version.version} ({version.min_vcpus} vCPU, {version.min_ram_mib} MiB)"
 
 
-def lease_limit(stack: Stack) -> datetime:
-    """The latest end the stack's project allows: its longest lease, counted from the stack's creation."""
-    return stack.created_at + timedelta(seconds=stack.project.max_lease_seconds)
-
-
 class ExtendLeaseForm(BootstrapForm):
-    """Adds time to the end of a stack's lease; it cannot shorten one.
+    """Sets a stack's lease to end a chosen time from now; it never shortens one.
 
-    Only extensions that fit the project's limit (and the deployment's longest lease) are offered,
-    plus "as long as allowed" when the room left is not one of them. ``cleaned_data`` gives
+    Only what the project's policy lets one extension reach is offered: at most its longest
+    extension (``max_extension``) from now, never past the stack's longest life
+    (``lease_policy.latest_end``), and only ends later than today's. ``cleaned_data`` gives
     ``lease_seconds``, counted from now, as the lease service takes it.
     """
 
-    # A number checked against the room left rather than a fixed list: "as long as allowed" is
-    # worked out again when the form comes back, and may have grown by then.
-    extend_by = forms.IntegerField(
+    # A number checked against the room left rather than a fixed list: the room is worked out
+    # again when the form comes back.
+    lease_seconds = forms.IntegerField(
         widget=forms.Select,
-        label="Extend by",
-        help_text="Adds the chosen time to the current end of the lease; it never shortens the lease.",
+        label="New end of the lease",
+        help_text="Counted from now; it never ends the lease earlier than it ends today.",
     )
 
     def __init__(self, *args: Any, stack: Stack, now: datetime | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.now = now or timezone.now()
-        # An expired lease that the sweep has not ended yet is extended from now, not from the past.
-        self.current_end = max(stack.expires_at, self.now)
-        deployment_limit = self.now + timedelta(seconds=settings.MAX_LEASE_SECONDS)
-        self.limit = lease_limit(stack)
-        self.latest_end = min(self.limit, deployment_limit) - LIMIT_MARGIN
-        self.room_seconds = max(0, int((self.latest_end - self.current_end).total_seconds()))
-        self.choices = self._offered()
-        field = self.fields["extend_by"]
+        self.until = extendable_until(stack, now=self.now)
+        to_longest_life = int((latest_end(stack) - LIMIT_MARGIN - self.now).total_seconds())
+        self.most_seconds = min(stack.project.max_extension_seconds, settings.MAX_LEASE_SECONDS, to_longest_life)
+        # A choice must end later than the lease does today, by a minute at least (an expired lease: anything).
+        today = int((stack.expires_at + LEAST_GAIN - self.now).total_seconds())
+        self.least_seconds = max(today, settings.MIN_LEASE_SECONDS)
+        self.choices = [
+            (seconds, f"{label} from now")
+            for seconds, label in EXTENSION_CHOICES
+            if self.least_seconds <= seconds <= self.most_seconds
+        ]
+        field = self.fields["lease_seconds"]
         field.widget.choices = self.choices
         offered = [seconds for seconds, _label in self.choices]
         field.initial = PREFERRED_EXTENSION if PREFERRED_EXTENSION in offered else next(iter(offered), None)
-
-    def _offered(self) -> list[tuple[int, str]]:
-        choices = [(seconds, label) for seconds, label in EXTENSION_CHOICES if seconds <= self.room_seconds]
-        if self.room_seconds >= settings.MIN_LEASE_SECONDS and self.room_seconds not in dict(choices):
-            until = moment_text(self.current_end + timedelta(seconds=self.room_seconds))
-            label = f"{_about(self.room_seconds)}: as long as allowed (until {until})"
-            choices.append((self.room_seconds, label))
-        return choices
 
     @property
     def can_extend(self) -> bool:
         return bool(self.choices)
 
-    def clean_extend_by(self) -> int:
-        extend_by: int = self.cleaned_data["extend_by"]
-        if not settings.MIN_LEASE_SECONDS <= extend_by <= self.room_seconds:
+    def clean_lease_seconds(self) -> int:
+        seconds: int = self.cleaned_data["lease_seconds"]
+        if not self.least_seconds <= seconds <= self.most_seconds:
+            if self.until <= self.now:
+                raise forms.ValidationError("This stack's lease cannot be extended any more.")
             raise forms.ValidationError(
-                f"Choose one of the offered extensions: this stack may live until {moment_text(self.limit)} at most."
+                f"Choose one of the offered times: the lease may now be extended until {moment_text(self.until)} "
+                "at most."
             )
-        return extend_by
+        return seconds
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        extend_by = cleaned.get("extend_by")
-        if extend_by is not None:
-            new_end = self.current_end + timedelta(seconds=extend_by)
-            cleaned["new_end"] = new_end
-            cleaned["lease_seconds"] = int((new_end - timezone.now()).total_seconds())
+        seconds = cleaned.get("lease_seconds")
+        if seconds is not None:
+            cleaned["new_end"] = self.now + timedelta(seconds=seconds)
         return cleaned
 
 
-def _about(seconds: int) -> str:
+class ShelveForm(BootstrapForm):
+    """Shelving's one choice: whether the guests' memory is kept (on by default, as in the API)."""
+
+    memory = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Keep memory",
+        help_text="Saves each guest's memory on its host, so unshelving resumes it where it was instead of booting it.",
+    )
+
+
+class SnapshotForm(BootstrapForm):
+    """A snapshot of every tier: its name (a suggestion from the clock) and whether memory is included."""
+
+    name = SNAPSHOT_NAME.form_field()
+    memory = forms.BooleanField(
+        required=False,
+        label="Include memory",
+        help_text="A revert then resumes the guests where they were; without it they boot from their disks.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # In the reader's time zone (the active one on a web request), to the minute.
+        self.fields["name"].initial = timezone.localtime().strftime("snap-%Y%m%d-%H%M")
+
+
+def duration_text(seconds: int) -> str:
     """``2 days 3 hours``, ``5 hours 20 minutes``, ``45 minutes``: two units at most."""
     units = [("day", 86400), ("hour", 3600), ("minute", 60)]
     parts = []

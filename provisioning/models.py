@@ -284,6 +284,10 @@ class Stack(models.Model):
     # Set while shelved: when, and whether its guests' memory was kept (a managed save on its host).
     shelved_at = models.DateTimeField(null=True, blank=True)
     shelved_with_memory = models.BooleanField(default=False)
+    # A weekly schedule (``provisioning.stack_schedules``): shelved when it says down, unshelved when
+    # up; ``schedule_state`` is what it wanted at the last sweep ("up", "down", "" before the first).
+    schedule = models.JSONField(null=True, blank=True)
+    schedule_state = models.CharField(max_length=4, blank=True)
 
     objects = StackQuerySet.as_manager()
 
@@ -344,7 +348,9 @@ class StackSnapshot(models.Model):
     stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="snapshots")
     name = models.CharField(max_length=63)
     libvirt_name = models.CharField(max_length=100)
-    memory = models.BooleanField(default=False, help_text="Whether the guests' memory was saved too")
+    memory = models.BooleanField(default=False, help_text="Whether the guests' memory is in it (a revert resumes them)")
+    # Whether the stack ran when it was taken: a revert without memory boots it only then.
+    taken_running = models.BooleanField(default=True)
     status = models.CharField(max_length=10, choices=State.choices, default=State.CREATING)
     status_reason = models.TextField(blank=True)
     size_bytes = models.BigIntegerField(default=0)
@@ -410,6 +416,9 @@ class StackEvent(models.Model):
     stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="events")
     created_at = models.DateTimeField(auto_now_add=True)
     message = models.CharField(max_length=500)
+    # A moment the message speaks of ("lease renewed until" ...), kept as data: pages and the API
+    # render it in the reader's time zone, after the message.
+    moment = models.DateTimeField(null=True, blank=True)
     is_error = models.BooleanField(default=False)
 
     objects = StackEventQuerySet.as_manager()

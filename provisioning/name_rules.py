@@ -56,3 +56,8 @@ TIER_NAME = NameRule(
     max_length=15,
     rule="1-15 lowercase letters, digits or '-', starting with a letter",
 )
+SNAPSHOT_NAME = NameRule(
+    pattern=re.compile(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?"),
+    max_length=40,
+    rule="1-40 lowercase letters, digits or '-', starting and ending with a letter or digit",
+)

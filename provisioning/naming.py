@@ -118,3 +118,8 @@ def mac_address(instance_id: int) -> str:
     """The MAC of an instance's stack NIC (QEMU's locally administered prefix); unique inside a stack."""
     low = instance_id & 0xFFFFFF
     return f"52:54:00:{low >> 16:02x}:{(low >> 8) & 0xFF:02x}:{low & 0xFF:02x}"
+
+
+def snapshot_name(snapshot_id: int) -> str:
+    """The libvirt name of a stack snapshot on each of its domains (the portal's row id: unique, never reused)."""
+    return f"{deployment()}-snap{snapshot_id}"

@@ -5,7 +5,8 @@ A project may hold at most ``max_stacks`` stacks and, summed over their instance
 ``max_disk_gib`` GiB of disk; no stack of it may have a lease longer than ``max_lease_seconds``.
 Stacks and instances count while their status is in ``ACTIVE_STATUSES``: a failed stack holds its
 quota until it is deleted (or its lease runs out). vCPUs and memory count only in
-``COMPUTE_STATUSES``: a shelved stack gives them back and keeps its disks.
+``COMPUTE_STATUSES``: a shelved stack gives them back and keeps its disks. Snapshots count against
+the disk quota by the space they take on the hosts.
 
 The check judges a whole stack at once (every tier of a template) and runs inside the launch
 transaction with the project row locked, so parallel launches of one project queue there and none
@@ -22,8 +23,8 @@ from django.db.models.functions import Coalesce
 from portal import errors
 from portal.models import Project
 from portal.scoping import User
-from provisioning.demand import StackDemand
-from provisioning.models import ACTIVE_STATUSES, COMPUTE_STATUSES, Instance, Stack
+from provisioning.demand import GIB, StackDemand
+from provisioning.models import ACTIVE_STATUSES, COMPUTE_STATUSES, Instance, Stack, StackSnapshot
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,21 @@ def with_usage(projects: QuerySet[Project]) -> QuerySet[Project]:
         # A shelved instance gives its vCPUs and memory back and keeps its disk.
         used_vcpus=_summed("vcpus", COMPUTE_STATUSES),
         used_memory_mib=_summed("memory_mib", COMPUTE_STATUSES),
-        used_disk_gib=_summed("disk_gib"),
+        used_disk_gib=_summed("disk_gib") + _snapshot_gib(),
     )
+
+
+def _snapshot_gib() -> Coalesce:
+    """The GiB (rounded up) the project's snapshots take on its hosts' pools, as a subquery per project row."""
+    rows = (
+        StackSnapshot.objects.filter(stack__project=OuterRef("pk"))
+        .exclude(stack__status="deleted")
+        .order_by()
+        .values("stack__project")
+        .annotate(total=(Sum("size_bytes") + GIB - 1) / GIB)
+        .values("total")
+    )
+    return Coalesce(Subquery(rows), Value(0), output_field=IntegerField())
 
 
 def usage_lines(project: Project) -> list[QuotaLine]:
@@ -140,14 +154,26 @@ def check_stack_quota(project: Project, demand: StackDemand) -> None:
         "memory_mib": demand.memory_mib,
         "disk_gib": demand.disk_gib,
     }
-    problems = [
-        f"may hold {line.limit} {line.what}, {line.used} are in use and this stack needs {wanted[line.key]}"
-        for line in project_usage(project)
-        if line.used + wanted[line.key] > line.limit
-    ]
     lease = _lease_problem(project, demand.lease_seconds)
-    if lease:
-        problems.append(lease)
+    _refuse_over(project, wanted, "this stack needs", extra=[lease] if lease else [])
+
+
+def check_more_quota(project: Project, wanted: dict[str, int], *, what: str) -> None:
+    """Refuse (``QuotaExceeded``) taking ``wanted`` more of some quotas (keys of ``QUOTAS``) for ``what``.
+
+    ``what`` ends the sentence "... are in use and ``what`` needs N" ("unshelving it").
+    Call with the project row locked, as ``check_stack_quota``.
+    """
+    _refuse_over(project, wanted, f"{what} needs")
+
+
+def _refuse_over(project: Project, wanted: dict[str, int], needs: str, *, extra: list[str] | None = None) -> None:
+    problems = [
+        f"may hold {line.limit} {line.what}, {line.used} are in use and {needs} {wanted[line.key]}"
+        for line in project_usage(project)
+        if line.key in wanted and line.used + wanted[line.key] > line.limit
+    ]
+    problems.extend(extra or [])
     if problems:
         raise errors.QuotaExceeded(f"quota exceeded: project '{project.name}' " + "; it ".join(problems))
 

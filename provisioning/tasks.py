@@ -5,7 +5,18 @@ from __future__ import annotations
 from catalog.models import ApplianceVersion
 from provisioning.consoles.tickets import console_tickets_prune
 from provisioning.models import Host, Stack
-from provisioning.services import build, hosts, image_waits, lifecycle, reconcile, watchdog
+from provisioning.services import (
+    build,
+    hosts,
+    image_waits,
+    lifecycle,
+    power,
+    reconcile,
+    schedules,
+    shelving,
+    snapshots,
+    watchdog,
+)
 
 
 def build_stack(stack_id: int) -> str:
@@ -56,3 +67,32 @@ def watch_builds() -> int:
 def prune_console_tickets() -> int:
     """Delete console ticket rows a day after they were last of use (sessions stay in the audit log)."""
     return console_tickets_prune()
+
+
+def power_stack(stack_id: int, action: str, instance_id: int | None = None) -> str:
+    return power.power_job(stack_id=stack_id, action=action, instance_id=instance_id)
+
+
+def shelve_stack(stack_id: int, memory: bool = True, reason: str = "") -> str:
+    return shelving.shelve_job(stack_id=stack_id, memory=memory, reason=reason)
+
+
+def unshelve_stack(stack_id: int) -> str:
+    return shelving.unshelve_job(stack_id=stack_id)
+
+
+def snapshot_stack(stack_id: int, snapshot_id: int) -> str:
+    return snapshots.snapshot_job(stack_id=stack_id, snapshot_id=snapshot_id)
+
+
+def revert_stack(stack_id: int, snapshot_id: int) -> str:
+    return snapshots.revert_job(stack_id=stack_id, snapshot_id=snapshot_id)
+
+
+def delete_snapshot(snapshot_id: int) -> str:
+    return snapshots.snapshot_delete_job(snapshot_id=snapshot_id)
+
+
+def apply_schedules() -> int:
+    """Shelve and unshelve the stacks whose weekly schedule changed since the last minute."""
+    return schedules.schedules_apply()

@@ -3,7 +3,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from catalog.api.views import ApplianceViewSet, FeedViewSet
+from notices.api import NotificationViewSet
 from portal.api.errors import api_not_found
+from portal.api.policy import ProjectPolicyView
 from portal.api.tokens import ApiTokenViewSet, TokenCreateView
 from portal.api.views import ProjectViewSet
 from provisioning.api.hosts import HostViewSet
@@ -20,6 +22,7 @@ router.register("hosts", HostViewSet, basename="host")
 router.register("stacks", StackViewSet, basename="stack")
 router.register("templates", TemplateViewSet, basename="template")
 router.register("instances", InstanceViewSet, basename="instance")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [
     path("auth/token/", TokenCreateView.as_view(), name="api-token"),
@@ -28,6 +31,7 @@ urlpatterns = [
     # view serves its start-up script as a file (?script), so the page has no inline script for a CSP
     # to allow. (drf-spectacular's Redoc page is left out: its template loads Google's web fonts.)
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:api-schema"), name="api-docs"),
+    path("projects/<int:pk>/policy/", ProjectPolicyView.as_view(), name="project-policy"),
     path("", include(router.urls)),
     # Any other path under the API answers in the API's error body, not with the site's HTML page.
     re_path(r"^.*/$", api_not_found),  # without the slash, Django first redirects to it (APPEND_SLASH)

@@ -9,9 +9,11 @@ from portal.api.fields import LeaseSecondsField, NameField, ScopedPrimaryKeyFiel
 from portal.api.validation import ExactlyOneOf, StrictRequestSerializer
 from portal.models import Project
 from provisioning.api.template_schema import StoredDocumentField, TemplateDocumentField
-from provisioning.models import Host, Instance, Stack, StackTemplate
-from provisioning.name_rules import STACK_NAME, TEMPLATE_NAME
+from provisioning.lease_policy import extendable_until, latest_end
+from provisioning.models import Host, Instance, Stack, StackSnapshot, StackTemplate, Status
+from provisioning.name_rules import SNAPSHOT_NAME, STACK_NAME, TEMPLATE_NAME
 from provisioning.selectors import stack_endpoints
+from provisioning.stack_schedules import DAYS, MAX_WINDOWS
 from provisioning.template_limits import MAX_SOURCE_BYTES
 from provisioning.templates import validate_document
 
@@ -46,6 +48,14 @@ class EndpointSerializer(serializers.Serializer):
 class StackSerializer(serializers.ModelSerializer):
     instances = InstanceSerializer(many=True, read_only=True)
     endpoints = serializers.SerializerMethodField()
+    at_lease_end = serializers.SerializerMethodField(
+        help_text="What happens at expires_at: 'shelve' or 'delete' (a shelved stack's storage lease deletes it)"
+    )
+    extendable_until = serializers.SerializerMethodField(
+        help_text="How far an extension asked for now could take expires_at (the policy's longest extension "
+        "from now, within the longest life)"
+    )
+    latest_end = serializers.SerializerMethodField(help_text="The end of the stack's longest life (max_life)")
 
     class Meta:
         model = Stack
@@ -59,6 +69,11 @@ class StackSerializer(serializers.ModelSerializer):
             "created_at",
             "running_at",
             "expires_at",
+            "at_lease_end",
+            "extendable_until",
+            "latest_end",
+            "shelved_at",
+            "schedule",
             "deleted_at",
             "endpoints",
             "instances",
@@ -66,6 +81,51 @@ class StackSerializer(serializers.ModelSerializer):
 
     def get_endpoints(self, stack: Stack) -> list[dict]:
         return EndpointSerializer(stack_endpoints(stack), many=True).data
+
+    def get_at_lease_end(self, stack: Stack) -> str:
+        if stack.status in (Status.RUNNING, Status.STOPPED):
+            return str(stack.project.at_run_end)
+        return "delete"
+
+    def get_extendable_until(self, stack: Stack) -> str:
+        return serializers.DateTimeField().to_representation(extendable_until(stack))
+
+    def get_latest_end(self, stack: Stack) -> str:
+        return serializers.DateTimeField().to_representation(latest_end(stack))
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = StackSnapshot
+        fields = ["id", "name", "memory", "status", "status_reason", "size_bytes", "created_by", "created_at"]
+
+
+class SnapshotCreateSerializer(StrictRequestSerializer):
+    name = NameField(rule=SNAPSHOT_NAME)
+    memory = serializers.BooleanField(
+        default=False, help_text="Save the guests' memory too: a revert resumes them where they were"
+    )
+
+
+class ScheduleWindowSerializer(serializers.Serializer):
+    days = serializers.ListField(child=serializers.ChoiceField(choices=list(DAYS)), max_length=7)
+    up = serializers.RegexField(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", help_text="HH:MM, local time")
+    down = serializers.RegexField(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", help_text="HH:MM; before 'up': the next day")
+
+
+class ScheduleSerializer(serializers.Serializer):
+    """For the schema: the service validates (``provisioning.stack_schedules``)."""
+
+    time_zone = serializers.CharField(default="UTC", help_text="IANA time zone, e.g. Europe/Paris")
+    windows = ScheduleWindowSerializer(many=True, max_length=MAX_WINDOWS)
+
+
+class ShelveSerializer(StrictRequestSerializer):
+    memory = serializers.BooleanField(
+        default=True, help_text="Save the guests' memory on the host, so unshelving resumes them (faster)"
+    )
 
 
 class StackCreateSerializer(ExactlyOneOf):

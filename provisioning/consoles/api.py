@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.api.validation import StrictRequestSerializer
+from provisioning.api.instance_power import POWER_ACTIONS, InstancePowerActions
 from provisioning.consoles import tickets
 from provisioning.models import ConsoleTicket, Instance
 
@@ -31,10 +32,11 @@ def console_url(request: Request, issued: tickets.IssuedTicket) -> str:
     return f"{scheme}://{request.get_host()}/ws/consoles/{issued.kind}/?ticket={issued.ticket}"
 
 
-class InstanceViewSet(viewsets.GenericViewSet):
-    """Instances of the caller's projects (listed with their stacks); here: their consoles."""
+class InstanceViewSet(InstancePowerActions, viewsets.GenericViewSet):
+    """Instances of the caller's projects (listed with their stacks): their consoles and their power."""
 
-    conflict_actions = ("console",)  # an instance that is not running has no console
+    # An instance that is not running has no console; a stack busy with a job takes no power action.
+    conflict_actions = ("console", *POWER_ACTIONS)
     serializer_class = ConsoleRequestSerializer  # what OPTIONS describes for POST
 
     def get_queryset(self) -> QuerySet[Instance]:

@@ -258,11 +258,13 @@ class HypervisorDriver(Protocol):
 
     # Power. Every call names a domain defined by ``define_and_start``; ``NotFound`` if it is gone.
     def start_domain(self, *, name: str) -> DomainInfo:
-        """Start a stopped domain (restoring its managed save, if it has one); no-op if it runs."""
+        """Start a stopped domain (restoring its managed save, if it has one); no-op if it runs or is paused."""
         ...
 
     def shutdown_domain(self, *, name: str) -> None:
         """Ask the guest to power off (ACPI power button) and return at once; no-op if it is off.
+
+        A paused guest is resumed first, so that it can hear the button.
 
         Whether the guest obeys is seen through ``domain_info``; callers force it off after a timeout.
         """
@@ -273,7 +275,7 @@ class HypervisorDriver(Protocol):
         ...
 
     def reboot_domain(self, *, name: str) -> None:
-        """Ask the guest to reboot (ACPI); if it has no way to be asked, reset it."""
+        """Ask the guest to reboot (ACPI); if it has no way to be asked, reset it. ``InvalidRequest`` if it is off."""
         ...
 
     def pause_domain(self, *, name: str) -> None:
@@ -285,7 +287,10 @@ class HypervisorDriver(Protocol):
         ...
 
     def save_domain_memory(self, *, name: str) -> None:
-        """Save the guest's memory on its host and stop it (a managed save): the next start resumes it."""
+        """Save the guest's memory on its host and stop it (a managed save): the next start resumes it, running.
+
+        No-op if the guest is off. The save lives beside the domain on its host, outside any pool.
+        """
         ...
 
     def discard_saved_memory(self, *, name: str) -> None:
@@ -300,13 +305,17 @@ class HypervisorDriver(Protocol):
 
         A running guest is snapshotted as it is; the caller pauses the guests it wants taken at one
         moment. ``Unsupported`` names what the host cannot do (a disk format without snapshots).
+        QEMU keeps a running guest's internal snapshot only with its memory (savevm), so one asked
+        without memory holds it anyway and is reverted with the guest off; a guest that is off gives
+        a disks-only snapshot even when memory is asked. The answer's ``with_memory`` says which.
         """
         ...
 
     def revert_snapshot(self, *, domain: str, name: str) -> None:
         """Put the domain's disks (and memory, if the snapshot has it) back as they were in ``name``.
 
-        A snapshot with memory leaves the domain paused where it was; one without leaves it off.
+        A snapshot with memory leaves the domain paused where it was; one without leaves it off. A
+        managed save is dropped first: its memory would not match the disks any more.
         """
         ...
 
@@ -317,7 +326,10 @@ class HypervisorDriver(Protocol):
     def list_snapshots(self, *, domain: str) -> list[SnapshotInfo]: ...
 
     def download_volume(self, *, pool: str, name: str, dest_path: str, progress: ProgressCallback | None = None) -> int:
-        """Stream a volume's bytes into the local file ``dest_path``; return how many were written."""
+        """Stream a volume's bytes into the local file ``dest_path``; return how many were written.
+
+        The file appears only once complete (a failed download leaves none).
+        """
         ...
 
     def open_console(self, *, name: str) -> ConsoleStream:

@@ -9,14 +9,16 @@ import libvirt
 from provisioning.drivers.base import DomainInfo, DomainSpec
 from provisioning.drivers.domain_xml import build_domain_xml, parse_domain_tags, parse_vnc_port
 from provisioning.drivers.libvirt_connection import LibvirtConnection
-from provisioning.drivers.libvirt_errors import Subject, has_code, libvirt_message, none_if_missing
+from provisioning.drivers.libvirt_errors import (
+    UNKNOWN_FLAG_CODES,
+    Subject,
+    has_code,
+    libvirt_message,
+    none_if_missing,
+)
 
 logger = logging.getLogger(__name__)
 
-# Codes a driver uses for flags it does not know; undefine then retries with fewer flags.
-_UNKNOWN_FLAG_CODES = frozenset(
-    {libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED}
-)
 # Most thorough first: the test driver, for one, knows neither NVRAM nor checkpoints.
 _UNDEFINE_FLAG_SETS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
@@ -35,7 +37,8 @@ _STATE_NAMES = {
 }
 
 
-def _domain_info(domain: libvirt.virDomain, xml: str | None = None) -> DomainInfo:
+def describe_domain(domain: libvirt.virDomain, xml: str | None = None) -> DomainInfo:
+    """The ``DomainInfo`` of a libvirt domain (``xml``: its XML, if already read)."""
     # The live XML of a running domain carries the VNC port autoport picked.
     xml = domain.XMLDesc(0) if xml is None else xml
     state, _reason = domain.state()
@@ -52,7 +55,7 @@ def _tagged_domain_info(domain: libvirt.virDomain) -> DomainInfo | None:
     xml = domain.XMLDesc(0)
     if parse_domain_tags(xml) is None:
         return None  # not made by a portal
-    return _domain_info(domain, xml)
+    return describe_domain(domain, xml)
 
 
 def _power_off(domain: libvirt.virDomain) -> None:
@@ -76,7 +79,7 @@ def _undefine(domain: libvirt.virDomain) -> None:
         except libvirt.libvirtError as exc:
             if has_code(exc, libvirt.VIR_ERR_NO_DOMAIN):
                 return  # a transient domain is gone once destroyed
-            if attempt == len(_UNDEFINE_FLAG_SETS) or not has_code(exc, *_UNKNOWN_FLAG_CODES):
+            if attempt == len(_UNDEFINE_FLAG_SETS) or not has_code(exc, *UNKNOWN_FLAG_CODES):
                 raise
 
 
@@ -96,7 +99,7 @@ class LibvirtDomains(LibvirtConnection):
             except BaseException:
                 self._remove_quietly(domain)
                 raise
-            return _domain_info(domain)
+            return describe_domain(domain)
 
     def _remove_quietly(self, domain: libvirt.virDomain) -> None:
         try:
@@ -117,7 +120,7 @@ class LibvirtDomains(LibvirtConnection):
 
     def domain_info(self, *, name: str) -> DomainInfo:
         with self._call(f"read domain '{name}'", Subject(domain=name)) as conn:
-            return _domain_info(conn.lookupByName(name))
+            return describe_domain(conn.lookupByName(name))
 
     def list_domains(self) -> list[DomainInfo]:
         """Every domain on the host that carries portal metadata tags, of any deployment.
@@ -131,4 +134,4 @@ class LibvirtDomains(LibvirtConnection):
             return sorted((info for info in infos if info is not None), key=lambda info: info.name)
 
 
-__all__ = ["LibvirtDomains"]
+__all__ = ["LibvirtDomains", "describe_domain"]

@@ -6,8 +6,9 @@ It works the same on ``qemu:///system``, remote ``qemu+ssh://`` / ``qemu+tls://`
 
 The driver is assembled from parts with one job each, sharing one connection:
 ``libvirt_connection`` (opening, reconnecting, host capabilities), ``libvirt_errors`` (error
-translation), ``libvirt_storage`` (pools, volumes, uploads), ``libvirt_domains`` (domains), ``libvirt_networks``
-(stack networks) and ``libvirt_console`` (serial consoles over libvirt streams).
+translation), ``libvirt_storage`` (pools, volumes, uploads and downloads), ``libvirt_domains`` (domains),
+``libvirt_power`` (power actions and managed saves), ``libvirt_snapshots`` (internal snapshots),
+``libvirt_networks`` (stack networks) and ``libvirt_console`` (serial consoles over libvirt streams).
 Only these modules import ``libvirt``.
 """
 
@@ -20,6 +21,8 @@ from provisioning.drivers.domain_xml import parse_guest_arches
 from provisioning.drivers.libvirt_console import LibvirtConsoles
 from provisioning.drivers.libvirt_domains import LibvirtDomains
 from provisioning.drivers.libvirt_networks import LibvirtNetworks
+from provisioning.drivers.libvirt_power import LibvirtPower
+from provisioning.drivers.libvirt_snapshots import LibvirtSnapshots
 from provisioning.drivers.libvirt_storage import LibvirtStorage
 from provisioning.drivers.upload_stream import UPLOAD_CHUNK_BYTES
 
@@ -32,7 +35,7 @@ def _format_version(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1_000 % 1_000}.{number % 1_000}"
 
 
-class LibvirtDriver(LibvirtStorage, LibvirtDomains, LibvirtNetworks, LibvirtConsoles):
+class LibvirtDriver(LibvirtStorage, LibvirtDomains, LibvirtPower, LibvirtSnapshots, LibvirtNetworks, LibvirtConsoles):
     """A ``HypervisorDriver`` for one libvirt URI; the connection opens on first use.
 
     Safe to share between threads (libvirt connections are). If the daemon restarted, the next call

@@ -30,6 +30,7 @@ _NOT_FOUND_CODES = frozenset(
         libvirt.VIR_ERR_NO_STORAGE_POOL,
         libvirt.VIR_ERR_NO_STORAGE_VOL,
         libvirt.VIR_ERR_NO_NETWORK,
+        libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT,
     }
 )
 _CONNECTION_CODES = frozenset({libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC})
@@ -46,6 +47,10 @@ _UNSUPPORTED_CODES = frozenset(
         libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
         libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
     }
+)
+# What a driver answers when it does not know a flag it was given; the caller may retry with fewer.
+UNKNOWN_FLAG_CODES = frozenset(
+    {libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED}
 )
 _TRANSIENT_CODES = frozenset(
     {libvirt.VIR_ERR_OPERATION_TIMEOUT, libvirt.VIR_ERR_RESOURCE_BUSY, libvirt.VIR_ERR_AGENT_UNRESPONSIVE}
@@ -70,6 +75,7 @@ _REFUSAL_REASONS = {
     libvirt.VIR_ERR_XML_DETAIL: "the host found its definition invalid",
     libvirt.VIR_ERR_OPERATION_INVALID: "it is not in a state that allows it",
     libvirt.VIR_ERR_ACCESS_DENIED: "the host denied access",
+    libvirt.VIR_ERR_SNAPSHOT_REVERT_RISKY: "the snapshot's machine no longer matches the domain's",
 }
 # Some drivers report a taken name as a plain failure, told apart only by these words.
 _ALREADY_EXISTS = "already exists"
@@ -88,6 +94,7 @@ class Subject:
     pool: str | None = None
     volume: str | None = None
     network: str | None = None
+    snapshot: str | None = None
 
 
 NO_SUBJECT = Subject()
@@ -126,6 +133,9 @@ def _not_found_message(code: int | None, subject: Subject) -> str | None:
         return f"volume '{subject.volume}' not found{where}"
     if code == libvirt.VIR_ERR_NO_NETWORK and subject.network:
         return f"network '{subject.network}' not found"
+    if code == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT and subject.snapshot:
+        of = f" of domain '{subject.domain}'" if subject.domain else ""
+        return f"snapshot '{subject.snapshot}'{of} not found"
     return None
 
 
@@ -159,6 +169,18 @@ def translate_error(exc: libvirt.libvirtError, *, uri: str, action: str, subject
     return error
 
 
+def unsupported_error(exc: libvirt.libvirtError, *, uri: str, action: str, reason: str) -> Unsupported:
+    """``Unsupported`` for a refusal that means the host cannot do this at all, ``reason`` naming what it lacks.
+
+    For calls whose refusals are known to mean a missing ability (a disk format without snapshots),
+    where ``translate_error`` could only say the host refused.
+    """
+    detail = f"host {uri}: cannot {action}: {libvirt_message(exc)}"
+    error = Unsupported(f"cannot {action}: {reason}", detail=detail)
+    _log(error)
+    return error
+
+
 def open_error(exc: libvirt.libvirtError, uri: str) -> HostUnreachable:
     """The error for a connection that could not be opened; retryable unless the URI or credentials are wrong."""
     permanent = exc.get_error_code() in _PERMANENT_OPEN_CODES or exc.get_error_domain() == libvirt.VIR_FROM_URI
@@ -181,6 +203,7 @@ def discard_libvirt_error(_ctx: object, _error: object) -> None:
 
 __all__ = [
     "NO_SUBJECT",
+    "UNKNOWN_FLAG_CODES",
     "Subject",
     "discard_libvirt_error",
     "has_code",
@@ -188,4 +211,5 @@ __all__ = [
     "none_if_missing",
     "open_error",
     "translate_error",
+    "unsupported_error",
 ]

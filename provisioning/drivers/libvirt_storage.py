@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from contextlib import suppress
+from typing import IO
 
 import libvirt
 
@@ -20,8 +21,15 @@ from provisioning.drivers.domain_xml import (
     parse_pool_path,
     parse_volume_format,
 )
+from provisioning.drivers.download_stream import complete_local_file, receive_file
 from provisioning.drivers.libvirt_connection import LibvirtConnection
-from provisioning.drivers.libvirt_errors import Subject, libvirt_message, none_if_missing
+from provisioning.drivers.libvirt_errors import (
+    UNKNOWN_FLAG_CODES,
+    Subject,
+    has_code,
+    libvirt_message,
+    none_if_missing,
+)
 from provisioning.drivers.upload_stream import local_file_size, report, send_file
 
 logger = logging.getLogger(__name__)
@@ -30,12 +38,13 @@ _NO_VOLUME = libvirt.VIR_ERR_NO_STORAGE_VOL
 
 
 def _volume_info(volume: libvirt.virStorageVol) -> VolumeInfo:
-    _kind, capacity, _allocation = volume.info()
+    _kind, capacity, allocation = volume.info()
     return VolumeInfo(
         name=volume.name(),
         path=volume.path(),
         capacity_bytes=capacity,
         disk_format=parse_volume_format(volume.XMLDesc(0)),
+        allocation_bytes=allocation,
     )
 
 
@@ -86,6 +95,34 @@ def _stream_file(
         stream.finish()
     except BaseException:
         # An unstarted or already failed stream has nothing left to abort.
+        with suppress(libvirt.libvirtError):
+            stream.abort()
+        raise
+
+
+def _stored_size(volume: libvirt.virStorageVol) -> int:
+    """The bytes a download of ``volume`` sends: its file's size, which a sparse file's allocation is not."""
+    try:
+        _kind, _capacity, physical = volume.infoFlags(libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)
+        return int(physical)
+    except libvirt.libvirtError as exc:
+        if not has_code(exc, *UNKNOWN_FLAG_CODES):
+            raise
+    _kind, _capacity, allocation = volume.info()
+    return int(allocation)
+
+
+def _receive_volume(
+    conn: libvirt.virConnect, volume: libvirt.virStorageVol, target: IO[bytes], progress: ProgressCallback | None
+) -> int:
+    total = _stored_size(volume)
+    stream = conn.newStream(0)
+    try:
+        volume.download(stream, 0, 0, 0)  # from offset 0, length 0: everything
+        done = receive_file(stream, target, total, progress)
+        stream.finish()
+        return done
+    except BaseException:
         with suppress(libvirt.libvirtError):
             stream.abort()
         raise
@@ -229,6 +266,25 @@ class LibvirtStorage(LibvirtConnection):
         action = f"create overlay '{name}' on '{backing.name}'"
         with self._call(action, Subject(pool=pool, volume=name)) as conn:
             return _volume_info(conn.storagePoolLookupByName(pool).createXML(xml, 0))
+
+    def download_volume(self, *, pool: str, name: str, dest_path: str, progress: ProgressCallback | None = None) -> int:
+        """Stream a volume's bytes into the local file ``dest_path``; return how many were written.
+
+        The file appears only once complete (written beside it, then renamed): a failed download
+        leaves no partial file, and an existing ``dest_path`` is replaced only by a complete copy.
+        An exception raised by ``progress`` cancels the download (and propagates unchanged). On a
+        host whose volumes store no data (a simulated one) the local copy is empty.
+        """
+        subject = Subject(pool=pool, volume=name)
+        # The local path stays out of the message, as for uploads.
+        with self._call(f"download volume '{name}' from pool '{pool}'", subject) as conn:
+            volume = conn.storagePoolLookupByName(pool).storageVolLookupByName(name)
+            stores_data = self._capabilities().stores_volume_data
+            with complete_local_file(dest_path) as target:
+                if not stores_data:
+                    report(progress, 0, 0)
+                    return 0
+                return _receive_volume(conn, volume, target, progress)
 
     def delete_volume(self, *, pool: str, name: str) -> None:
         """Delete a volume; a missing one is not an error (a missing pool is: it signals a config error)."""

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from provisioning.models import Stack, StackEvent
 from provisioning.progress import announce_stack_change
 
 
-def stack_event(stack: Stack, message: str, *, is_error: bool = False) -> None:
-    """Record a line of progress; every status change comes with one, so watchers are nudged here."""
-    StackEvent.objects.create(stack=stack, message=message[:500], is_error=is_error)
+def stack_event(stack: Stack, message: str, *, is_error: bool = False, moment: datetime | None = None) -> None:
+    """Record a line of progress; every status change comes with one, so watchers are nudged here.
+
+    A moment the line speaks of goes in ``moment`` (rendered after the message in the reader's zone),
+    never into the text.
+    """
+    StackEvent.objects.create(stack=stack, message=message[:500], is_error=is_error, moment=moment)
     announce_stack_change(stack.pk)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -98,7 +97,7 @@ def _launch(
     require_role(user, project, Role.MEMBER)
     assert isinstance(user, Account), "require_role lets no anonymous caller through"
     STACK_NAME.check(name)
-    lease = lease_seconds if lease_seconds is not None else settings.DEFAULT_LEASE_SECONDS
+    lease = lease_seconds if lease_seconds is not None else project.run_lease_seconds
     check_lease(lease)
     plan = plan_stack(user=user, project=project, name=name, document=document)
     demand = plan.demand(lease_seconds=lease)

@@ -1,4 +1,4 @@
-"""A stack after launch: renew its lease, destroy it (data and all), expire leases that ran out."""
+"""A stack after launch: renew or extend its lease, destroy it (data and all), act on leases that ran out."""
 
 from __future__ import annotations
 
@@ -9,17 +9,24 @@ from django.db.models import Q
 from django.utils import timezone
 
 from portal import audit, errors
-from portal.models import Role
+from portal.models import Role, RunEnd
 from portal.moments import moment_text
 from portal.scoping import User, require_role
 from portal.task_queues import Queue, enqueue
 from provisioning import allocations
+from provisioning.lease_policy import extendable_until, latest_end
 from provisioning.models import DELETABLE_STATUSES, Instance, PublishedPort, Stack, Status
 from provisioning.services.cleanup import remove_stack_resources
 from provisioning.services.events import stack_event
 from provisioning.services.launch import check_lease
+from provisioning.services.shelving import stack_shelve
+from provisioning.signals import tell
 
 STUCK_TEARDOWN_AFTER = timedelta(minutes=10)
+# An extension that would add less than this is refused: it changes nothing anyone could use.
+SMALLEST_EXTENSION = timedelta(minutes=1)
+# Stacks whose run lease ends in the project's ``at_run_end``: the ones that have guests to keep.
+RUN_LEASE_SHELVES = (Status.RUNNING, Status.STOPPED)
 # After a failed delete the lease sweep waits this long before trying again, twice as long after
 # each further failure, never longer than the cap: a host that stays away is not asked (with an
 # event and an audit row each time) every minute.
@@ -27,26 +34,48 @@ FAILED_TEARDOWN_FIRST_PAUSE = timedelta(minutes=2)
 FAILED_TEARDOWN_MAX_PAUSE = timedelta(hours=1)
 
 
+def stack_extend(*, user: User, stack: Stack) -> Stack:
+    """Extend the lease as far as the policy allows from now (the one-click extension of a warning)."""
+    require_role(user, stack.project, Role.MEMBER)
+    with transaction.atomic():
+        locked = Stack.objects.select_for_update().select_related("project").get(pk=stack.pk)
+        _check_lease_changes(locked)
+        wanted = extendable_until(locked)
+        if wanted - locked.expires_at < SMALLEST_EXTENSION:
+            raise errors.Invalid.for_field(
+                "lease",
+                f"this stack's lease cannot be extended: project '{locked.project.name}' lets a stack live at "
+                f"most {_duration(locked.project.max_lease_seconds)} from its creation",
+            )
+        return _set_lease_end(user=user, stack=locked, end=wanted, how="extend")
+
+
 def stack_renew_lease(*, user: User, stack: Stack, lease_seconds: int, shorten: bool = False) -> Stack:
     """Set the stack to expire ``lease_seconds`` from now.
 
-    Two limits: the project's longest lifetime, counted from the stack's creation, so renewals
-    cannot keep data alive for ever; and an end earlier than the current one only when the caller
-    says so (``shorten``), so "15 minutes" on a day-long lease never cuts it silently.
+    The project's policy sets two limits: the longest single extension (``max_extension``), and the
+    longest life counted from the stack's creation (``max_life``), so renewals cannot keep data
+    alive for ever. An end earlier than the current one is set only when the caller says so
+    (``shorten``), so "15 minutes" on a day-long lease never cuts it silently.
     """
     require_role(user, stack.project, Role.MEMBER)
     check_lease(lease_seconds)
     with transaction.atomic():
         locked = Stack.objects.select_for_update().select_related("project").get(pk=stack.pk)
-        if locked.status not in DELETABLE_STATUSES:
-            raise errors.WrongState(f"stack is {locked.status}")
+        _check_lease_changes(locked)
+        project = locked.project
         wanted = timezone.now() + timedelta(seconds=lease_seconds)
-        latest = locked.created_at + timedelta(seconds=locked.project.max_lease_seconds)
-        if wanted > latest:
+        if wanted > latest_end(locked):
             raise errors.Invalid.for_field(
                 "lease",
-                f"project '{locked.project.name}' lets a stack live at most "
-                f"{_duration(locked.project.max_lease_seconds)} from its creation: until {moment_text(latest)}",
+                f"project '{project.name}' lets a stack live at most "
+                f"{_duration(project.max_lease_seconds)} from its creation: until {moment_text(latest_end(locked))}",
+            )
+        if lease_seconds > project.max_extension_seconds and wanted > locked.expires_at:
+            raise errors.Invalid.for_field(
+                "lease",
+                f"project '{project.name}' extends a lease by at most {_duration(project.max_extension_seconds)} "
+                "at a time, counted from now",
             )
         if wanted < locked.expires_at and not shorten:
             raise errors.Invalid.for_field(
@@ -54,19 +83,30 @@ def stack_renew_lease(*, user: User, stack: Stack, lease_seconds: int, shorten: 
                 f"this would end the lease earlier ({moment_text(wanted)} instead of "
                 f"{moment_text(locked.expires_at)}); ask to shorten it explicitly",
             )
-        previous_end = locked.expires_at  # the stored end: the caller's copy may be stale
-        locked.expires_at = wanted
-        locked.save(update_fields=["expires_at", "updated_at"])
-        stack_event(locked, f"lease renewed until {locked.expires_at:%Y-%m-%d %H:%M:%S %Z}")
-        audit.record(
-            actor=user,
-            action="stack.renew_lease",
-            target=locked,
-            project=locked.project,
-            lease_seconds=lease_seconds,
-            shortened=wanted < previous_end,
-        )
-    return locked
+        return _set_lease_end(user=user, stack=locked, end=wanted, how="renew", lease_seconds=lease_seconds)
+
+
+def _check_lease_changes(stack: Stack) -> None:
+    if stack.status not in DELETABLE_STATUSES:
+        raise errors.WrongState(f"stack is {stack.status}")
+
+
+def _set_lease_end(*, user: User, stack: Stack, end: datetime, how: str, **audit_fields: object) -> Stack:
+    """Write the new end of a locked stack's lease, with its event and audit row."""
+    previous_end = stack.expires_at  # the stored end: the caller's copy may be stale
+    stack.expires_at = end
+    stack.save(update_fields=["expires_at", "updated_at"])
+    stack_event(stack, "lease renewed until", moment=end)
+    audit.record(
+        actor=user,
+        action="stack.renew_lease" if how == "renew" else "stack.extend_lease",
+        target=stack,
+        project=stack.project,
+        expires_at=end.isoformat(),
+        shortened=end < previous_end,
+        **audit_fields,
+    )
+    return stack
 
 
 def _duration(seconds: int) -> str:
@@ -136,6 +176,7 @@ def stack_teardown(*, stack: Stack) -> Stack:
         locked.status, locked.deleted_at = Status.DELETED, timezone.now()
         locked.save(update_fields=["status", "deleted_at", "updated_at"])
         stack_event(locked, "deleted: domains destroyed, disks and network removed")
+        tell(locked, "stack.deleted", moment=locked.deleted_at)
     return locked
 
 
@@ -146,8 +187,11 @@ def failed_teardown_pause(failures: int) -> timedelta:
 
 
 def leases_expire(*, now: datetime | None = None) -> int:
-    """Queue the teardown of every stack whose lease has run out; return how many.
+    """Act on every stack whose lease has run out; return how many.
 
+    A running or stopped stack whose run lease ended is shelved or deleted, as its project's policy
+    says (``at_run_end``); a shelved stack whose storage lease ended is deleted; a stack that never
+    ran (pending, building, failed) is deleted. A stack busy with a job is left for the next sweep.
     A stack whose delete failed is tried again once its pause is over (``failed_teardown_pause``).
     Also re-queues teardowns that have sat in "deleting" too long (a worker died or the
     database refused a write), so an expired stack can never linger with its VM running.
@@ -155,9 +199,16 @@ def leases_expire(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     count = 0
     due = Q(teardown_retry_at__isnull=True) | Q(teardown_retry_at__lte=now)
-    for stack in Stack.objects.filter(due, expires_at__lte=now, status__in=DELETABLE_STATUSES):
+    expired = Stack.objects.filter(due, expires_at__lte=now, status__in=DELETABLE_STATUSES).select_related("project")
+    for stack in expired:
         try:
-            stack_destroy(user=None, stack=stack, reason="lease expired")
+            with transaction.atomic():
+                if stack.status in RUN_LEASE_SHELVES and stack.project.at_run_end == RunEnd.SHELVE:
+                    stack_shelve(user=None, stack=stack, reason="run lease ended")
+                else:
+                    reason = "storage lease ended" if stack.status == Status.SHELVED else "lease expired"
+                    stack_destroy(user=None, stack=stack, reason=reason)
+                tell(stack, "lease.ended", moment=stack.expires_at)
             count += 1
         except errors.WrongState:
             continue

@@ -1,4 +1,4 @@
-"""Finishing what a dead worker left: no stack stays "pending" or "building" for ever.
+"""Finishing what a dead worker left: no stack stays "pending", "building" or busy with a job for ever.
 
 A build task that the cluster killed at its timeout (or whose worker process died) leaves its
 stack "building" with VMs that may half exist; a build task lost with its broker leaves the stack
@@ -17,9 +17,12 @@ from django.db.models import Max
 from django.utils import timezone
 
 from portal.task_queues import Queue, enqueue
-from provisioning.models import Instance, Stack, Status
+from provisioning.drivers import DriverError
+from provisioning.models import BUSY_STATUSES, Instance, Stack, StackSnapshot, Status
 from provisioning.services.cleanup import remove_stack_resources
 from provisioning.services.events import stack_event
+from provisioning.services.hosts import driver_for
+from provisioning.services.stack_jobs import stack_host
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,9 @@ def stacks_watchdog(*, now: datetime | None = None) -> int:
     for stack in stalled.filter(last_event__lt=cutoff):
         _fail_stalled_build(stack, minutes=int(_stalled_after().total_seconds() // 60))
         handled += 1
+    busy = Stack.objects.filter(status__in=BUSY_STATUSES).annotate(last_event=Max("events__created_at"))
+    for stack in busy.filter(last_event__lt=cutoff):
+        handled += _settle_stalled_job(stack)
     forgotten = Stack.objects.filter(status=Status.PENDING, updated_at__lt=cutoff)
     for stack_id in list(forgotten.values_list("pk", flat=True)):
         # Touching updated_at spaces the retries out, one per watchdog period at most.
@@ -63,3 +69,38 @@ def _fail_stalled_build(stack: Stack, *, minutes: int) -> None:
             status=Status.ERROR, status_reason=reason[:1000]
         )
         stack_event(stack, f"failed: {reason}", is_error=True)
+
+
+def _settle_stalled_job(stack: Stack) -> int:
+    """A power, shelve, snapshot or revert job whose worker died: settle the stack as its guests now are.
+
+    Paused guests (a snapshot cut short) are resumed; each instance becomes running or stopped by
+    its domain's state, and the stack running if any tier runs. Instances keep their vCPUs and
+    memory throughout a job (only a finished shelve gives them back), so no claim changes here.
+    A host that does not answer leaves the stack for the next round.
+    """
+    instances = list(stack.instances.exclude(status=Status.DELETED).exclude(host=None))
+    states: dict[int, str] = {}
+    try:
+        if instances:
+            with driver_for(stack_host(stack)) as driver:
+                for instance in instances:
+                    state = driver.domain_info(name=instance.domain_name).state
+                    if state == "paused":
+                        driver.resume_domain(name=instance.domain_name)
+                        state = "running"
+                    states[instance.pk] = state
+    except DriverError as exc:
+        logger.warning("stack %s: stalled %s job not settled yet: %s", stack.pk, stack.status, exc.message)
+        return 0
+    running = [pk for pk, state in states.items() if state == "running"]
+    Instance.objects.filter(pk__in=running).update(status=Status.RUNNING)
+    Instance.objects.filter(pk__in=[pk for pk in states if pk not in running]).update(status=Status.STOPPED)
+    StackSnapshot.objects.filter(stack=stack, status=StackSnapshot.State.CREATING).update(
+        status=StackSnapshot.State.FAILED, status_reason="the worker taking it stopped"
+    )
+    settled = Status.RUNNING if running else Status.STOPPED
+    marked = Stack.objects.filter(pk=stack.pk, status=stack.status).update(status=settled, status_before="")
+    if marked:
+        stack_event(stack, f"the worker doing '{stack.status}' stopped; the stack is {settled}", is_error=True)
+    return marked

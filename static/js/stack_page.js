@@ -1,4 +1,5 @@
-// The stack page: the lease countdown, and saying a changed status aloud.
+// The stack page: the lease countdown, saying a changed status aloud, and keeping the actions column
+// steady while someone is using it.
 (() => {
   // Whole seconds left, written the way people read a clock; "expired" rather than a negative time.
   function remaining(milliseconds) {
@@ -42,4 +43,53 @@
   });
   tick();
   setInterval(tick, 1000);
+
+  // The actions column comes again with every re-read of the live part (hx-swap-oob). Swapped in when
+  // nothing in it changed, it would throw away a half-typed snapshot name; swapped under an open dialog,
+  // it would leave the dialog's backdrop behind. So it is swapped only when it changed (its key), with
+  // what the person typed carried over, and never under a dialog: then the live part is read again
+  // once the dialog closes.
+  let waitingForDialog = false;
+
+  function carryOver(from, to) {
+    for (const field of from.querySelectorAll("input[id], select[id], textarea[id]")) {
+      const twin = to.querySelector(`#${CSS.escape(field.id)}`);
+      if (!twin || twin.tagName !== field.tagName || twin.type !== field.type) continue;
+      if (field.type === "checkbox" || field.type === "radio") {
+        if (field.checked !== field.defaultChecked) twin.checked = field.checked;
+      } else if (field.tagName === "SELECT") {
+        const chosen = field.selectedOptions[0];
+        if (chosen && !chosen.defaultSelected && [...twin.options].some((o) => o.value === field.value)) {
+          twin.value = field.value;
+        }
+      } else if (field.value !== field.defaultValue) {
+        twin.value = field.value;
+      }
+    }
+  }
+
+  document.addEventListener("htmx:oobBeforeSwap", (event) => {
+    const current = event.detail.target;
+    if (!current || current.id !== "stack-actions") return;
+    const incoming = event.detail.fragment.querySelector("#stack-actions");
+    if (!incoming) return;
+    if (incoming.dataset.actionsKey === current.dataset.actionsKey) {
+      event.preventDefault();
+      return;
+    }
+    if (current.querySelector(".modal.show")) {
+      waitingForDialog = true;
+      event.preventDefault();
+      return;
+    }
+    carryOver(current, incoming);
+  });
+
+  document.addEventListener("hidden.bs.modal", () => {
+    if (!waitingForDialog) return;
+    waitingForDialog = false;
+    const part = document.getElementById("stack-status");
+    const address = part && part.getAttribute("hx-get");
+    if (address) window.htmx.ajax("GET", address, { source: part, target: part, swap: "outerHTML" });
+  });
 })();

@@ -18,6 +18,7 @@ from django_q.tasks import async_task
 from catalog.models import Feed
 from catalog.services import feed_subscribe
 from portal import errors
+from portal.models import RunEnd
 from provisioning.models import Stack, Status
 from tests.catalog.hostile_servers import DripServer
 from tests.polling import wait_for
@@ -63,6 +64,8 @@ def test_a_projects_slow_feeds_cannot_hold_up_lease_expiry(member, project, tmp_
             timeout=60,
             what=f"an import to hang on the silent server (log: {log})",
         )
+        project.at_run_end = RunEnd.DELETE
+        project.save(update_fields=["at_run_end"])
         expired = Stack.objects.create(
             project=project,
             name="expired",

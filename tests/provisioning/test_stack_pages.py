@@ -107,7 +107,7 @@ def test_a_deleted_stack_says_so_plainly(web, stack):
     assert f'<a href="{reverse("stack-list")}">Back to the stacks</a>' in page
     for absent in ("data-countdown", "Extend by", "Delete stack", "Deleting deleted by user", "Being deleted"):
         assert absent not in page
-    assert "hx-get" not in page
+    assert f'hx-get="{reverse("stack-status", args=[stack.pk])}"' not in page  # nothing re-reads it
     assert "data-live-socket" not in page
     assert "Tiers" not in page  # the instances are gone; the history stays
     assert "History" in page
@@ -180,58 +180,59 @@ def test_an_expired_lease_reads_expired_not_a_negative_time(web, stack):
     assert ">expired</time>" in page
 
 
-def test_extend_adds_the_chosen_time_to_the_current_end(web, stack):
-    before = stack.expires_at
-    response = web.post(reverse("stack-renew-lease", args=[stack.pk]), {"extend_by": 4 * 3600})
+def test_the_lease_is_set_the_chosen_time_from_now(web, stack):
+    response = web.post(reverse("stack-renew-lease", args=[stack.pk]), {"lease_seconds": 4 * 3600})
     assert response.status_code == 302
     stack.refresh_from_db()
-    assert abs(stack.expires_at - (before + timedelta(hours=4))) < timedelta(seconds=5)
-    assert any(text.startswith("Lease extended by about 4 h: shop now runs until") for text in _flash(response))
+    assert abs(stack.expires_at - (timezone.now() + timedelta(hours=4))) < timedelta(seconds=5)
+    # The 10-minute lease now ends 4 hours from now: 3 h 50 min later than it did.
+    assert any(text.startswith("Lease extended by about 3 h 50 min: shop now runs until") for text in _flash(response))
 
 
-@pytest.mark.parametrize("extend_by", [-3600, 0, 30, "soon"])
-def test_extend_never_shortens_nor_takes_nonsense(web, stack, extend_by):
+@pytest.mark.parametrize("lease_seconds", [-3600, 0, 30, 5 * 60, "soon"])
+def test_the_lease_is_never_shortened_nor_set_to_nonsense(web, stack, lease_seconds):
     before = stack.expires_at
-    response = web.post(reverse("stack-renew-lease", args=[stack.pk]), {"extend_by": extend_by})
+    response = web.post(reverse("stack-renew-lease", args=[stack.pk]), {"lease_seconds": lease_seconds})
     assert response.status_code == 302
     stack.refresh_from_db()
-    assert stack.expires_at == before
+    assert stack.expires_at == before  # 5 minutes from now would end the 10-minute lease earlier
     assert any(text.startswith("The lease was not changed.") for text in _flash(response))
 
 
-def test_extend_offers_only_what_the_project_allows_and_refuses_more(web, stack, project):
-    project.max_lease_seconds = 2 * 3600
+def test_only_extensions_within_the_policy_are_offered_from_now_and_more_is_refused(web, stack, project):
+    project.max_extension_seconds = 2 * 3600
     project.save()
     page = _page(web, stack)
-    offered = re.findall(r'<option value="(\d+)"', page)
-    room = (stack.created_at + timedelta(hours=2) - LIMIT_MARGIN) - stack.expires_at
-    assert offered[:2] == ["1800", "3600"]
-    assert len(offered) == 3
-    assert abs(int(offered[2]) - room.total_seconds()) <= 2
-    assert "as long as allowed" in page
-    assert "lets a stack live until" in page  # the rule, stated
+    offered = re.findall(r'<option value="(\d+)"[^>]*>([^<]*)</option>', page)
+    assert offered == [("1800", "30 minutes from now"), ("3600", "1 hour from now")]
+    assert "extends a lease by at most 2 hours at a time, counted from now" in page
+    assert "lets a stack live until" in page  # the longest life, stated
 
     before = stack.expires_at
-    response = web.post(reverse("stack-renew-lease", args=[stack.pk]), {"extend_by": 4 * 3600})
+    response = web.post(reverse("stack-renew-lease", args=[stack.pk]), {"lease_seconds": 4 * 3600})
     stack.refresh_from_db()
     assert stack.expires_at == before
-    assert any("may live until" in text for text in _flash(response))
-
-    web.post(reverse("stack-renew-lease", args=[stack.pk]), {"extend_by": offered[2]})
-    stack.refresh_from_db()
-    assert stack.expires_at > before
-    assert stack.expires_at <= stack.created_at + timedelta(hours=2)
+    assert any("may now be extended until" in text for text in _flash(response))
 
 
-def test_the_default_extension_is_an_hour_unless_less_is_left(stack, project):
-    form = ExtendLeaseForm(stack=stack)
-    assert form.fields["extend_by"].initial == 3600
-    project.max_lease_seconds = 50 * 60
+def test_the_longest_life_bounds_what_is_offered(web, stack, project):
+    project.max_lease_seconds = 2 * 3600
     project.save()
     stack.refresh_from_db()
     form = ExtendLeaseForm(stack=stack)
-    assert [seconds for seconds, _label in form.choices] == [1800, form.room_seconds]
-    assert form.fields["extend_by"].initial == 1800
+    assert [seconds for seconds, _label in form.choices] == [1800, 3600]
+    assert form.most_seconds <= (stack.created_at + timedelta(hours=2) - LIMIT_MARGIN - form.now).total_seconds()
+
+
+def test_the_default_extension_is_an_hour_unless_less_is_allowed(stack, project):
+    form = ExtendLeaseForm(stack=stack)
+    assert form.fields["lease_seconds"].initial == 3600
+    project.max_extension_seconds = 50 * 60
+    project.save()
+    stack.refresh_from_db()
+    form = ExtendLeaseForm(stack=stack)
+    assert [seconds for seconds, _label in form.choices] == [1800]
+    assert form.fields["lease_seconds"].initial == 1800
 
 
 def test_a_lease_at_the_limit_offers_no_extension(web, stack, project):
@@ -244,7 +245,7 @@ def test_a_lease_at_the_limit_offers_no_extension(web, stack, project):
 
 def test_an_expired_lease_is_extended_from_now(stack):
     _set(stack, status=Status.RUNNING, expires_at=timezone.now() - timedelta(minutes=5))
-    form = ExtendLeaseForm({"extend_by": 3600}, stack=stack)
+    form = ExtendLeaseForm({"lease_seconds": 3600}, stack=stack)
     assert form.is_valid(), form.errors
     assert form.cleaned_data["new_end"] > timezone.now() + timedelta(minutes=59)
 
@@ -285,7 +286,7 @@ def test_deleting_shows_a_message_and_the_confirm_page_of_a_deleted_stack_goes_b
 def test_outsiders_cannot_reach_the_confirm_step(client, outsider, stack):
     client.force_login(outsider)
     assert client.get(reverse("stack-delete", args=[stack.pk])).status_code == 404
-    assert client.post(reverse("stack-renew-lease", args=[stack.pk]), {"extend_by": 3600}).status_code == 404
+    assert client.post(reverse("stack-renew-lease", args=[stack.pk]), {"lease_seconds": 3600}).status_code == 404
 
 
 # --- the list ------------------------------------------------------------------------------------

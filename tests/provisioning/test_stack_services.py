@@ -10,6 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from portal import errors
+from portal.models import RunEnd
 from provisioning.drivers import open_driver
 from provisioning.models import Host, Instance, PublishedPort, Stack, Status
 from provisioning.services import lifecycle
@@ -189,6 +190,8 @@ def test_unreachable_host_fails_the_build_cleanly(member, project, ready_version
 
 
 def test_expired_leases_are_destroyed(member, project, test_host, ready_version, django_capture_on_commit_callbacks):
+    project.at_run_end = RunEnd.DELETE
+    project.save()
     with django_capture_on_commit_callbacks(execute=True):
         expired = launch(member, project, ready_version, name="old")
         current = launch(member, project, ready_version, name="new")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from portal.models import AuditEvent
+from portal.models import AuditEvent, RunEnd
 from provisioning import naming
 from provisioning.drivers import DomainSpec, HostUnreachable, InvalidRequest, open_driver
 from provisioning.models import Instance, Stack, StackNetwork, Status
@@ -26,6 +26,8 @@ UNREACHABLE = "qemu+tcp://127.0.0.1:1/system"
 def stack_on(host, project, version, *, instances: int = 1, expired: bool = True) -> Stack:
     """A running stack's rows, its instances on ``host`` (what exists on the host is up to the test)."""
     ends = timezone.now() + (timedelta(seconds=-1) if expired else timedelta(hours=1))
+    project.at_run_end = RunEnd.DELETE  # these tests are about deleting: the lease sweep deletes
+    project.save(update_fields=["at_run_end"])
     stack = Stack.objects.create(project=project, name="s", expires_at=ends, status=Status.RUNNING)
     for index in range(instances):
         tags = naming.instance_tags(project_id=project.pk, stack_id=stack.pk, instance_id=1000 * stack.pk + index)
