@@ -151,3 +151,16 @@ def convert_to_qcow2(source: Path, *, source_format: str, destination: Path, max
     except ImageError:
         destination.unlink(missing_ok=True)
         raise
+
+
+def rebase_overlay(path: Path, *, backing_path: str, backing_format: str) -> None:
+    """Point the qcow2 overlay at ``path`` to another backing file, changing only its header.
+
+    For a portal-made overlay moved to a host whose base volume lives at another path: the data
+    stays as it is (``-u``: the backing file is not opened, it is on the other host).
+    """
+    if not backing_path.startswith("/"):
+        raise ImageError("the new backing file must be an absolute path on its host")
+    arguments = ["rebase", "-u", "-f", "qcow2", "-F", backing_format, "-b", backing_path, _image_path(path)]
+    # It rewrites the header in place: the file may not grow past a little more than it is.
+    _run_qemu_img(arguments, memory_bytes=_CONVERT_MEMORY_LIMIT_BYTES, file_bytes=path.stat().st_size + 1024 * 1024)

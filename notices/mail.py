@@ -19,7 +19,7 @@ from notices.extend_links import extend_link_issue
 from notices.links import absolute, extend_link_url, stack_page_url
 from notices.models import EXTENDABLE_EVENTS, Event, ExtendLink, Notification
 from portal.models import RunEnd
-from portal.moments import moment_text
+from portal.moments import duration_text, moment_text
 from provisioning.models import DELETABLE_STATUSES, Stack, Status
 from provisioning.services.lifecycle import latest_end
 
@@ -35,24 +35,12 @@ SUBJECTS = {
 WHAT = {
     Event.LEASE_WARNING: 'The lease of stack "{name}" in project "{project}" ends {moment}.',
     Event.LEASE_ENDED: 'The lease of stack "{name}" in project "{project}" ended {moment}.',
-    Event.STACK_IDLE: 'Stack "{name}" in project "{project}" has been idle. Its lease ends {moment}.',
+    Event.STACK_IDLE: 'Stack "{name}" in project "{project}" has been idle. It will be shelved {moment} '
+    "unless it is used before then.",
     Event.STACK_SHELVED: 'Stack "{name}" in project "{project}" was shelved: its VMs are stopped and its disks '
     "are kept until {moment}.",
     Event.STACK_DELETED: 'Stack "{name}" in project "{project}" was deleted, disks and all.',
 }
-
-
-def duration_text(seconds: int) -> str:
-    """``4 hours``, ``1 day 2 hours``, ``30 minutes``: a policy's duration for people."""
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    parts = [
-        f"{count} {unit}{'s' if count != 1 else ''}"
-        for count, unit in ((days, "day"), (hours, "hour"), (minutes, "minute"))
-        if count
-    ]
-    return " ".join(parts[:2]) or f"{seconds} seconds"
 
 
 def at_lease_end(stack: Stack) -> str:

@@ -28,7 +28,8 @@ class Event(models.TextChoices):
 
 
 # Events after which the stack may still be kept longer: their mail carries a one-click extend link.
-EXTENDABLE_EVENTS = (Event.LEASE_WARNING, Event.LEASE_ENDED, Event.STACK_IDLE, Event.STACK_SHELVED)
+# (Not an idle warning: a longer lease does not keep an idle stack from being shelved; using it does.)
+EXTENDABLE_EVENTS = (Event.LEASE_WARNING, Event.LEASE_ENDED, Event.STACK_SHELVED)
 
 
 class NotificationQuerySet(ProjectScopedQuerySet["Notification"]):

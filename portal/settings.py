@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "catalog",
     "provisioning",
     "notices",
+    "usage",
 ]
 
 MIDDLEWARE = [
@@ -355,6 +356,11 @@ SNAPSHOTS_PER_STACK = env_int("PORTAL_SNAPSHOTS_PER_STACK", 10, minimum=1, maxim
 # A base image's copy in a host's pool that no instance on that host needs, and that no build has
 # used for this long, is removed by the reconciler (the next build there uploads it again).
 BASE_VOLUME_IDLE_SECONDS = env_int("PORTAL_BASE_VOLUME_IDLE", 24 * 3600, minimum=0)
+# Idle stacks (provisioning/services/idle.py), in projects that set idle_after_seconds: a tier whose
+# guest used more than this share of one vCPU since the last minute's sample is busy; a stack idle
+# long enough is warned this long before it is shelved (at most half its project's idle period).
+IDLE_CPU_PERCENT = env_int("PORTAL_IDLE_CPU_PERCENT", 5, minimum=1, maximum=100)
+IDLE_WARNING_SECONDS = env_int("PORTAL_IDLE_WARNING", 1800, minimum=0)
 # Consoles (provisioning/consoles): open sessions per user. The browser origins (exact
 # scheme://host:port) allowed to open any of the portal's websockets besides its own pages
 # (portal/socket_origin.py); the endpoints' host is never let in.

@@ -49,15 +49,27 @@ def release(instances: QuerySet[Instance]) -> None:
     Only instances that count (``ACTIVE_STATUSES``, on a host) are given back, so releasing an
     instance twice, or one that never counted, changes nothing.
     """
+    for row in _held_per_host(instances):
+        _take_back(row["host_id"], row)
+
+
+def hold(instances: QuerySet[Instance]) -> None:
+    """Add to their hosts what ``instances`` hold: the opposite of ``release``, for instances put back on
+    a host in the transaction that puts them there (a move to another host that failed)."""
+    for row in _held_per_host(instances):
+        Host.objects.filter(pk=row["host_id"]).update(**{name: F(name) + row[name] for name in COUNTED})
+
+
+def _held_per_host(instances: QuerySet[Instance]) -> list[dict[str, Any]]:
+    """What the counting ``instances`` hold, summed per host, hosts in the order of their ids (so that
+    two writers never wait for each other's rows in turn)."""
     held = (
         instances.filter(status__in=ACTIVE_STATUSES, host__isnull=False)
         .order_by()
         .values("host_id")
         .annotate(**{name: Coalesce(total, 0) for name, total in COUNTED.items()})
     )
-    # Hosts in the order of their ids, so that two releases never wait for each other's rows in turn.
-    for row in sorted(held, key=lambda row: row["host_id"]):
-        _take_back(row["host_id"], row)
+    return sorted(held, key=lambda row: row["host_id"])
 
 
 def instance_row_deleted(instance: Instance) -> None:

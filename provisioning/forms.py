@@ -194,17 +194,6 @@ class SnapshotForm(BootstrapForm):
         self.fields["name"].initial = timezone.localtime().strftime("snap-%Y%m%d-%H%M")
 
 
-def duration_text(seconds: int) -> str:
-    """``2 days 3 hours``, ``5 hours 20 minutes``, ``45 minutes``: two units at most."""
-    units = [("day", 86400), ("hour", 3600), ("minute", 60)]
-    parts = []
-    for name, size in units:
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
-    return " ".join(parts[:2]) or "less than a minute"
-
-
 class TemplateLaunchForm(BootstrapForm):
     name = STACK_NAME.form_field()
     project = forms.ModelChoiceField(queryset=None)

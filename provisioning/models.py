@@ -288,6 +288,11 @@ class Stack(models.Model):
     # up; ``schedule_state`` is what it wanted at the last sweep ("up", "down", "" before the first).
     schedule = models.JSONField(null=True, blank=True)
     schedule_state = models.CharField(max_length=4, blank=True)
+    # While an unshelve moves the stack to another host (``services.stack_move``): the host its disks
+    # are copied from, which keeps them (the reconciler counts them as claimed) until the move ends.
+    moving_from = models.ForeignKey(
+        Host, null=True, blank=True, on_delete=models.PROTECT, related_name="stacks_moving_away"
+    )
 
     objects = StackQuerySet.as_manager()
 
@@ -464,3 +469,31 @@ class ConsoleTicket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} console of {self.instance} for {self.user}"
+
+
+class StackActivity(models.Model):
+    """What the idle sweep last saw of a running stack (``provisioning.services.idle``).
+
+    Kept only while the stack runs in a project that shelves idle stacks: any other status drops
+    the row, so counters from before a stop or a shelve never judge the stack afterwards.
+    """
+
+    class Kind(models.TextChoices):
+        CPU = "cpu", "CPU use"
+        CONSOLE = "console", "A console session"
+        CONNECTION = "connection", "A connection to a published port"
+
+    stack = models.OneToOneField(Stack, on_delete=models.CASCADE, related_name="activity")
+    sampled_at = models.DateTimeField(help_text="When its guests were last sampled")
+    # CPU time each guest had used at ``sampled_at`` (ns), by instance id: the next sample's baseline.
+    cpu_ns = models.JSONField(default=dict, blank=True)
+    last_active_at = models.DateTimeField(help_text="When it was last seen in use (or first sampled)")
+    last_activity = models.CharField(max_length=10, choices=Kind.choices, blank=True)
+    idle_warned_at = models.DateTimeField(null=True, blank=True)
+    idle_shelve_at = models.DateTimeField(null=True, blank=True, help_text="When the warning said it would be shelved")
+
+    class Meta:
+        verbose_name_plural = "stack activities"
+
+    def __str__(self) -> str:
+        return f"activity of {self.stack}"

@@ -8,6 +8,7 @@ from provisioning.models import Host, Stack
 from provisioning.services import (
     build,
     hosts,
+    idle,
     image_waits,
     lifecycle,
     power,
@@ -77,8 +78,10 @@ def shelve_stack(stack_id: int, memory: bool = True, reason: str = "") -> str:
     return shelving.shelve_job(stack_id=stack_id, memory=memory, reason=reason)
 
 
-def unshelve_stack(stack_id: int) -> str:
-    return shelving.unshelve_job(stack_id=stack_id)
+def unshelve_stack(
+    stack_id: int, from_host: int | None = None, cidr: str = "", ports: list[list[int]] | None = None
+) -> str:
+    return shelving.unshelve_job(stack_id=stack_id, from_host=from_host, cidr=cidr, ports=ports)
 
 
 def snapshot_stack(stack_id: int, snapshot_id: int) -> str:
@@ -96,3 +99,8 @@ def delete_snapshot(snapshot_id: int) -> str:
 def apply_schedules() -> int:
     """Shelve and unshelve the stacks whose weekly schedule changed since the last minute."""
     return schedules.schedules_apply()
+
+
+def sweep_idle_stacks() -> int:
+    """Warn, then shelve, running stacks that stayed idle for their project's idle period."""
+    return idle.idle_sweep()

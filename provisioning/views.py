@@ -23,12 +23,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from catalog.selectors import appliance_versions_visible_to
 from portal import errors
 from portal.models import Project, Role, RunEnd
-from portal.moments import moment_text
+from portal.moments import duration_text, moment_text
 from portal.scoping import role_in
 from portal.web_errors import errors_as_messages, errors_on
 from provisioning import quotas, selectors
 from provisioning.diagram import tier_diagram
-from provisioning.forms import LEAST_GAIN, ExtendLeaseForm, LaunchForm, ShelveForm, SnapshotForm, duration_text
+from provisioning.forms import LEAST_GAIN, ExtendLeaseForm, LaunchForm, ShelveForm, SnapshotForm
 from provisioning.lease_policy import extendable_until, latest_end
 from provisioning.models import BUSY_STATUSES, DELETABLE_STATUSES, Instance, Stack, StackSnapshot, Status
 from provisioning.services import launch, lifecycle

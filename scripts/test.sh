@@ -44,4 +44,5 @@ rm -rf "$SQLITE_DIR" && mkdir -p "$SQLITE_DIR"
 DATABASE_URL="sqlite:///$SQLITE_DIR/portal.sqlite3" "$VENV/bin/python" -m pytest \
     tests/provisioning/test_placement.py tests/provisioning/test_placement_claims.py \
     tests/provisioning/test_quotas.py tests/provisioning/test_stack_services.py \
-    tests/provisioning/test_launch_with_worker.py tests/portal/test_project_quotas.py
+    tests/provisioning/test_launch_with_worker.py tests/portal/test_project_quotas.py \
+    tests/provisioning/test_stack_life.py

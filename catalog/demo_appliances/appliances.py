@@ -30,7 +30,11 @@ DEMO_DB = DemoAppliance(
     role="db",
     port=5432,
     title="Demo db tier",
-    description="Minimal Linux guest serving a small record over HTTP on port 5432 as the db tier of the demo stack.",
+    description=(
+        "Minimal Linux guest, the db tier of the demo stack, on port 5432: keeps records on its own disk "
+        "(they survive a reboot and a power-off), takes a new one by POST /records (one line of text/plain) "
+        "and lists them over HTTP, with its status line."
+    ),
 )
 DEMO_APP = DemoAppliance(
     appliance="demo-app",
@@ -38,8 +42,8 @@ DEMO_APP = DemoAppliance(
     port=8080,
     title="Demo app tier",
     description=(
-        "Minimal Linux guest serving an HTTP page on port 8080 as the app tier of the demo stack: "
-        "the db tier's record, fetched over the stack network."
+        "Minimal Linux guest, the app tier of the demo stack, on port 8080: passes records between the web "
+        "and db tiers over the stack network, and serves a page with the db tier's status and every record."
     ),
     upstream=DEMO_DB,
 )
@@ -49,8 +53,9 @@ DEMO_WEB = DemoAppliance(
     port=80,
     title="Demo web tier",
     description=(
-        "Minimal Linux guest serving an HTTP page on port 80 as the web tier of the demo stack: "
-        "every tier's instance name and the db's record, fetched through the app tier."
+        "Minimal Linux guest, the web tier of the demo stack, on port 80: its page shows every tier's "
+        "instance name, the db tier's status and every record, oldest first; POST /records (one line of "
+        "text/plain) adds a record, which the db tier keeps on its disk."
     ),
     upstream=DEMO_APP,
 )

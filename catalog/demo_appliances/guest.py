@@ -1,10 +1,12 @@
 """What runs inside each appliance: the files under ``rootfs/`` and one generated settings file.
 
-``rootfs/`` mirrors the guest's root: ``init`` (busybox sh as PID 1), the DHCP hook, and the
-shell library in ``lib/demo`` that reads the NoCloud config drive, configures the NICs by MAC
-and keeps the tier's page fresh. Those files are the same in every appliance; what makes an
-appliance the web, app or db tier (or the probe) is ``/etc/appliance.env``, written here. Keeping
-the scripts as real files lets the tests run their functions with the build machine's shell.
+``rootfs/`` mirrors the guest's root: ``init`` (busybox sh as PID 1), the DHCP hook, and the shell
+library in ``lib/demo`` that reads the NoCloud config drive, configures the NICs by MAC, keeps the
+tier's status fresh, answers HTTP requests (``handle-request``, one per connection), keeps the db
+tier's record log and powers off on the ACPI power button. Those files are the same in every
+appliance; what makes an appliance the web, app or db tier (or the probe) is
+``/etc/appliance.env``, written here. Keeping the scripts as real files lets the tests run their
+functions with the build machine's shell.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import shlex
 from pathlib import Path
 
 from catalog.demo_appliances.appliances import DemoAppliance
+from catalog.demo_appliances.records import RECORD_LOG_HEADER_BYTES, RECORD_LOG_MAX_BYTES, RECORD_MAX_BYTES
 
 ROOTFS = Path(__file__).with_name("rootfs")
 # Printed on the serial console once httpd serves, so a log shows when the guest came up.
 READY_MARKER = "DEMO-APPLIANCE-READY"
 # Files the guest runs directly; everything else is sourced or read.
-EXECUTABLES = frozenset({"init", "etc/udhcpc.script"})
+EXECUTABLES = frozenset({"init", "etc/udhcpc.script", "etc/acpi/power-off", "lib/demo/handle-request"})
 APPLIANCE_ENV = "etc/appliance.env"
 
 
@@ -43,5 +46,8 @@ def render_appliance_env(appliance: DemoAppliance, version: str, modules: tuple[
         "UPSTREAM_ROLE": upstream.role if upstream else "",
         "UPSTREAM_PORT": str(upstream.port) if upstream else "",
         "READY_MARKER": READY_MARKER,
+        "RECORD_MAX_BYTES": str(RECORD_MAX_BYTES),
+        "RECORD_LOG_MAX_BYTES": str(RECORD_LOG_MAX_BYTES),
+        "RECORD_LOG_HEADER_BYTES": str(RECORD_LOG_HEADER_BYTES),
     }
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())

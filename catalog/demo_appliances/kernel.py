@@ -1,8 +1,10 @@
 """Step 2: the kernel and the modules the guest loads, taken from the unpacked kernel package.
 
-Debian's cloud kernel builds virtio, the ISO 9660 filesystem and its CD-ROM layer as modules. The
-guest needs the network driver, and the block driver and isofs to read the config drive (the BIOS
-reads the boot disk, so the kernel never needs the block driver for that). busybox ``insmod``
+Debian's cloud kernel builds virtio, the ISO 9660 filesystem and its CD-ROM layer, the ACPI button
+driver and the input event interface as modules. The guest needs the network driver, the block
+driver (the config drive, and the db tier's record log on the boot disk: the BIOS reads the boot
+disk for the boot loader, so booting alone never needs it), isofs to read the config drive, and
+the ACPI power button as an input device that busybox ``acpid`` can watch. busybox ``insmod``
 neither resolves dependencies nor decompresses: the init script loads plain module files in the
 order worked out here, from each module's own ``depends=`` (an unpacked package has no
 ``modules.dep``, which ``depmod`` makes on install).
@@ -16,9 +18,10 @@ from pathlib import Path
 
 from catalog.demo_appliances.tools import ApplianceBuildError
 
-# virtio_pci finds the devices; virtio_net drives the NICs; virtio_blk shows the config drive as a
-# disk and isofs (which needs cdrom) mounts it.
-ROOT_MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "isofs")
+# virtio_pci finds the devices; virtio_net drives the NICs; virtio_blk shows the boot disk and the
+# config drive as disks and isofs (which needs cdrom) mounts the drive; button reports the ACPI power
+# button (libvirt's shutdown and reboot) as a key, and evdev lets acpid read it.
+ROOT_MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "isofs", "button", "evdev")
 
 
 def find_kernel(tree: Path) -> Path:

@@ -14,14 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from catalog.demo_appliances.appliances import DemoAppliance
-from catalog.demo_appliances.disk import SYSLINUX_CFG
+from catalog.demo_appliances.disk import syslinux_cfg
 from catalog.demo_appliances.files import write_if_changed
 from catalog.demo_appliances.guest import EXECUTABLES, render_appliance_env
 from catalog.demo_appliances.kernel import ROOT_MODULES
 from catalog.demo_appliances.packages import BuildInputs
+from catalog.demo_appliances.records import record_log_reserve_mib
 
 # Bump whenever a change to the builder alters the images in a way the hash does not see.
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 BASE_VERSION = "1.0.0"
 MANIFEST_NAME = "manifest.json"
 _ENTRY_KEYS = ("input_hash", "version", "filename", "built_at")
@@ -43,7 +44,9 @@ def input_hash(inputs: BuildInputs, appliance: DemoAppliance, files: Mapping[str
         "modules": list(ROOT_MODULES),
         "rootfs": {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
         "executables": sorted(EXECUTABLES),
-        "syslinux": SYSLINUX_CFG,
+        # The log's offset follows from the payload's size, which the package versions and files fix.
+        "syslinux": syslinux_cfg(0),
+        "record_log_reserve_mib": record_log_reserve_mib(),
         "appliance": render_appliance_env(appliance, "", ROOT_MODULES),
     }
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()

@@ -110,7 +110,7 @@ class SnapshotCreateSerializer(StrictRequestSerializer):
 
 
 class ScheduleWindowSerializer(serializers.Serializer):
-    days = serializers.ListField(child=serializers.ChoiceField(choices=list(DAYS)), max_length=7)
+    days = serializers.ListField(child=serializers.ChoiceField(choices=list(DAYS)), min_length=1, max_length=7)
     up = serializers.RegexField(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", help_text="HH:MM, local time")
     down = serializers.RegexField(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", help_text="HH:MM; before 'up': the next day")
 
@@ -119,7 +119,7 @@ class ScheduleSerializer(serializers.Serializer):
     """For the schema: the service validates (``provisioning.stack_schedules``)."""
 
     time_zone = serializers.CharField(default="UTC", help_text="IANA time zone, e.g. Europe/Paris")
-    windows = ScheduleWindowSerializer(many=True, max_length=MAX_WINDOWS)
+    windows = ScheduleWindowSerializer(many=True, allow_empty=False, max_length=MAX_WINDOWS)
 
 
 class ShelveSerializer(StrictRequestSerializer):

@@ -155,7 +155,8 @@ class StackViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.R
         stack = self.get_object()
         if request.method == "GET":
             rows = StackSnapshot.objects.filter(stack=stack).select_related("created_by")
-            return Response(SnapshotSerializer(rows, many=True).data)
+            page = self.paginate_queryset(rows)
+            return self.get_paginated_response(SnapshotSerializer(page, many=True).data)
         given = SnapshotCreateSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         made = snapshots.snapshot_create(user=request.user, stack=stack, **given.validated_data)
@@ -182,16 +183,16 @@ class StackViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.R
         row = snapshots.snapshot_delete(user=request.user, stack=stack, snapshot=snapshot)
         return Response(SnapshotSerializer(row).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(
-        request=ScheduleSerializer,
-        responses={200: StackSerializer},
-        description="Body: the schedule (``time_zone`` and ``windows``); ``null`` or no body removes it.",
-    )
-    @action(detail=True, methods=["put"])
+    @extend_schema(methods=["put"], request=ScheduleSerializer, responses={200: StackSerializer})
+    @extend_schema(methods=["delete"], request=None, responses={200: StackSerializer})
+    @action(detail=True, methods=["put", "delete"])
     def schedule(self, request: Request, pk: str | None = None) -> Response:
-        """Set the stack's weekly schedule: shelved when it says down, unshelved when it says up."""
-        document = request.data or None  # null, no body (or an empty object): no schedule
-        if document is not None and not isinstance(document, dict):
-            raise errors.Invalid.for_field("schedule", "a schedule is an object with 'time_zone' and 'windows'")
+        """PUT sets the stack's weekly schedule (shelved when it says down, unshelved when it says up);
+        DELETE removes it."""
+        document = None
+        if request.method == "PUT":
+            document = request.data
+            if not isinstance(document, dict) or not document:
+                raise errors.Invalid.for_field("schedule", "a schedule is an object with 'time_zone' and 'windows'")
         stack = schedules.stack_schedule_set(user=request.user, stack=self.get_object(), document=document)
         return self._answer(stack.pk)

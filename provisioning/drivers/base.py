@@ -170,6 +170,27 @@ class DomainInfo:
     vnc_port: int | None = None
 
 
+@dataclass(frozen=True)
+class DomainActivity:
+    """One sample of what a domain is doing, for telling idle stacks from busy ones.
+
+    Counters only mean something against an earlier sample of the same domain: CPU time grows while
+    the guest runs (and starts again from zero when it boots again), and a connection is new when
+    its name was not in the earlier sample.
+    """
+
+    cpu_time_ns: int  # CPU time the guest has used since it started, all vCPUs and QEMU's own threads
+    running: bool  # its vCPUs run (a paused or stopped guest does nothing)
+    # The TCP connections its published ports carry now, each named by the netdev and the host socket
+    # that holds it ("pub0/22"), so a name not seen in the last sample is a new connection. None when
+    # the host cannot tell (its driver has no QEMU monitor, or the guest's network is not QEMU's own).
+    connections: frozenset[str] | None
+    # Connections through its published ports that closed in the last seconds: QEMU keeps one about
+    # ten seconds (TCP's TIME_WAIT), so a sample sees short requests it could not name as new (their
+    # sockets, and so their names, are reused). 0 when unknown.
+    recently_closed: int = 0
+
+
 class ConsoleStream(Protocol):
     """A domain's serial console, opened through the hypervisor's own connection (no port on the host).
 
@@ -329,6 +350,14 @@ class HypervisorDriver(Protocol):
         """Stream a volume's bytes into the local file ``dest_path``; return how many were written.
 
         The file appears only once complete (a failed download leaves none).
+        """
+        ...
+
+    def domain_activity(self, *, names: list[str]) -> dict[str, DomainActivity]:
+        """A sample of each named domain's activity, read in one call to the host (plus one monitor
+        question per running domain for its connections).
+
+        A name the host does not know is left out of the answer; ``NotFound`` is never raised.
         """
         ...
 

@@ -8,7 +8,8 @@ The driver is assembled from parts with one job each, sharing one connection:
 ``libvirt_connection`` (opening, reconnecting, host capabilities), ``libvirt_errors`` (error
 translation), ``libvirt_storage`` (pools, volumes, uploads and downloads), ``libvirt_domains`` (domains),
 ``libvirt_power`` (power actions and managed saves), ``libvirt_snapshots`` (internal snapshots),
-``libvirt_networks`` (stack networks) and ``libvirt_console`` (serial consoles over libvirt streams).
+``libvirt_networks`` (stack networks), ``libvirt_console`` (serial consoles over libvirt streams) and
+``libvirt_stats`` (activity samples: CPU time, state, connections through published ports).
 Only these modules import ``libvirt``.
 """
 
@@ -23,6 +24,7 @@ from provisioning.drivers.libvirt_domains import LibvirtDomains
 from provisioning.drivers.libvirt_networks import LibvirtNetworks
 from provisioning.drivers.libvirt_power import LibvirtPower
 from provisioning.drivers.libvirt_snapshots import LibvirtSnapshots
+from provisioning.drivers.libvirt_stats import LibvirtStats
 from provisioning.drivers.libvirt_storage import LibvirtStorage
 from provisioning.drivers.upload_stream import UPLOAD_CHUNK_BYTES
 
@@ -35,7 +37,9 @@ def _format_version(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1_000 % 1_000}.{number % 1_000}"
 
 
-class LibvirtDriver(LibvirtStorage, LibvirtDomains, LibvirtPower, LibvirtSnapshots, LibvirtNetworks, LibvirtConsoles):
+class LibvirtDriver(
+    LibvirtStorage, LibvirtDomains, LibvirtPower, LibvirtSnapshots, LibvirtNetworks, LibvirtConsoles, LibvirtStats
+):
     """A ``HypervisorDriver`` for one libvirt URI; the connection opens on first use.
 
     Safe to share between threads (libvirt connections are). If the daemon restarted, the next call

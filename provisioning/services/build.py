@@ -174,9 +174,9 @@ def _build_instance(*, stack: Stack, instance: Instance, peers: list[Instance], 
         backing=base,
         capacity_bytes=claimed_bytes,
     )
-    disks = _Disks(overlay=overlay.path, config_drive=config_drive.path)
+    disks = InstanceDisks(overlay=overlay.path, config_drive=config_drive.path)
     try:
-        info = _start_domain(driver=driver, host=host, instance=instance, disks=disks, stack=stack)
+        info = start_instance_domain(driver=driver, host=host, instance=instance, disks=disks, stack=stack)
     except DriverError:
         driver.delete_volume(pool=host.storage_pool, name=instance.volume_name)
         raise
@@ -189,13 +189,13 @@ def _build_instance(*, stack: Stack, instance: Instance, peers: list[Instance], 
 
 
 @dataclass(frozen=True)
-class _Disks:
+class InstanceDisks:
     overlay: str
     config_drive: str
 
 
-def _start_domain(
-    *, driver: HypervisorDriver, host: Host, instance: Instance, disks: _Disks, stack: Stack
+def start_instance_domain(
+    *, driver: HypervisorDriver, host: Host, instance: Instance, disks: InstanceDisks, stack: Stack
 ) -> DomainInfo:
     """Define and start the domain; if a published port was grabbed by someone else meanwhile, move it."""
     attempts_left = PORT_ATTEMPTS
@@ -209,7 +209,7 @@ def _start_domain(
             _move_published_ports(instance=instance, host=host, stack=stack)
 
 
-def _domain_spec(*, host: Host, instance: Instance, disks: _Disks) -> DomainSpec:
+def _domain_spec(*, host: Host, instance: Instance, disks: InstanceDisks) -> DomainSpec:
     return DomainSpec(
         name=instance.domain_name,
         domain_type=host.domain_type,

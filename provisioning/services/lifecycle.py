@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from portal import audit, errors
 from portal.models import Role, RunEnd
-from portal.moments import moment_text
+from portal.moments import duration_text, moment_text
 from portal.scoping import User, require_role
 from portal.task_queues import Queue, enqueue
 from provisioning import allocations
@@ -45,7 +45,7 @@ def stack_extend(*, user: User, stack: Stack) -> Stack:
             raise errors.Invalid.for_field(
                 "lease",
                 f"this stack's lease cannot be extended: project '{locked.project.name}' lets a stack live at "
-                f"most {_duration(locked.project.max_lease_seconds)} from its creation",
+                f"most {duration_text(locked.project.max_lease_seconds)} from its creation",
             )
         return _set_lease_end(user=user, stack=locked, end=wanted, how="extend")
 
@@ -68,13 +68,13 @@ def stack_renew_lease(*, user: User, stack: Stack, lease_seconds: int, shorten: 
         if wanted > latest_end(locked):
             raise errors.Invalid.for_field(
                 "lease",
-                f"project '{project.name}' lets a stack live at most "
-                f"{_duration(project.max_lease_seconds)} from its creation: until {moment_text(latest_end(locked))}",
+                f"project '{project.name}' lets a stack live at most {duration_text(project.max_lease_seconds)} "
+                f"from its creation: until {moment_text(latest_end(locked))}",
             )
         if lease_seconds > project.max_extension_seconds and wanted > locked.expires_at:
             raise errors.Invalid.for_field(
                 "lease",
-                f"project '{project.name}' extends a lease by at most {_duration(project.max_extension_seconds)} "
+                f"project '{project.name}' extends a lease by at most {duration_text(project.max_extension_seconds)} "
                 "at a time, counted from now",
             )
         if wanted < locked.expires_at and not shorten:
@@ -107,15 +107,6 @@ def _set_lease_end(*, user: User, stack: Stack, end: datetime, how: str, **audit
         **audit_fields,
     )
     return stack
-
-
-def _duration(seconds: int) -> str:
-    days, rest = divmod(seconds, 86400)
-    hours = rest // 3600
-    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
-    if hours or not parts:
-        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
-    return " ".join(parts)
 
 
 def stack_destroy(*, user: User | None, stack: Stack, reason: str = "deleted by user") -> Stack:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from django.db.models import Q
+
 from portal import audit
 from provisioning import allocations, naming
 from provisioning.drivers import DriverError, HypervisorDriver
@@ -70,13 +72,17 @@ def find_leftovers(*, driver: HypervisorDriver, host: Host) -> list[Leftover]:
     ]
     networks = [name for name in driver.list_networks() if naming.parse_network_name(name) is not None]
 
-    claimed = Instance.objects.filter(host=host).exclude(status=Status.DELETED)
+    # A stack moving away from the host still has its disks here until its move ends.
+    here = Q(host=host) | Q(stack__moving_from=host)
+    claimed = Instance.objects.filter(here).exclude(status=Status.DELETED)
     claimed_domains = set(claimed.values_list("domain_name", flat=True))
     claimed_volumes = set(claimed.values_list("volume_name", flat=True)) | set(
         claimed.values_list("config_volume_name", flat=True)
     )
     claimed_networks = set(
-        StackNetwork.objects.filter(host=host, released_at__isnull=True).values_list("name", flat=True)
+        StackNetwork.objects.filter(Q(host=host) | Q(stack__moving_from=host), released_at__isnull=True).values_list(
+            "name", flat=True
+        )
     )
     # Networks last: they are removed after the domains attached to them.
     return (

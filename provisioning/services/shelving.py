@@ -15,11 +15,13 @@ with a new run lease, never past the stack's longest life.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.db.models import Sum
 from django.utils import timezone
 
+from catalog.images import ImageError
 from portal import errors
 from portal.models import Project
 from portal.scoping import User
@@ -28,12 +30,14 @@ from provisioning.drivers import DriverError, HypervisorDriver, Unsupported
 from provisioning.lease_policy import latest_end
 from provisioning.models import Instance, Stack, Status
 from provisioning.quotas import check_more_quota
-from provisioning.services import stack_jobs
+from provisioning.services import stack_jobs, stack_move
 from provisioning.services.events import stack_event
 from provisioning.services.hosts import driver_for
 from provisioning.services.power import start_layers, stop_layers
 from provisioning.services.stack_jobs import StackAction
 from provisioning.signals import tell
+
+logger = logging.getLogger(__name__)
 
 # A stack whose longest life ends sooner than this is not unshelved: it would be shelved again at once.
 SHORTEST_RUN = timedelta(minutes=1)
@@ -112,8 +116,9 @@ def stack_unshelve(*, user: User | None, stack: Stack) -> Stack:
     return stack_jobs.begin(user=user, stack=stack, action=UNSHELVE, check=_claim_compute)
 
 
-def _claim_compute(stack: Stack) -> None:
-    """Under the stack's lock: the project's quota, then room on its host; the instances count again."""
+def _claim_compute(stack: Stack) -> tuple[object, ...] | None:
+    """Under the stack's lock: the project's quota, then room on its host, or else on another host
+    (``stack_move``: the job then moves the stack); the instances count again."""
     if latest_end(stack) - timezone.now() < SHORTEST_RUN:
         raise errors.WrongState(
             f"this stack has reached the longest life project '{stack.project.name}' allows; "
@@ -125,25 +130,43 @@ def _claim_compute(stack: Stack) -> None:
     project = Project.objects.select_for_update().get(pk=stack.project_id)
     check_more_quota(project, {"vcpus": vcpus, "memory_mib": memory_mib}, what="unshelving it")
     host = stack_jobs.stack_host(stack)
-    if not allocations.claim_compute(host=host, vcpus=vcpus, memory_mib=memory_mib):
-        raise errors.NoCapacity(
-            f"host {host.name} has no room for this stack's {vcpus} vCPUs and {memory_mib} MiB of memory "
-            "now (or takes no new work); try again later"
-        )
-    live.update(status=Status.UNSHELVING)
+    if allocations.claim_compute(host=host, vcpus=vcpus, memory_mib=memory_mib):
+        live.update(status=Status.UNSHELVING)
+        return None
+    return stack_move.claim_elsewhere(stack, full_host=host).as_args()
 
 
-def unshelve_job(*, stack_id: int) -> str:
+def unshelve_job(
+    *, stack_id: int, from_host: int | None = None, cidr: str = "", ports: list[list[int]] | None = None
+) -> str:
     stack = stack_jobs.claim_job(stack_id, UNSHELVE.busy)
     if stack is None:
         return "stack is not waiting for this job"
     layers = stack_jobs.instance_layers(stack)
-    try:
-        with driver_for(stack_jobs.stack_host(stack)) as driver:
-            start_layers(stack, driver, layers)
-    except DriverError as exc:
-        _back_on_the_shelf(stack, reason=exc.message)
-        return "failed"
+    if from_host is not None:
+        origin = stack_move.Origin.from_args(from_host, cidr, ports or [])
+        try:
+            stack_move.move_stack(stack, origin, layers)
+        except (DriverError, ImageError) as exc:
+            stack_move.put_back(stack, origin)
+            # qemu-img's words may name files of this machine: people read the portal's own.
+            said = exc.message if isinstance(exc, DriverError) else "a disk could not be prepared for the new host"
+            logger.warning("stack %s: move to another host failed: %s", stack.pk, exc)
+            stack_jobs.settle(
+                stack,
+                busy=UNSHELVE.busy,
+                status=Status.SHELVED,
+                message=f"unshelve failed: the move to another host failed: {said}",
+                is_error=True,
+            )
+            return "failed"
+    else:
+        try:
+            with driver_for(stack_jobs.stack_host(stack)) as driver:
+                start_layers(stack, driver, layers)
+        except DriverError as exc:
+            _back_on_the_shelf(stack, reason=exc.message)
+            return "failed"
     now = timezone.now()
     run_end = min(now + timedelta(seconds=stack.project.run_lease_seconds), latest_end(stack))
     stack_jobs.settle(

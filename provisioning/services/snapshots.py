@@ -88,11 +88,18 @@ def _room_to_ask(stack: Stack, *, memory: bool) -> int:
     return max(1, math.ceil(total_mib / 1024))
 
 
-def snapshot_job(*, stack_id: int, snapshot_id: int) -> str:
-    stack = stack_jobs.claim_job(stack_id, SNAPSHOT.busy)
+def _claim_snapshot_job(stack_id: int, snapshot_id: int, busy: Status) -> tuple[Stack, StackSnapshot] | None:
+    """The stack (if it still waits for this job) and the snapshot the job is about."""
+    stack = stack_jobs.claim_job(stack_id, busy)
     snapshot = StackSnapshot.objects.filter(pk=snapshot_id, stack_id=stack_id).first()
-    if stack is None or snapshot is None:
+    return (stack, snapshot) if stack is not None and snapshot is not None else None
+
+
+def snapshot_job(*, stack_id: int, snapshot_id: int) -> str:
+    claimed = _claim_snapshot_job(stack_id, snapshot_id, SNAPSHOT.busy)
+    if claimed is None:
         return "stack is not waiting for this job"
+    stack, snapshot = claimed
     layers = stack_jobs.instance_layers(stack)
     instances = [i for layer in layers for i in layer]
     taken: list[Instance] = []
@@ -191,10 +198,10 @@ def snapshot_revert(*, user: User, stack: Stack, snapshot: StackSnapshot) -> Sta
 
 
 def revert_job(*, stack_id: int, snapshot_id: int) -> str:
-    stack = stack_jobs.claim_job(stack_id, REVERT.busy)
-    snapshot = StackSnapshot.objects.filter(pk=snapshot_id, stack_id=stack_id).first()
-    if stack is None or snapshot is None:
+    claimed = _claim_snapshot_job(stack_id, snapshot_id, REVERT.busy)
+    if claimed is None:
         return "stack is not waiting for this job"
+    stack, snapshot = claimed
     layers = stack_jobs.instance_layers(stack)
     instances = [i for layer in layers for i in layer]
     try:

@@ -4,6 +4,8 @@
   const dialog = document.getElementById("launch-dialog");
   if (!dialog) return;
   const projects = JSON.parse(document.getElementById("launch-projects").textContent);
+  // Prices per unit-hour (usage/pricing.py): what a launch costs is shown before it is sent.
+  const prices = JSON.parse(document.getElementById("launch-prices")?.textContent || "null");
   const field = (name) => dialog.querySelector(`[data-launch-${name}]`);
   let cost = {};
 
@@ -35,6 +37,15 @@
       ? `Over the quota of ${project.name}: ${over.join(", ")}. The launch will be refused.`
       : `Within the quota of ${project.name}.`;
     verdict.className = `small mb-0 ${over.length ? "text-danger-emphasis fw-semibold" : "text-success-emphasis"}`;
+    if (prices) {
+      const perHour =
+        (cost.vcpus || 0) * Number(prices.vcpu_hour) +
+        ((cost.memory_mib || 0) / 1024) * Number(prices.memory_gib_hour) +
+        (cost.disk_gib || 0) * Number(prices.disk_gib_hour);
+      field("price").textContent =
+        `About ${perHour.toFixed(2)} ${prices.currency} an hour while it runs, ` +
+        `${((perHour * lease) / 3600).toFixed(2)} ${prices.currency} for the whole lease.`;
+    }
   };
 
   dialog.addEventListener("show.bs.modal", (event) => {

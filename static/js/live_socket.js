@@ -1,32 +1,34 @@
-// Live updates for the pages that show what the workers change: the stack page and the stacks list.
+// Sockets that the portal's pages keep open, and the live parts of the pages that show what the workers
+// change (the stack page and the stacks list).
 //
-// Markup: an element with an id, data-live-socket="/ws/…" and data-live-event="name". Each message
-// on the socket fires that event on the element, and its hx-trigger re-reads it through the
-// ordinary (scoped) view; the message itself carries no content worth showing.
+// window.portalSocket.keep(path, {wanted, onOpen, onMessage, onRefused}) opens the socket at path and
+// keeps it: when it drops it is opened again after about 1 s, 2 s, 4 s… up to 30 s, and at once when
+// the browser comes back online or the tab is shown again. Close codes 4000-4999 are the server saying
+// no (not signed in, not yours): no more tries, onRefused() says so. wanted() is asked before each try
+// and each message; once it says no, the socket is closed for good. keep() answers {stop}.
 //
-// When the socket drops it is opened again after about 1 s, 2 s, 4 s… up to 30 s, and each time it
-// opens the element is re-read once, so nothing that changed while it was away (or between the
-// page being drawn and the socket opening) is missed. Close codes 4000-4999 are the server saying
-// no (not signed in, not yours): the page stops trying and keeps its slow poll. htmx swaps the
-// element (keeping its id), so it is looked up again each time; once it no longer asks for this
-// socket (a deleted stack), the socket is closed for good.
+// Markup of a live part: an element with an id, data-live-socket="/ws/…" and data-live-event="name".
+// Each message on the socket fires that event on the element, and its hx-trigger re-reads it through
+// the ordinary (scoped) view; the message itself carries no content worth showing. Each time the socket
+// opens the element is re-read once, so nothing that changed while it was away (or between the page
+// being drawn and the socket opening) is missed. A refused socket leaves the element its slow poll.
+// htmx swaps the element (keeping its id), so it is looked up again each time; once it no longer asks
+// for this socket (a deleted stack), the socket is closed for good.
+//
+// base.html loads this file on every signed-in page (the navigation's unread count keeps a socket too);
+// a page may load it again, and the second load does nothing.
 (() => {
+  if (window.portalSocket) return;
+
   const FIRST_DELAY_MS = 1000;
   const LONGEST_DELAY_MS = 30000;
+  const nothing = () => {};
 
-  function watch(elementId, path) {
+  function keep(path, { wanted = () => true, onOpen = nothing, onMessage = nothing, onRefused = nothing } = {}) {
     let socket = null;
     let timer = null;
     let failures = 0; // connections in a row that did not open
     let stopped = false;
-
-    const element = () => document.getElementById(elementId);
-    const wanted = () => element()?.dataset.liveSocket === path;
-
-    function nudge() {
-      const target = element();
-      if (target) target.dispatchEvent(new CustomEvent(target.dataset.liveEvent));
-    }
 
     function stop() {
       stopped = true;
@@ -47,13 +49,14 @@
       socket = opening;
       opening.addEventListener("open", () => {
         failures = 0;
-        nudge();
+        onOpen();
       });
-      opening.addEventListener("message", () => (wanted() ? nudge() : stop()));
+      opening.addEventListener("message", (event) => (wanted() ? onMessage(event) : stop()));
       opening.addEventListener("close", (event) => {
         if (socket === opening) socket = null;
         if (event.code >= 4000 && event.code <= 4999) {
           stopped = true;
+          onRefused();
           return;
         }
         later();
@@ -77,8 +80,23 @@
 
     window.addEventListener("online", now);
     document.addEventListener("visibilitychange", () => document.hidden || now());
-    document.addEventListener("htmx:afterSettle", () => wanted() || stop());
     connect();
+    return { stop };
+  }
+
+  window.portalSocket = { keep };
+
+  function watch(elementId, path) {
+    const element = () => document.getElementById(elementId);
+    const wanted = () => element()?.dataset.liveSocket === path;
+
+    function nudge() {
+      const target = element();
+      if (target) target.dispatchEvent(new CustomEvent(target.dataset.liveEvent));
+    }
+
+    const kept = keep(path, { wanted, onOpen: nudge, onMessage: nudge });
+    document.addEventListener("htmx:afterSettle", () => wanted() || kept.stop());
   }
 
   for (const element of document.querySelectorAll("[data-live-socket]")) {

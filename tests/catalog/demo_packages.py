@@ -47,6 +47,8 @@ class FakePackages:
             "virtio_blk": "virtio,virtio_ring",
             "cdrom": "",
             "isofs": "cdrom",
+            "button": "",
+            "evdev": "",
         }.items():
             (modules / f"{name}.ko.xz").write_bytes(lzma.compress(modinfo(depends)))
         (modules / "virtio_net.ko").write_bytes(modinfo("net_failover,virtio,virtio_ring"))

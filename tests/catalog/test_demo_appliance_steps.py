@@ -14,6 +14,7 @@ from catalog.demo_appliances.guest import READY_MARKER, rootfs_files
 from catalog.demo_appliances.initramfs import CpioEntry, build_initramfs, write_cpio
 from catalog.demo_appliances.kernel import ROOT_MODULES, module_depends, module_index, resolve_modules
 from catalog.demo_appliances.packages import parse_candidates, parse_kernel_dependency
+from catalog.demo_appliances.records import RECORD_LOG_HEADER_BYTES, RECORD_LOG_MAX_BYTES, RECORD_MAX_BYTES
 from catalog.demo_appliances.tools import find_tools
 from tests.catalog.demo_packages import KERNEL, FakePackages, modinfo, read_cpio
 
@@ -60,12 +61,14 @@ def test_init_reads_the_config_drive_then_serves_and_stays() -> None:
     init = rootfs_files()["init"].decode()
     steps = [
         "load_modules $MODULES",
+        "watch_power_button &",
         "if read_config_drive; then",
         "configure_stack_nic",
         'configure_public_nics "$PORTAL_MAC"',
         'configure_public_nics ""',
+        '[ "$ROLE" = db ] && log_record_log',
         "publish_first_page",
-        'httpd -p "$PORT" -h "$WWW"',
+        "if start_server; then",
         'log "$READY_MARKER $APPLIANCE port $PORT"',
         "serve_forever &",
         "while true; do sleep 3600; done",
@@ -74,12 +77,38 @@ def test_init_reads_the_config_drive_then_serves_and_stays() -> None:
     assert positions == sorted(positions)
 
 
+def test_the_probe_serves_with_httpd_and_the_tiers_with_their_own_server() -> None:
+    serve = rootfs_files()["lib/demo/serve.sh"].decode()
+    start = serve[serve.index("start_server() {") :]
+    start = start[: start.index("\n}\n")]
+    assert '[ "$ROLE" = probe ]' in start
+    assert 'httpd -p "$PORT" -h "$WWW"' in start
+    assert 'nc -ll -p "$PORT" -e "$DEMO_LIB/handle-request"' in serve
+
+
+def test_the_request_handler_and_init_are_executable_in_the_initramfs() -> None:
+    entries = read_cpio(gzip.decompress(build_initramfs(DEMO_DB, "1", b"bb", {}, rootfs_files())))
+    for path in ("init", "etc/udhcpc.script", "lib/demo/handle-request"):
+        assert entries[path][0] & 0o111, path
+    assert not entries["lib/demo/records.sh"][0] & 0o111
+
+
+def test_every_appliance_is_told_the_record_caps() -> None:
+    entries = read_cpio(gzip.decompress(build_initramfs(DEMO_DB, "1", b"bb", {}, rootfs_files())))
+    settings = entries["etc/appliance.env"][1].decode().splitlines()
+    assert f"RECORD_MAX_BYTES={RECORD_MAX_BYTES}" in settings
+    assert f"RECORD_LOG_MAX_BYTES={RECORD_LOG_MAX_BYTES}" in settings
+    assert f"RECORD_LOG_HEADER_BYTES={RECORD_LOG_HEADER_BYTES}" in settings
+
+
 def test_the_guest_loads_the_config_drive_modules_after_their_dependencies(tmp_path: Path) -> None:
     packages = FakePackages(tmp_path)
     order = list(resolve_modules(module_index(packages.kernel_tree)))
     assert set(ROOT_MODULES) <= set(order)
     assert order.index("cdrom") < order.index("isofs")
     assert order.index("virtio") < order.index("virtio_blk")
+    # The ACPI power button, as an input device the guest can read.
+    assert {"button", "evdev"} <= set(order)
 
 
 def test_initramfs_is_byte_identical_for_identical_inputs() -> None:

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from catalog.demo_appliances import DEMO_APPLIANCES, DEMO_PROBE
+from catalog.demo_appliances.appliances import DEMO_DB
 from catalog.demo_appliances.guest import rootfs_files
 from catalog.demo_appliances.manifest import input_hash
+from catalog.demo_appliances.records import MIB, RECORD_LOG_HEADER_BYTES, RECORD_LOG_MAX_BYTES, record_log_reserve_mib
 from catalog.vmcast import NAMESPACE
 from tests.catalog.demo_packages import BASE_URL, FakePackages, build, feed_appliances
 
@@ -51,9 +53,29 @@ def test_builds_three_standalone_qcow2_images(built: Path) -> None:
             ).stdout
         )
         assert info["format"] == "qcow2"
-        assert info["virtual-size"] == 32 * 1024 * 1024  # the smallest disk mformat makes FAT16 on
+        # The smallest filesystem mformat makes FAT16 on, and the record log's space after it.
+        assert info["virtual-size"] == (32 + record_log_reserve_mib()) * MIB
         assert "backing-filename" not in info
         assert "full-backing-filename" not in info
+
+
+def test_the_record_log_lies_after_the_filesystem_where_the_kernel_command_line_says(
+    built: Path, tmp_path: Path
+) -> None:
+    raw = tmp_path / "disk.raw"
+    image = built / DEMO_DB.filename
+    subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(image), str(raw)], check=True)
+    config = subprocess.run(
+        ["mtype", "-i", str(raw), "::/syslinux.cfg"], capture_output=True, text=True, check=True
+    ).stdout
+    (offset,) = [int(word.split("=")[1]) for word in config.split() if word.startswith("demo.record_log=")]
+    boot_sector = raw.read_bytes()[:512]
+    # FAT16 with more than 65535 sectors keeps the count in the 32-bit field of the boot sector.
+    sectors = int.from_bytes(boot_sector[19:21], "little") or int.from_bytes(boot_sector[32:36], "little")
+    assert offset == sectors * 512
+    assert raw.stat().st_size >= offset + RECORD_LOG_HEADER_BYTES + RECORD_LOG_MAX_BYTES
+    # A fresh log: nothing written there, so the guest reads it as empty.
+    assert raw.read_bytes()[offset:] == bytes(raw.stat().st_size - offset)
 
 
 def test_feed_describes_each_image(built: Path) -> None:
@@ -78,7 +100,7 @@ def test_feed_describes_each_image(built: Path) -> None:
         assert item.findtext(f"{{{NAMESPACE}}}role") == appliance.role
         assert item.findtext(f"{{{NAMESPACE}}}minram") == "128"
         # Declared, so a launch claims the disk before the image is downloaded.
-        assert item.findtext(f"{{{NAMESPACE}}}virtualsize") == str(32 * 1024 * 1024)
+        assert item.findtext(f"{{{NAMESPACE}}}virtualsize") == str((32 + record_log_reserve_mib()) * MIB)
 
 
 def test_second_build_reuses_outputs_without_unpacking_packages(built: Path, packages: FakePackages) -> None:

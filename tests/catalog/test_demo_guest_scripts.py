@@ -20,7 +20,7 @@ from catalog.demo_appliances.appliances import DEMO_APP, DEMO_DB, DEMO_PROBE, DE
 from catalog.demo_appliances.guest import ROOTFS, render_appliance_env
 from provisioning.config_drive import GuestConfig, Peer, drive_files
 
-LIBRARY = ("boot.sh", "page.sh", "serve.sh", "probe.sh")
+LIBRARY = ("boot.sh", "page.sh", "serve.sh", "probe.sh", "records.sh", "http.sh", "power.sh")
 
 # Each stand-in logs "name args" to $CALLS; nc and wget answer only for the addresses listed in
 # $REACHABLE, and wget prints $ANSWER, as a peer's /status.txt would.
@@ -32,6 +32,8 @@ STUBS = {
     "ifconfig": "exit 0",
     "route": "exit 0",
     "udhcpc": "exit 0",
+    "sync": "exit 0",
+    "poweroff": 'rm -f "$POWER_BUTTON"',
     "timeout": 'shift; exec "$@"',
     "nc": 'for a in $REACHABLE; do [ "$3" = "$a" ] && exit 0; done; exit 1',
     "wget": 'for a in $REACHABLE; do case "$4" in "http://$a:"*) echo "$ANSWER"; exit 0;; esac; done; exit 1',
@@ -76,6 +78,9 @@ class Guest:
             "CIDATA_DIR": str(self.root / "cidata"),
             "CIDATA_DEVICE": str(self.root / "dev" / "vdb"),
             "WWW": str(self.root / "www"),
+            "SYS_INPUT": str(self.root / "sys" / "class" / "input"),
+            "INPUT_DEVICES": str(self.root / "dev" / "input"),
+            "RECORD_LOCK": str(self.root / "record-log.lock"),
             **(env or {}),
         }
         return subprocess.run(["sh", "-c", script], env=variables, capture_output=True, text=True, check=False)
@@ -109,7 +114,9 @@ def portal_env(settings: dict[str, str]) -> bytes:
     return drive_files(config)["portal.env"]
 
 
-@pytest.mark.parametrize("script", ["init", "etc/udhcpc.script", *(f"lib/demo/{name}" for name in LIBRARY)])
+@pytest.mark.parametrize(
+    "script", ["init", "etc/udhcpc.script", "lib/demo/handle-request", *(f"lib/demo/{name}" for name in LIBRARY)]
+)
 def test_every_script_parses(script: str) -> None:
     subprocess.run(["sh", "-n", str(ROOTFS / script)], check=True)
 
@@ -237,3 +244,48 @@ def test_a_probe_without_targets_says_so(guest: Guest) -> None:
         "no targets: set the probe's targets setting",
         "round 1 done",
     ]
+
+
+def add_input_device(guest: Guest, number: int, name: str, event: int) -> Path:
+    """An input device in sysfs and its event device (a plain file here, each read an event)."""
+    device = guest.root / "sys" / "class" / "input" / f"input{number}"
+    (device / f"event{event}").mkdir(parents=True)
+    (device / "name").write_text(f"{name}\n")
+    node = guest.root / "dev" / "input" / f"event{event}"
+    node.parent.mkdir(parents=True, exist_ok=True)
+    node.write_bytes(bytes(24))
+    return node
+
+
+def test_the_power_button_is_found_by_name_among_the_input_devices(guest: Guest) -> None:
+    add_input_device(guest, 0, "AT Translated Set 2 keyboard", 0)
+    add_input_device(guest, 3, "Power Button", 2)
+    assert guest.run("power_button_device").stdout.strip() == str(guest.root / "dev" / "input" / "event2")
+
+
+def test_without_a_power_button_the_guest_says_shutdowns_will_be_forced(guest: Guest) -> None:
+    add_input_device(guest, 0, "AT Translated Set 2 keyboard", 0)
+    result = guest.run('watch_power_button; echo "status=$?"')
+    assert "no ACPI power button: a shutdown will end in a forced power-off" in result.stdout
+    assert result.stdout.rstrip().endswith("status=1")
+    assert not any(call.startswith("poweroff") for call in guest.calls())
+
+
+def test_a_press_syncs_and_powers_off_with_a_line_on_the_console(guest: Guest) -> None:
+    button = add_input_device(guest, 1, "Power Button", 1)
+    # The stand-in poweroff removes the device, so the watch ends after one press.
+    result = guest.run("watch_power_button", env={"POWER_BUTTON": str(button)})
+    calls = [call.strip() for call in guest.calls()]
+    assert [call for call in calls if call.split()[0] in ("sync", "poweroff")] == ["sync", "poweroff -f"]
+    lines = result.stdout.splitlines()
+    assert any(line.endswith("power button pressed: flushing the disks, then powering off") for line in lines)
+    assert lines[-1].endswith("demo-web: powering off")
+    # The record log stays locked: no append starts between the sync and the power cut.
+    assert (guest.root / "record-log.lock").is_dir()
+
+
+def test_a_power_off_waits_for_an_append_but_not_forever(guest: Guest) -> None:
+    (guest.root / "record-log.lock").mkdir()
+    result = guest.run("power_off", env={"RECORD_LOCK_TRIES": "2"})
+    assert "an append to the record log did not finish in time" in result.stdout
+    assert [call.strip() for call in guest.calls()][-2:] == ["sync", "poweroff -f"]

@@ -99,3 +99,27 @@ def test_a_relative_name_never_reaches_qemu_img(tmp_path, monkeypatch):
         inspect_image(Path(name), declared_format="raw", max_virtual_bytes=GIB, max_converted_bytes=GIB)
     with pytest.raises(ImageError, match="absolute path"):
         convert_to_qcow2(Path(name), source_format="raw", destination=tmp_path / "out.qcow2", max_bytes=GIB)
+
+
+def test_an_overlay_is_rebased_by_its_header_only(tmp_path):
+    import json
+
+    from catalog.images import rebase_overlay
+
+    base = tmp_path / "base.qcow2"
+    overlay = tmp_path / "overlay.qcow2"
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", str(base), "16M"], check=True, capture_output=True)
+    subprocess.run(
+        ["qemu-img", "create", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(overlay)],
+        check=True,
+        capture_output=True,
+    )
+    rebase_overlay(overlay, backing_path="/elsewhere/pool/base.qcow2", backing_format="qcow2")
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "-U", "--output=json", str(overlay)], check=True, capture_output=True, text=True
+        ).stdout
+    )
+    assert info["backing-filename"] == "/elsewhere/pool/base.qcow2"
+    with pytest.raises(ImageError, match="absolute path"):
+        rebase_overlay(overlay, backing_path="json:{}", backing_format="qcow2")

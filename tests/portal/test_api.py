@@ -180,7 +180,16 @@ def test_schema_is_served(member, api):
 def test_api_root_lists_the_collections(member, api):
     response = api(member).get("/api/v1/")
     assert response.status_code == 200
-    assert set(response.json()) == {"projects", "tokens", "feeds", "appliances", "hosts", "stacks", "templates"}
+    assert set(response.json()) == {
+        "projects",
+        "tokens",
+        "feeds",
+        "appliances",
+        "hosts",
+        "stacks",
+        "templates",
+        "notifications",
+    }
 
 
 def test_renewing_the_lease_moves_the_expiry(launched, member, api):

@@ -1,5 +1,6 @@
 """Fixtures of the provisioning tests: a fresh test:// host and a driver on it for the libvirt driver's
-tests, a cached demo catalog, and the placement tests' roomy project and launcher."""
+tests, a cached demo catalog, the shipped classic template and a running stack of it, and the placement
+tests' roomy project and launcher."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import pytest
 
 from provisioning.demand import StackDemand
 from provisioning.drivers.libvirt_driver import LibvirtDriver
+from provisioning.models import Status
+from provisioning.services import templates
+from provisioning.services.launch import stack_launch_template
 from tests.factories import ApplianceVersionFactory, FeedFactory, ProjectFactory
 from tests.provisioning.libvirt_doubles import NODE_XML, Opener
 from tests.provisioning.placement_support import THREE_TIER, host_of, launch_stack
@@ -57,6 +61,29 @@ def demo_catalog(ready_version):
             delivered=True,
         )
     return versions
+
+
+CLASSIC = templates.SHIPPED_TEMPLATES / "classic-three-tier.yaml"
+SHOP_LEASE_SECONDS = 3600  # tests that need a lease shorter or longer than their policy set it themselves
+
+
+@pytest.fixture
+def classic(operator):
+    """The shipped classic-three-tier template, made by the operator for every project."""
+    return templates.template_create(user=operator, project=None, name="classic-three-tier", source=CLASSIC.read_text())
+
+
+@pytest.fixture
+def shop(member, project, test_host, demo_catalog, classic, step):
+    """The classic three tiers, launched by the member on libvirt's test driver and running."""
+    stack = step(
+        lambda: stack_launch_template(
+            user=member, project=project, name="shop", template=classic, lease_seconds=SHOP_LEASE_SECONDS
+        )
+    )
+    stack.refresh_from_db()
+    assert stack.status == Status.RUNNING, stack.status_reason
+    return stack
 
 
 @pytest.fixture

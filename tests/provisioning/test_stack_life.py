@@ -17,25 +17,8 @@ from portal.models import AuditEvent, RunEnd
 from provisioning.drivers import open_driver
 from provisioning.models import Host, Instance, Stack, StackSnapshot, Status
 from provisioning.quotas import project_usage
-from provisioning.services import lifecycle, power, shelving, snapshots, templates
+from provisioning.services import lifecycle, power, shelving, snapshots
 from provisioning.services.launch import stack_launch_template
-
-CLASSIC = templates.SHIPPED_TEMPLATES / "classic-three-tier.yaml"
-
-
-@pytest.fixture
-def classic(operator):
-    return templates.template_create(user=operator, project=None, name="classic-three-tier", source=CLASSIC.read_text())
-
-
-@pytest.fixture
-def shop(member, project, test_host, demo_catalog, classic, step):
-    stack = step(
-        lambda: stack_launch_template(user=member, project=project, name="shop", template=classic, lease_seconds=600)
-    )
-    stack.refresh_from_db()
-    assert stack.status == Status.RUNNING, stack.status_reason
-    return stack
 
 
 def states(stack: Stack) -> dict[str, str]:
@@ -225,12 +208,98 @@ def test_unshelve_is_refused_over_quota_and_the_stack_stays_shelved(shop, member
 def test_unshelve_is_refused_when_the_host_has_no_room(shop, member, test_host, step):
     step(lambda: shelving.stack_shelve(user=member, stack=shop))
     Host.objects.filter(pk=test_host.pk).update(draining=True)
-    with pytest.raises(errors.NoCapacity, match="no room"):
+    with pytest.raises(errors.NoCapacity, match="every enabled and healthy host is draining"):
         step(lambda: shelving.stack_unshelve(user=member, stack=shop))
     shop.refresh_from_db()
     assert shop.status == Status.SHELVED
     test_host.refresh_from_db()
     assert test_host.allocated_vcpus == 0
+
+
+def _counters(host: Host) -> tuple[int, int, int, int]:
+    host.refresh_from_db()
+    return host.allocated_vcpus, host.allocated_memory_mib, host.allocated_disk_gib, host.allocated_instances
+
+
+def test_unshelve_places_the_stack_on_another_host_when_its_own_is_full(shop, member, test_host, step):
+    step(lambda: shelving.stack_shelve(user=member, stack=shop))
+    other = Host.objects.create(
+        name="roomy",
+        uri="test:///roomy",
+        domain_type="qemu",
+        storage_pool="default-pool",
+        cpus=64,
+        memory_mib=65536,
+        healthy=True,
+    )
+    Host.objects.filter(pk=test_host.pk).update(cpus=0)  # its own host has no vCPUs left for it
+    instances = list(shop.instances.order_by("pk"))
+    demand = (sum(i.vcpus for i in instances), sum(i.memory_mib for i in instances), sum(i.disk_gib for i in instances))
+    # Accepted (the job is not run here): every row points at the new host and the counters moved.
+    shelving.stack_unshelve(user=member, stack=shop)
+    shop.refresh_from_db()
+    assert (shop.status, shop.moving_from_id) == (Status.UNSHELVING, test_host.pk)
+    assert {i.host_id for i in shop.instances.all()} == {other.pk}
+    assert shop.network.host_id == other.pk
+    assert {p.host_id for i in shop.instances.all() for p in i.published_ports.all()} == {other.pk}
+    assert _counters(test_host) == (0, 0, 0, 0)
+    assert _counters(other) == (*demand, len(instances))
+
+
+def test_a_move_that_fails_puts_everything_back_and_the_stack_stays_shelved(shop, member, test_host, step):
+    step(lambda: shelving.stack_shelve(user=member, stack=shop))
+    before = _counters(test_host)
+    port_before = {p.pk: p.host_port for i in shop.instances.all() for p in i.published_ports.all()}
+    cidr_before = shop.network.cidr
+    other = Host.objects.create(
+        name="unreachable",
+        uri="qemu+tcp://127.0.0.1:1/system",
+        domain_type="qemu",
+        cpus=64,
+        memory_mib=65536,
+        healthy=True,
+    )
+    Host.objects.filter(pk=test_host.pk).update(cpus=0)
+    step(lambda: shelving.stack_unshelve(user=member, stack=shop))
+    shop.refresh_from_db()
+    assert shop.status == Status.SHELVED, shop.status_reason
+    assert shop.moving_from_id is None
+    assert {i.host_id for i in shop.instances.all()} == {test_host.pk}
+    assert set(instance_statuses(shop).values()) == {Status.SHELVED}
+    assert shop.network.host_id == test_host.pk
+    assert shop.network.cidr == cidr_before
+    assert {p.pk: p.host_port for i in shop.instances.all() for p in i.published_ports.all()} == port_before
+    assert _counters(test_host) == before
+    assert _counters(other) == (0, 0, 0, 0)
+    failure = shop.events.filter(is_error=True).last()
+    assert failure is not None
+    assert failure.message.startswith("unshelve failed: the move to another host failed")
+    # Its guests and disks are still on its own host, memory kept.
+    with open_driver("test:///default") as driver:
+        assert all(driver.has_saved_memory(name=i.domain_name) for i in shop.instances.all())
+
+
+def test_a_stack_with_snapshots_does_not_move(shop, member, test_host, step):
+    step(lambda: snapshots.snapshot_create(user=member, stack=shop, name="keep"))
+    step(lambda: shelving.stack_shelve(user=member, stack=shop))
+    Host.objects.create(name="roomy", uri="test:///roomy", domain_type="qemu", cpus=64, memory_mib=65536, healthy=True)
+    Host.objects.filter(pk=test_host.pk).update(cpus=0)
+    with pytest.raises(errors.NoCapacity, match="a stack with snapshots cannot move"):
+        step(lambda: shelving.stack_unshelve(user=member, stack=shop))
+    shop.refresh_from_db()
+    assert shop.status == Status.SHELVED
+
+
+def test_the_reconciler_keeps_the_disks_of_a_stack_moving_away(shop, member, test_host, step):
+    from provisioning.services.reconcile import find_leftovers
+
+    step(lambda: shelving.stack_shelve(user=member, stack=shop))
+    Host.objects.create(name="roomy", uri="test:///roomy", domain_type="qemu", cpus=64, memory_mib=65536, healthy=True)
+    Host.objects.filter(pk=test_host.pk).update(cpus=0)
+    shelving.stack_unshelve(user=member, stack=shop)  # accepted; the move has not run
+    with open_driver("test:///default") as driver:
+        leftovers = find_leftovers(driver=driver, host=test_host)
+    assert leftovers == []
 
 
 def test_the_reconciler_recount_agrees_with_a_shelved_stack(shop, member, test_host, step):
@@ -317,6 +386,8 @@ def test_a_project_that_deletes_at_run_end_deletes(shop, project, step):
 def test_extend_counts_from_now_within_the_policy_and_never_shortens(shop, member, project, step):
     project.max_extension_seconds = 3600
     project.save()
+    # A lease shorter than one extension: extending takes it to an hour from now.
+    Stack.objects.filter(pk=shop.pk).update(expires_at=timezone.now() + timedelta(minutes=10))
     shop.refresh_from_db()
     extended = lifecycle.stack_extend(user=member, stack=shop)
     assert abs((extended.expires_at - (timezone.now() + timedelta(hours=1))).total_seconds()) < 5
@@ -329,11 +400,11 @@ def test_extend_counts_from_now_within_the_policy_and_never_shortens(shop, membe
 
 
 def test_extend_stops_at_the_longest_life(shop, member, project):
-    project.max_lease_seconds = 1200
+    project.max_lease_seconds = 2 * 3600  # beyond the stack's lease, closer than one extension
     project.max_extension_seconds = 24 * 3600
     project.save()
     extended = lifecycle.stack_extend(user=member, stack=shop)
-    assert extended.expires_at == shop.created_at + timedelta(seconds=1200)
+    assert extended.expires_at == shop.created_at + timedelta(seconds=2 * 3600)
     with pytest.raises(errors.Invalid, match="cannot be extended"):
         lifecycle.stack_extend(user=member, stack=shop)
 

@@ -9,10 +9,11 @@ server runs each job inline, so every click comes back once its job is done.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from provisioning.models import Stack, StackSnapshot, Status
-from provisioning.services import templates
 from provisioning.services.launch import stack_launch_template
 from tests.browser_pages import (
     assert_fits_the_window,
@@ -22,18 +23,18 @@ from tests.browser_pages import (
     wait_for_open_dialog,
 )
 
-CLASSIC = templates.SHIPPED_TEMPLATES / "classic-three-tier.yaml"
 SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 768}}
 
 
 @pytest.fixture
-def shop(transactional_db, settings, member, project, operator, test_host, demo_catalog):
-    """The classic three tiers, running; asked for before the server so that its fork holds the domains."""
+def shop(transactional_db, settings, member, project, classic, test_host, demo_catalog):
+    """The classic three tiers, running; asked for before the server so that its fork holds the domains.
+
+    Not the shared ``shop``: the server sees only committed rows (a transactional database, where the
+    launch's jobs run as it commits), and its settings must be in place before it is forked.
+    """
     settings.SHUTDOWN_TIMEOUT_SECONDS = 1
     settings.REDIS_URL = ""  # the page polls; no channel layer to share with the forked server
-    classic = templates.template_create(
-        user=operator, project=None, name="classic-three-tier", source=CLASSIC.read_text()
-    )
     stack = stack_launch_template(user=member, project=project, name="shop", template=classic, lease_seconds=600)
     stack.refresh_from_db()
     assert stack.status == Status.RUNNING, stack.status_reason
@@ -118,6 +119,8 @@ def test_a_stack_lives_its_life_from_its_page(shop, chromium, live_portal, membe
     assert page.locator("#lease-countdown").get_attribute("datetime") != before
     assert _status(page) == "Running"
     _check(page)
+    # What it has cost so far, in the deployment's currency (nothing sampled yet in a fresh test).
+    assert re.fullmatch(r"Cost so far: \d+\.\d\d [A-Z]{3}", page.locator("#stack-cost").inner_text().strip())
 
     shop.refresh_from_db()
     assert shop.status == Status.RUNNING

@@ -16,28 +16,13 @@ from django.utils import timezone
 
 from portal.models import RunEnd
 from provisioning.models import Host, Stack, StackSnapshot, Status
-from provisioning.services import launch, templates
-from provisioning.services.launch import stack_launch_template
-
-CLASSIC = templates.SHIPPED_TEMPLATES / "classic-three-tier.yaml"
+from provisioning.services import launch
 
 
-@pytest.fixture
-def classic(operator):
-    return templates.template_create(user=operator, project=None, name="classic-three-tier", source=CLASSIC.read_text())
-
-
-@pytest.fixture
-def shop(member, project, test_host, demo_catalog, classic, step, settings):
-    """The classic three tiers, running, with a 10-minute lease."""
+@pytest.fixture(autouse=True)
+def polled_pages_and_quick_power_cuts(settings):
     settings.SHUTDOWN_TIMEOUT_SECONDS = 1  # a guest of the test driver that ignores the button is cut at once
     settings.REDIS_URL = ""  # the page polls (no socket): its re-read interval says whether it is settling
-    stack = step(
-        lambda: stack_launch_template(user=member, project=project, name="shop", template=classic, lease_seconds=600)
-    )
-    stack.refresh_from_db()
-    assert stack.status == Status.RUNNING, stack.status_reason
-    return stack
 
 
 @pytest.fixture
@@ -385,6 +370,7 @@ def test_a_snapshot_size_reads_as_a_size(web, shop):
 def test_extend_goes_as_far_as_the_policy_allows_from_now(web, shop, project, act):
     project.max_extension_seconds = 3600
     project.save()
+    _set(shop, expires_at=timezone.now() + timedelta(minutes=10))  # less than one extension
     page = _page(web, shop)
     assert "It may be extended until" in page
     assert "extends a lease by at most 1 hour at a time, counted from now" in page

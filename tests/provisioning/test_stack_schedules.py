@@ -9,11 +9,9 @@ import pytest
 
 from portal import errors
 from provisioning.models import Stack, Status
-from provisioning.services import schedules, templates
-from provisioning.services.launch import stack_launch_template
+from provisioning.services import schedules
 from provisioning.stack_schedules import MAX_WINDOWS, parse_schedule
 
-CLASSIC = templates.SHIPPED_TEMPLATES / "classic-three-tier.yaml"
 PARIS = ZoneInfo("Europe/Paris")
 OFFICE = {
     "time_zone": "Europe/Paris",
@@ -87,18 +85,6 @@ def test_a_window_over_midnight_runs_into_the_next_day():
 # --- the sweep ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def shop(operator, member, project, test_host, demo_catalog, step):
-    classic = templates.template_create(
-        user=operator, project=None, name="classic-three-tier", source=CLASSIC.read_text()
-    )
-    stack = step(
-        lambda: stack_launch_template(user=member, project=project, name="shop", template=classic, lease_seconds=3600)
-    )
-    stack.refresh_from_db()
-    return stack
-
-
 def test_only_members_set_a_schedule_and_a_bad_one_changes_nothing(shop, viewer, member):
     with pytest.raises(errors.PermissionDenied):
         schedules.stack_schedule_set(user=viewer, stack=shop, document=OFFICE)
@@ -147,4 +133,5 @@ def test_the_api_sets_and_removes_a_schedule(shop, member, outsider, api):
     answer = api(member).put(url, OFFICE, format="json")
     assert answer.status_code == 200, answer.json()
     assert answer.json()["schedule"] == OFFICE
-    assert api(member).put(url, None, format="json").json()["schedule"] is None
+    assert api(member).put(url, None, format="json").status_code == 400
+    assert api(member).delete(url).json()["schedule"] is None

@@ -1,6 +1,9 @@
 # What the appliance serves: /status.txt, its status in plain text (what peers fetch), and
 # /index.html, the page people see, which carries the "<identifier> appliance" marker and the
-# same status. Both are written whole and then renamed, so httpd never serves half a file.
+# same status. Both are written whole and then renamed, so no reader ever sees half a file. The
+# probe's httpd serves them as they are; a tier's own server (http.sh) renders its page on each
+# request, from the same status (and refresh.txt, how often a browser should reload it) and the
+# records as they are at that moment.
 : "${WWW:=/www}"
 # Browsers reload a page that is still waiting for something this often.
 WAITING_REFRESH_SECONDS=2
@@ -18,7 +21,8 @@ identity() {
     fi
 }
 
-# $1: the status (one or more lines); $2: seconds after which a browser reloads (empty: never).
+# $1: the status (one or more lines); $2: seconds after which a browser reloads (empty: never);
+# $3: a file holding more of the page (HTML), or nothing.
 render_page() {
     local refresh=
     [ -n "$2" ] && refresh="<meta http-equiv=\"refresh\" content=\"$2\">"
@@ -31,9 +35,9 @@ render_page() {
 <p>Role: $ROLE. Version: $VERSION.</p>
 <p>$(identity | html_escape)</p>
 <pre id="status">$(printf '%s\n' "$1" | html_escape)</pre>
-</body>
-</html>
 EOF
+    [ -z "$3" ] || cat "$3"
+    printf '</body>\n</html>\n'
 }
 
 write_whole() {
@@ -43,6 +47,7 @@ write_whole() {
 # $1: the status; $2: reload seconds for browsers, as render_page. Changes go to the console too.
 publish() {
     printf '%s\n' "$1" | write_whole "$WWW/status.txt"
+    printf '%s\n' "$2" | write_whole "$WWW/refresh.txt"
     render_page "$1" "$2" | write_whole "$WWW/index.html"
     if [ "$1" != "$PUBLISHED" ]; then
         PUBLISHED=$1

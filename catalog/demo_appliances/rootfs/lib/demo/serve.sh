@@ -1,13 +1,17 @@
-# What each tier says, kept fresh by one background loop.
+# What each tier says, kept fresh by one background loop, and the server that answers for it.
 #
-#   db:  db <instance>: <record setting, or the default record>
+#   db:  db <instance>: <its "record" setting, or a default line>
 #   app: app <instance> | <what db says>        (fetched from db's /status.txt)
 #   web: web <instance> | <what app says>       (fetched from app's /status.txt)
 #
-# so one GET on web shows every tier's instance name and the db's record. Each tier first waits
-# (up to WAIT_CAP_SECONDS) for the address:port pairs in PORTAL_WAIT_FOR, then rewrites its page
-# every REFRESH_SECONDS: the page is complete once its peers are up and says what it waits for
-# until then.
+# so one GET on web shows every tier's instance name and the db's setting. Each tier first waits
+# (up to WAIT_CAP_SECONDS) for the address:port pairs in PORTAL_WAIT_FOR, then rewrites its status
+# every REFRESH_SECONDS: it is complete once its peers are up and says what it waits for until
+# then. The records people add are kept apart: on the db's disk (records.sh), listed on every
+# tier's page as they are at each request (http.sh).
+
+# Where the guest's scripts are (the server runs handle-request from there).
+: "${DEMO_LIB:=/lib/demo}"
 : "${REFRESH_SECONDS:=1}"
 : "${WAIT_CAP_SECONDS:=300}"
 DEFAULT_RECORD="hello from the demo database"
@@ -109,5 +113,35 @@ serve_forever() {
             publish_status
         fi
         sleep "$REFRESH_SECONDS"
+    done
+}
+
+# The probe serves its files with httpd; a tier runs its own server, which also takes records.
+start_server() {
+    if [ "$ROLE" = probe ]; then
+        httpd -p "$PORT" -h "$WWW"
+        return
+    fi
+    serve_requests &
+    wait_until_listening
+}
+
+# The tier's HTTP server (http.sh): nc runs a handler per connection, several at once. Restarted if
+# it ever stops, so the tier keeps answering.
+serve_requests() {
+    while :; do
+        nc -ll -p "$PORT" -e "$DEMO_LIB/handle-request"
+        log "the server on port $PORT stopped: restarting it"
+        sleep 1
+    done
+}
+
+# Whether something listens on the tier's port within about two seconds.
+wait_until_listening() {
+    local tries=0
+    until can_connect "127.0.0.1:$PORT"; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 40 ] || return 1
+        sleep 0.05
     done
 }
