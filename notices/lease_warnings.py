@@ -9,10 +9,11 @@ passes over are marked too, so they never go out late.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from notices.announce import announce
@@ -35,7 +36,7 @@ def lease_warnings_send(*, now: datetime | None = None) -> int:
         .order_by("expires_at")
     )
     sent = 0
-    for stack in candidates.iterator(chunk_size=500):
+    for stack in _in_chunks(candidates):
         due = _due_offsets(stack, now=now)
         if not due:
             continue
@@ -69,3 +70,13 @@ def _warn(stack: Stack, *, offset: int, passed_over: list[int]) -> int:
     except IntegrityError:
         return 0
     return 1
+
+
+def _in_chunks(stacks: QuerySet[Stack], size: int = 500) -> Iterator[Stack]:
+    """The stacks a chunk at a time, each chunk read whole before any is written about: a cursor kept
+    open across the writes is not safe on SQLite (the demo's database), where it was closed under us."""
+    ids = list(stacks.values_list("pk", flat=True))
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        by_id = {stack.pk: stack for stack in stacks.filter(pk__in=chunk)}
+        yield from (by_id[pk] for pk in chunk if pk in by_id)

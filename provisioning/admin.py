@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -20,7 +21,7 @@ from provisioning.models import (
     StackSnapshot,
     StackTemplate,
 )
-from provisioning.services import lifecycle, templates
+from provisioning.services import lifecycle, power, shelving, templates
 
 
 class InstanceInline(ObservedOnlyInline):
@@ -59,15 +60,43 @@ class StackAdmin(ObservedOnlyAdmin):
     search_fields = ["name", "project__name", "created_by__username"]
     date_hierarchy = "created_at"
     inlines = [InstanceInline, NetworkInline, SnapshotInline, EventInline]
-    actions = ["destroy"]
+    actions = ["destroy", "shut_down", "start", "shelve", "unshelve", "extend"]
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Stack], act: Callable[[Stack], object]) -> None:
+        """Act on each selected stack through its service (the same rules as the API); say each refusal."""
+        for stack in queryset:
+            try:
+                act(stack)
+            except errors.PortalError as exc:
+                messages.warning(request, f"{stack}: {exc.detail}")
 
     @admin.action(description="Delete the selected stacks (domains and disks)")
     def destroy(self, request: HttpRequest, queryset: QuerySet[Stack]) -> None:
-        for stack in queryset:
-            try:
-                lifecycle.stack_destroy(user=request.user, stack=stack, reason="deleted by operator")
-            except errors.PortalError as exc:
-                messages.warning(request, f"{stack}: {exc.detail}")
+        self._each(
+            request,
+            queryset,
+            lambda s: lifecycle.stack_destroy(user=request.user, stack=s, reason="deleted by operator"),
+        )
+
+    @admin.action(description="Shut down the selected stacks (ACPI, then forced)")
+    def shut_down(self, request: HttpRequest, queryset: QuerySet[Stack]) -> None:
+        self._each(request, queryset, lambda s: power.stack_power(user=request.user, stack=s, action="shutdown"))
+
+    @admin.action(description="Start the selected stacks")
+    def start(self, request: HttpRequest, queryset: QuerySet[Stack]) -> None:
+        self._each(request, queryset, lambda s: power.stack_power(user=request.user, stack=s, action="start"))
+
+    @admin.action(description="Shelve the selected stacks (memory kept, vCPUs and memory given back)")
+    def shelve(self, request: HttpRequest, queryset: QuerySet[Stack]) -> None:
+        self._each(request, queryset, lambda s: shelving.stack_shelve(user=request.user, stack=s))
+
+    @admin.action(description="Unshelve the selected stacks")
+    def unshelve(self, request: HttpRequest, queryset: QuerySet[Stack]) -> None:
+        self._each(request, queryset, lambda s: shelving.stack_unshelve(user=request.user, stack=s))
+
+    @admin.action(description="Extend the selected stacks' leases as far as their policy allows")
+    def extend(self, request: HttpRequest, queryset: QuerySet[Stack]) -> None:
+        self._each(request, queryset, lambda s: lifecycle.stack_extend(user=request.user, stack=s))
 
 
 @admin.register(Instance)

@@ -4,7 +4,8 @@ Taking one pauses every running guest of the stack, snapshots each domain's disk
 its memory) under one libvirt name, then resumes the guests in dependency order: the tiers'
 disks agree with each other as they did at that moment. The snapshots live inside the instances'
 qcow2 overlays on their host; what they add there is measured (the volumes' allocation before and
-after) and counted against the project's disk quota.
+after, and at least the guests' memory a running stack's snapshot holds) and counted against the
+project's disk quota.
 
 Reverting puts every tier back. A snapshot with memory resumes the guests where they were; one
 without boots them from the disks as they were (as after a power cut at that moment: data written
@@ -23,7 +24,6 @@ from portal.models import Project, Role
 from portal.scoping import Account, User, require_role
 from portal.task_queues import Queue, enqueue
 from provisioning import naming
-from provisioning.demand import GIB
 from provisioning.drivers import DriverError, HypervisorDriver
 from provisioning.models import BUSY_STATUSES, Instance, Stack, StackSnapshot, Status
 from provisioning.name_rules import SNAPSHOT_NAME
@@ -34,6 +34,7 @@ from provisioning.services.hosts import driver_for
 from provisioning.services.power import start_layers
 from provisioning.services.stack_jobs import StackAction
 
+MIB = 1024 * 1024
 SETTLED_WITH_GUESTS = (Status.RUNNING, Status.STOPPED)
 SNAPSHOT = StackAction("snapshot", Status.SNAPSHOTTING, SETTLED_WITH_GUESTS, "provisioning.tasks.snapshot_stack")
 REVERT = StackAction("revert", Status.REVERTING, SETTLED_WITH_GUESTS, "provisioning.tasks.revert_stack")
@@ -118,7 +119,10 @@ def snapshot_job(*, stack_id: int, snapshot_id: int) -> str:
                     taken.append(instance)
             finally:
                 _resume_in_order(driver, layers, paused)
-            size = sum(max(0, after - before[name]) for name, after in _allocations(driver, instances).items())
+            grown = sum(max(0, after - before[name]) for name, after in _allocations(driver, instances).items())
+            # A running guest's snapshot holds its memory; the overlay may not grow by it when it reuses
+            # the clusters of a deleted snapshot, but the snapshot still takes that space in it.
+            size = max(grown, sum(i.memory_mib for i in paused) * MIB)
     except DriverError as exc:
         _drop_partial(stack, snapshot, taken)
         StackSnapshot.objects.filter(pk=snapshot.pk).update(
@@ -272,4 +276,4 @@ def snapshot_delete_job(*, snapshot_id: int) -> str:
 
 
 def _mib(size: int) -> int:
-    return math.ceil(size / (GIB / 1024))
+    return math.ceil(size / MIB)

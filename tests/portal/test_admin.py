@@ -156,3 +156,29 @@ def test_a_template_added_in_the_admin_is_validated_and_audited(operator_client,
     assert AuditEvent.objects.filter(action="template.create", actor=operator).count() == 1
     assert operator_client.post(_url(StackTemplate, "delete", template.pk), {"post": "yes"}).status_code == 302
     assert AuditEvent.objects.filter(action="template.delete", actor=operator).count() == 1
+
+
+def test_operators_shelve_unshelve_and_shut_down_from_the_admin_through_the_services(
+    operator_client, operator, stack, django_capture_on_commit_callbacks
+):
+    def act(action: str):
+        with django_capture_on_commit_callbacks(execute=True):
+            return operator_client.post(_url(Stack, "changelist"), {"action": action, "_selected_action": [stack.pk]})
+
+    assert act("shelve").status_code == 302
+    stack.refresh_from_db()
+    assert stack.status == Status.SHELVED, stack.status_reason
+    # A refusal is said, not raised: a shelved stack cannot be shut down.
+    response = operator_client.post(
+        _url(Stack, "changelist"), {"action": "shut_down", "_selected_action": [stack.pk]}, follow=True
+    )
+    assert "cannot shutdown a stack that is shelved" in response.content.decode()
+    assert act("unshelve").status_code == 302
+    stack.refresh_from_db()
+    assert stack.status == Status.RUNNING, stack.status_reason
+    assert act("shut_down").status_code == 302
+    stack.refresh_from_db()
+    assert stack.status == Status.STOPPED, stack.status_reason
+    assert {"stack.shelve", "stack.unshelve", "stack.shutdown"} <= set(
+        AuditEvent.objects.filter(actor=operator).values_list("action", flat=True)
+    )
