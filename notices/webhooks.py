@@ -152,13 +152,14 @@ def _record(delivery: WebhookDelivery, result: PostResult, *, started: datetime,
         else:
             delivery.next_attempt_at = now + RETRY_PAUSES[delivery.attempts - 1]
         delivery.save(update_fields=["status", "last_response_code", "last_error", "delivered_at", "next_attempt_at"])
-        if delivery.status == WebhookDelivery.Status.FAILED:
+        if delivery.status != WebhookDelivery.Status.PENDING:  # delivered, or given up: the audit says which
             audit.record(
                 actor=None,
-                action="notice.webhook_failed",
+                action=f"notice.webhook_{delivery.status}",
                 target=delivery,
                 project=delivery.project,
                 event=delivery.event,
                 attempts=delivery.attempts,
-                error=result.error,
+                response_code=result.response_code,
+                error=result.error or None,
             )

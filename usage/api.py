@@ -127,8 +127,10 @@ class ProjectUsageView(generics.GenericAPIView):
         return response
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
-        # An error body is a JSON object, whatever format the client asked the rows in.
-        if response.status_code >= 400 and isinstance(getattr(request, "accepted_renderer", None), UsageCsvRenderer):
+        # An error body, or what OPTIONS says of the view, is a JSON object, whatever format the client
+        # asked the rows in: only rows have a CSV form.
+        not_rows = response.status_code >= 400 or request.method == "OPTIONS"
+        if not_rows and isinstance(getattr(request, "accepted_renderer", None), UsageCsvRenderer):
             request.accepted_renderer = JSONRenderer()
             request.accepted_media_type = JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)

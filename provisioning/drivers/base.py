@@ -320,6 +320,14 @@ class HypervisorDriver(Protocol):
 
     def has_saved_memory(self, *, name: str) -> bool: ...
 
+    def set_port_forwards(self, *, name: str, forwards: tuple[PortForward, ...]) -> None:
+        """Publish a stopped domain's ports on other host ports from its next start (its managed save too).
+
+        For a port something outside the portal took while the domain was off. ``InvalidRequest`` if
+        it runs or publishes no ports.
+        """
+        ...
+
     # Snapshots, kept by libvirt inside the domain's qcow2 disks (internal snapshots).
     def create_snapshot(self, *, domain: str, name: str, memory: bool) -> SnapshotInfo:
         """Snapshot the domain's writable disks (and, with ``memory``, its memory) as ``name``.

@@ -141,6 +141,20 @@ def _add_port_forwards(domain: ET.Element, forwards: tuple[PortForward, ...]) ->
         _sub(commandline, f"{{{QEMU_NS}}}arg", value=value)
 
 
+def with_port_forwards(xml: str, forwards: tuple[PortForward, ...]) -> str:
+    """A domain's XML with its published ports replaced by ``forwards`` (the same user-mode NIC, other host ports).
+
+    ``InvalidRequest`` when the domain publishes no ports: adding a NIC is not what this is for.
+    """
+    root = ET.fromstring(xml)  # noqa: S314 - libvirt's own answer about a domain the portal defined
+    prefix = f"user,id={_HOSTFWD_NETDEV_ID},"
+    for arg in root.iter(f"{{{QEMU_NS}}}arg"):
+        if arg.get("value", "").startswith(prefix):
+            arg.set("value", hostfwd_netdev_arg(forwards))
+            return ET.tostring(root, encoding="unicode")
+    raise InvalidRequest("the domain publishes no ports to move")
+
+
 def build_domain_xml(spec: DomainSpec) -> str:
     """Persistent domain XML for ``spec``. Raises ``InvalidRequest`` for unsafe or impossible values."""
     validate_domain_spec(spec)

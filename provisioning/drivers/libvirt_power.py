@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 import libvirt
 
-from provisioning.drivers.base import DomainInfo, InvalidRequest
+from provisioning.drivers.base import DomainInfo, InvalidRequest, PortForward
+from provisioning.drivers.domain_xml import with_port_forwards
 from provisioning.drivers.libvirt_connection import LibvirtConnection
 from provisioning.drivers.libvirt_domains import describe_domain
 from provisioning.drivers.libvirt_errors import UNKNOWN_FLAG_CODES, Subject, has_code
@@ -151,6 +152,23 @@ class LibvirtPower(LibvirtConnection):
             domain = conn.lookupByName(name)
             # QEMU's driver fails removing a save that is not there, so look first.
             unless_reached(domain, has_no_saved_memory, lambda: domain.managedSaveRemove(0))
+
+    def set_port_forwards(self, *, name: str, forwards: tuple[PortForward, ...]) -> None:
+        """Publish a stopped domain's ports on other host ports, from its next start on.
+
+        The persistent definition is rewritten, and so is the managed save's own copy of it (a restore
+        starts QEMU from the XML in the save, not from the definition). Read and written with their
+        secrets (the VNC password), which a plain read would leave out and so remove.
+        """
+        with self._call(f"move the published ports of domain '{name}'", Subject(domain=name)) as conn:
+            domain = conn.lookupByName(name)
+            if domain.isActive():
+                raise InvalidRequest(f"domain '{name}' runs: its published ports move only while it is off")
+            inactive = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+            conn.defineXML(with_port_forwards(inactive, forwards))
+            if domain.hasManagedSaveImage(0):
+                saved = domain.managedSaveGetXMLDesc(libvirt.VIR_DOMAIN_SAVE_IMAGE_XML_SECURE)
+                domain.managedSaveDefineXML(with_port_forwards(saved, forwards), 0)
 
     def has_saved_memory(self, *, name: str) -> bool:
         with self._call(f"look for the saved memory of domain '{name}'", Subject(domain=name)) as conn:

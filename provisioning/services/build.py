@@ -206,7 +206,15 @@ def start_instance_domain(
             attempts_left -= 1
             if not attempts_left:
                 raise
-            _move_published_ports(instance=instance, host=host, stack=stack)
+            move_published_ports(instance=instance, host=host, stack=stack)
+
+
+def port_forwards(*, host: Host, instance: Instance) -> tuple[PortForward, ...]:
+    """The instance's published ports as the host's hypervisor publishes them."""
+    return tuple(
+        PortForward(host_port=p.host_port, guest_port=p.guest_port, host_address=bind_address(host))
+        for p in instance.published_ports.all()
+    )
 
 
 def _domain_spec(*, host: Host, instance: Instance, disks: InstanceDisks) -> DomainSpec:
@@ -222,14 +230,12 @@ def _domain_spec(*, host: Host, instance: Instance, disks: InstanceDisks) -> Dom
         # The console proxy reaches VNC on the host's management address and authenticates with this.
         vnc_listen=host.console_address,
         vnc_password=instance.vnc_password or None,
-        port_forwards=tuple(
-            PortForward(host_port=p.host_port, guest_port=p.guest_port, host_address=bind_address(host))
-            for p in instance.published_ports.all()
-        ),
+        port_forwards=port_forwards(host=host, instance=instance),
     )
 
 
-def _move_published_ports(*, instance: Instance, host: Host, stack: Stack) -> None:
+def move_published_ports(*, instance: Instance, host: Host, stack: Stack) -> None:
+    """New host ports for the instance's published ports (one was taken by a program outside the portal)."""
     with transaction.atomic():
         Host.objects.select_for_update().get(pk=host.pk)  # the same lock launches take to reserve ports
         for published in instance.published_ports.all():

@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from django.conf import settings
 
 from portal.scoping import User
-from provisioning.drivers import DriverError, HypervisorDriver
+from provisioning.drivers import DomainInfo, DriverError, HypervisorDriver, PortUnavailable
 from provisioning.models import Instance, Stack, Status
 from provisioning.services import stack_jobs
+from provisioning.services.build import PORT_ATTEMPTS, move_published_ports, port_forwards
 from provisioning.services.events import stack_event
 from provisioning.services.hosts import driver_for
 from provisioning.services.stack_jobs import StackAction
@@ -111,7 +112,24 @@ def start_layers(stack: Stack, driver: HypervisorDriver, layers: Iterable[list[I
     """Start each layer's guests, layer after layer; record their new VNC ports and mark them running."""
     for layer in layers:
         for instance in layer:
-            info = driver.start_domain(name=instance.domain_name)
+            info = _start_moving_taken_ports(stack, driver, instance)
             # autoport may pick another VNC port at every start: the console proxy needs this one.
             Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING, vnc_port=info.vnc_port)
             stack_event(stack, f"{instance.name}: started")
+
+
+def _start_moving_taken_ports(stack: Stack, driver: HypervisorDriver, instance: Instance) -> DomainInfo:
+    """Start the guest; if a program outside the portal took one of its published ports while it was
+    off, publish them on free ports instead (the definition and its managed save) and start again."""
+    attempts_left = PORT_ATTEMPTS
+    while True:
+        try:
+            return driver.start_domain(name=instance.domain_name)
+        except PortUnavailable:
+            attempts_left -= 1
+            if not attempts_left or instance.host is None:
+                raise
+            move_published_ports(instance=instance, host=instance.host, stack=stack)
+            driver.set_port_forwards(
+                name=instance.domain_name, forwards=port_forwards(host=instance.host, instance=instance)
+            )

@@ -70,6 +70,8 @@ def test_the_receiver_gets_the_event_with_a_valid_signature_over_the_exact_body(
     delivery = WebhookDelivery.objects.get()
     assert bytes(delivery.body) == got.body  # what was stored is what was sent
     assert (delivery.status, delivery.attempts, delivery.last_response_code) == ("delivered", 1, 200)
+    delivered = AuditEvent.objects.get(action="notice.webhook_delivered")
+    assert (delivered.detail["attempts"], delivered.detail["response_code"]) == (1, 200)
     # The link extends once, as the stack's creator, without signing in; a second use is gone.
     assert extend_url.startswith(f"{django_settings.PORTAL_BASE_URL}/extend/")
     path = extend_url.removeprefix(django_settings.PORTAL_BASE_URL)

@@ -367,3 +367,15 @@ def test_overlay_xml_points_at_its_backing_store() -> None:
 def test_bad_volume_requests_are_refused(name: str, capacity: int, disk_format: str, message: str) -> None:
     with pytest.raises(InvalidRequest, match=message):
         build_volume_xml(name, capacity, disk_format)
+
+
+def test_published_ports_are_rewritten_in_place_and_a_domain_without_them_is_refused():
+    from provisioning.drivers.domain_xml import with_port_forwards
+
+    xml = build_domain_xml(make_spec(port_forwards=(PortForward(host_port=20001, guest_port=80),)))
+    moved = with_port_forwards(xml, (PortForward(host_port=20007, guest_port=80),))
+    assert "hostfwd=tcp:127.0.0.1:20007-:80" in moved
+    assert "20001" not in moved
+    assert moved.count("-netdev") == xml.count("-netdev")
+    with pytest.raises(InvalidRequest, match="publishes no ports"):
+        with_port_forwards(build_domain_xml(make_spec(port_forwards=())), (PortForward(host_port=1, guest_port=2),))

@@ -302,3 +302,18 @@ def test_power_round_trip_on_the_default_test_host() -> None:
             assert driver.domain_info(name=name).state == "shutoff"
         finally:
             driver.destroy_domain(name=name)
+
+
+# --- published ports moved while the domain is off -----------------------------------------------
+
+
+def test_published_ports_move_only_while_the_domain_is_off(driver: LibvirtDriver, running: str) -> None:
+    # The rewrite itself is in test_domain_xml.py and, on QEMU (whose XML keeps the user-mode NIC),
+    # in tests/e2e/test_taken_port.py: libvirt's test driver drops QEMU's command-line namespace.
+    from provisioning.drivers.base import PortForward
+
+    moved = (PortForward(host_port=18023, guest_port=22),)
+    with pytest.raises(InvalidRequest, match="runs"):
+        driver.set_port_forwards(name=running, forwards=moved)
+    with pytest.raises(NotFound):
+        driver.set_port_forwards(name="ghost", forwards=moved)

@@ -213,3 +213,9 @@ def test_an_empty_bound_is_refused_not_taken_as_left_out():
         with pytest.raises(errors.Invalid) as refused:
             usage_period(start_text=start, end_text=end)
         assert field in refused.value.fields
+
+
+def test_options_answers_json_even_when_csv_was_asked_for(api, viewer, project):
+    response = api(viewer).options(f"{url(project)}?format=csv")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
