@@ -27,6 +27,8 @@ from provisioning.services import hosts
 from provisioning.services.templates import install_shipped_templates
 
 DEMO_USER = "admin"
+# Lease warnings are mailed to it: the demo writes mail to files under var/mail/, never sends any.
+DEMO_EMAIL = "admin@demo.localhost"
 DEMO_PROJECT = "demo"
 LOCAL_HOST = "local"
 
@@ -70,11 +72,14 @@ class Command(BaseCommand):
         user_model = get_user_model()
         user = user_model.objects.filter(username=DEMO_USER).first()
         remembered = _remembered_password(login_file)
+        if user is not None and not user.email:  # set up by an older demo: its warnings need an address
+            user.email = DEMO_EMAIL
+            user.save(update_fields=["email"])
         if user is not None and remembered and user.check_password(remembered):
             return user, remembered
         password = secrets.token_urlsafe(12)
         if user is None:
-            user = user_model.objects.create_superuser(DEMO_USER, email="", password=password)
+            user = user_model.objects.create_superuser(DEMO_USER, email=DEMO_EMAIL, password=password)
         else:
             user.set_password(password)
             user.save(update_fields=["password"])
