@@ -51,20 +51,23 @@ class ParsedItem:
     url: str
     size_bytes: int
     media_type: str
-    sha256: str
-    disk_format: str
+    sha256: str  # "" when the feed gives none: the first download's is pinned
+    disk_format: str  # as declared; "" when the feed does not say (the file's magic bytes decide)
     arch: str
     min_ram_mib: int
     min_vcpus: int
     service_port: int | None
     published: datetime | None
     virtual_size_bytes: int | None = None  # declared by the feed; launches claim it before any download
+    checksum_source: str = "feed"  # ApplianceVersion.ChecksumSource: "feed" or "pinned"
+    package: str = "disk"  # ApplianceVersion.Package: "disk", "xvm2" or "ova"
 
 
 @dataclass(frozen=True)
 class ParsedFeed:
     title: str
     items: list[ParsedItem]
+    format: str = "vmcast"  # Feed.Format
 
 
 def parse_vmcast(data: bytes, *, max_items: int | None = None) -> ParsedFeed:

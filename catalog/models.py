@@ -32,11 +32,23 @@ class ApplianceVersionQuerySet(ProjectScopedQuerySet["ApplianceVersion"]):
     unowned_is_shared = True
 
     def newest_first(self) -> Self:
-        return self.order_by("-published_at", "-id")
+        """Current versions before withdrawn ones, each newest first: what a launch should take."""
+        return self.order_by("withdrawn", "-published_at", "-id")
 
 
 class Feed(models.Model):
-    """A VMcast subscription. ``project`` empty means the operator-run catalog every project sees."""
+    """A VMcast subscription. ``project`` empty means the operator-run catalog every project sees.
+
+    A project's own catalog (its uploads and captured stacks) is a feed too, of format ``local``,
+    with no URL: nothing fetches it, and the project's VMcast serves it to others.
+    """
+
+    class Format(models.TextChoices):
+        UNKNOWN = "", "Not yet read"
+        VMCAST = "vmcast", "VMcast"
+        ARCHIPEL = "archipel", "Archipel VMcast"
+        SIMPLESTREAMS = "simplestreams", "simplestreams"
+        LOCAL = "local", "The project's own images"
 
     class ImportStatus(models.TextChoices):
         NEVER = "never", "Never imported"
@@ -46,8 +58,14 @@ class Feed(models.Model):
         ERROR = "error", "Error"
 
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="feeds")
-    url = models.URLField(max_length=1000)
+    url = models.URLField(max_length=1000, blank=True)
     title = models.CharField(max_length=200, blank=True)
+    # What the URL answered, detected at each import (the API's ``format``).
+    format = models.CharField(max_length=16, choices=Format.choices, default=Format.UNKNOWN, blank=True)
+    # The validators of the last accepted answer, sent back as If-None-Match / If-Modified-Since:
+    # an unchanged feed then costs one 304 and no parsing.
+    etag = models.CharField(max_length=300, blank=True)
+    last_modified = models.CharField(max_length=100, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     last_import_at = models.DateTimeField(null=True, blank=True)
@@ -144,6 +162,16 @@ class ImageState:
 
 
 class ApplianceVersion(models.Model):
+    class ChecksumSource(models.TextChoices):
+        FEED = "feed", "Verified against the feed"
+        PINNED = "pinned", "Pinned on first download"
+        UPLOAD = "upload", "Uploaded"
+
+    class Package(models.TextChoices):
+        DISK = "disk", "Disk image"
+        XVM2 = "xvm2", "Archipel package (.xvm2)"
+        OVA = "ova", "OVA"
+
     class ImageStatus(models.TextChoices):
         MISSING = "missing", "Not downloaded"
         DOWNLOADING = "downloading", "Downloading"
@@ -164,7 +192,13 @@ class ApplianceVersion(models.Model):
     # The disk size the feed declares (vmc:virtualsize): launches claim it before the image is
     # downloaded, and an image larger than it is refused. Empty when the feed does not say.
     declared_virtual_bytes = models.BigIntegerField(null=True, blank=True)
-    image = models.ForeignKey(CachedImage, on_delete=models.PROTECT, related_name="versions")
+    # Empty while the bytes are unknown: a feed that gives no checksum (pinned on first download).
+    image = models.ForeignKey(CachedImage, null=True, blank=True, on_delete=models.PROTECT, related_name="versions")
+    checksum_source = models.CharField(max_length=8, choices=ChecksumSource.choices, default=ChecksumSource.FEED)
+    # What the URL delivers: a disk image, or a package holding one (taken apart when first fetched).
+    package = models.CharField(max_length=8, choices=Package.choices, default=Package.DISK)
+    # Gone from its feed: stacks built from it keep running, new launches prefer current versions.
+    withdrawn = models.BooleanField(default=False)
 
     objects = ApplianceVersionQuerySet.as_manager()
 
@@ -188,7 +222,8 @@ class ApplianceVersion(models.Model):
             return ImageState(status=status.MISSING, label=status.MISSING.label)
         if delivery.status == ImageDelivery.Status.DELIVERED:
             # Delivered once, but the bytes may have been evicted since: then they are downloaded again.
-            shown = status.READY if self.image.status == CachedImage.Status.READY else status.MISSING
+            ready = self.image is not None and self.image.status == CachedImage.Status.READY
+            shown = status.READY if ready else status.MISSING
             return ImageState(status=shown, label=shown.label)
         if delivery.status == ImageDelivery.Status.ERROR:
             return ImageState(status=status.ERROR, label=status.ERROR.label, error=delivery.error)
@@ -211,7 +246,8 @@ class ApplianceVersion(models.Model):
             and delivery.status == ImageDelivery.Status.DELIVERED
             and delivery.source == image_source_key(self.image_url)
         )
-        return self.image.virtual_size_bytes if delivered and self.image.virtual_size_bytes else None
+        image = self.image
+        return image.virtual_size_bytes if delivered and image is not None and image.virtual_size_bytes else None
 
 
 class ImageDelivery(models.Model):

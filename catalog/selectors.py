@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from catalog.models import (
     Appliance,
@@ -49,11 +49,14 @@ def appliance_version_for_launch(*, user: User, appliance: Appliance, version: s
 
 
 def cached_images_in_use() -> QuerySet[CachedImage]:
-    """Cached images a live instance still needs (its version's image, the instance in an active status).
+    """Cached images that must stay: a live instance needs them (its version's image, the instance in
+    an active status), or a project's own catalog holds them (no URL could bring those back).
 
     Not a tenant's read: the image cache asks it before evicting anything. The instances are reached
     through the reverse relations by name, so the catalog imports no provisioning code but the status list.
     """
     from provisioning.models import ACTIVE_STATUSES  # provisioning's models import ours: look it up when asked
 
-    return CachedImage.objects.filter(versions__instances__status__in=ACTIVE_STATUSES).distinct()
+    return CachedImage.objects.filter(
+        Q(versions__instances__status__in=ACTIVE_STATUSES) | Q(versions__appliance__feed__format=Feed.Format.LOCAL)
+    ).distinct()

@@ -61,6 +61,11 @@ class Project(models.Model):
     max_memory_mib = models.PositiveIntegerField(default=16 * 1024)
     max_stacks = models.PositiveIntegerField(default=5)
     max_disk_gib = models.PositiveIntegerField(default=200)
+    # Exported images (disks and OVAs) kept for download at once, in GiB.
+    max_export_gib = models.PositiveIntegerField(default=50)
+    # The secret in the URL of the project's own VMcast (its uploads and captures, served to other
+    # portals); empty while none was made. Replacing it revokes every URL handed out.
+    vmcast_token = models.CharField(max_length=64, blank=True)
     max_lease_seconds = models.PositiveIntegerField(
         default=7 * 24 * 3600,
         help_text="The longest life of a stack, counted from its creation (the API's max_life)",

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "provisioning",
     "notices",
     "usage",
+    "transfers",
 ]
 
 MIDDLEWARE = [
@@ -149,6 +150,7 @@ STATICFILES_DIRS = [
     ("vendor/novnc", BASE_DIR / "node_modules" / "@novnc" / "novnc"),
     ("vendor/xterm", BASE_DIR / "node_modules" / "@xterm" / "xterm"),
     ("vendor/xterm-addon-fit", BASE_DIR / "node_modules" / "@xterm" / "addon-fit"),
+    ("vendor/tus", BASE_DIR / "node_modules" / "tus-js-client" / "dist"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -346,6 +348,12 @@ IMAGE_MAX_CONVERTED_BYTES = env_int("PORTAL_IMAGE_MAX_CONVERTED_BYTES", 2 * IMAG
 IMAGE_CACHE_MAX_BYTES = env_int(
     "PORTAL_IMAGE_CACHE_MAX_BYTES", max(64 * 1024**3, 2 * IMAGE_MAX_CONVERTED_BYTES), minimum=IMAGE_MAX_CONVERTED_BYTES
 )
+# Images in and out (transfers/): uploads being received, finished exports kept for download (each
+# for EXPORT_KEEP_SECONDS, then removed), and an upload left unfinished that long is dropped.
+UPLOAD_DIR = env_path("PORTAL_UPLOAD_DIR", VAR_DIR / "uploads")
+UPLOAD_KEEP_SECONDS = env_int("PORTAL_UPLOAD_KEEP", 24 * 3600, minimum=60)
+EXPORT_DIR = env_path("PORTAL_EXPORT_DIR", VAR_DIR / "exports")
+EXPORT_KEEP_SECONDS = env_int("PORTAL_EXPORT_KEEP", 24 * 3600, minimum=60)
 
 # Provisioning
 # Stack templates one project may keep (shared ones, written by operators, are not counted). What

@@ -41,6 +41,7 @@ urlpatterns = [
     path("", include("provisioning.consoles.urls")),
     path("", include("notices.urls")),
     path("", include("usage.urls")),
+    path("", include("transfers.urls")),
     path("", include("provisioning.stack_action_urls")),
     path("admin/", admin.site.urls),
     # Namespaced so the router's names (stack-list, stack-detail...) never shadow the web pages'.

@@ -33,6 +33,7 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:api-schema"), name="api-docs"),
     path("projects/<int:pk>/policy/", ProjectPolicyView.as_view(), name="project-policy"),
     path("projects/<int:pk>/usage/", include("usage.api_urls")),
+    path("", include("transfers.api.urls")),
     path("", include(router.urls)),
     # Any other path under the API answers in the API's error body, not with the site's HTML page.
     re_path(r"^.*/$", api_not_found),  # without the slash, Django first redirects to it (APPEND_SLASH)
