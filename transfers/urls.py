@@ -1,5 +1,9 @@
 """Web routes for uploads, exports, captures and the projects' own VMcasts."""
 
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", include("transfers.upload_urls")),
+    path("", include("transfers.export_urls")),
+    path("", include("transfers.capture_urls")),
+]

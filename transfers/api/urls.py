@@ -1,5 +1,9 @@
 """The API's routes for images in and out, included ahead of the router by ``portal.api.urls``."""
 
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", include("transfers.api.upload_urls")),
+    path("", include("transfers.api.export_urls")),
+    path("", include("transfers.api.capture_urls")),
+]

@@ -1,0 +1,3 @@
+"""The API routes of captures (see transfers/api/urls.py)."""
+
+urlpatterns: list = []

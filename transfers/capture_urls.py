@@ -1,0 +1,3 @@
+"""Web routes of captures (see transfers/urls.py)."""
+
+urlpatterns: list = []

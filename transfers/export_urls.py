@@ -1,0 +1,3 @@
+"""Web routes of exports (see transfers/urls.py)."""
+
+urlpatterns: list = []

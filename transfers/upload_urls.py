@@ -1,0 +1,3 @@
+"""Web routes of uploads (see transfers/urls.py)."""
+
+urlpatterns: list = []
