@@ -21,21 +21,26 @@ from django.urls import reverse
 from catalog import services
 from catalog.forms import FeedSubscribeForm
 from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed, ImageDelivery
+from catalog.selectors import live_stacks_using
 from portal import errors
 from portal.admin_tools import ObservedOnlyAdmin
 from portal.web_errors import errors_on
 
+# At most this many live stacks are named per feed on the delete page.
+LIVE_STACKS_SHOWN = 20
+
 
 @admin.register(Feed)
 class FeedAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "display_url", "project", "last_status", "last_import_at", "last_item_count"]
-    list_filter = ["last_status", "project"]
+    list_display = ["__str__", "display_url", "format", "project", "last_status", "last_import_at", "last_item_count"]
+    list_filter = ["last_status", "format", "project"]
     search_fields = ["url", "title"]
     actions = ["import_now"]
     # The page of one feed (view only: see has_change_permission) shows the URL without its credentials.
     fields = [
         "display_url",
         "title",
+        "format",
         "project",
         "created_by",
         "created_at",
@@ -43,6 +48,9 @@ class FeedAdmin(admin.ModelAdmin):
         "last_error",
         "last_import_at",
         "last_item_count",
+        # The validators sent back at the next import: an unchanged feed then answers 304.
+        "etag",
+        "last_modified",
     ]
     readonly_fields = fields
 
@@ -85,7 +93,13 @@ class FeedAdmin(admin.ModelAdmin):
         # refuse deleting them one by one must not block that.
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         cascaded = {str(Appliance._meta.verbose_name), str(ApplianceVersion._meta.verbose_name)}
-        return deleted, counts, perms_needed - cascaded, protected
+        # The service refuses while a live stack uses a feed: Django's "cannot delete" page names them.
+        in_use = [
+            f"Stack {stack.name} (project {stack.project.name}), launched from {feed}"
+            for feed in objs
+            for stack in live_stacks_using(feed)[:LIVE_STACKS_SHOWN]
+        ]
+        return deleted, counts, perms_needed - cascaded, [*protected, *in_use]
 
     @admin.action(description="Import the selected feeds again")
     def import_now(self, request: HttpRequest, queryset: QuerySet[Feed]) -> None:
@@ -104,6 +118,9 @@ class VersionInline(admin.TabularInline):
     extra = 0
     readonly_fields = (
         "version",
+        "withdrawn",
+        "checksum_source",
+        "package",
         "disk_format",
         "size_bytes",
         "min_vcpus",
@@ -130,8 +147,17 @@ class ApplianceAdmin(ObservedOnlyAdmin):
 
 @admin.register(ApplianceVersion)
 class ApplianceVersionAdmin(ObservedOnlyAdmin):
-    list_display = ["appliance", "version", "disk_format", "size_bytes", "service_port", "published_at"]
-    list_filter = ["disk_format", "arch", "appliance__feed"]
+    list_display = [
+        "appliance",
+        "version",
+        "withdrawn",
+        "checksum_source",
+        "disk_format",
+        "size_bytes",
+        "service_port",
+        "published_at",
+    ]
+    list_filter = ["withdrawn", "checksum_source", "package", "disk_format", "arch", "appliance__feed"]
     search_fields = ["appliance__title", "version"]
     exclude = ["image_url"]
 

@@ -39,7 +39,7 @@ _KINDS: tuple[tuple[tuple[str, ...], str], ...] = (
         "The URL is not one the portal can read: use http or https.",
     ),
     (
-        ("not a well-formed XML feed", "not an RSS feed", "VMcast namespace", "has no items"),
+        ("not a well-formed XML feed", "not an RSS feed", "VMcast namespace", "has no items", "JSON", "simplestreams"),
         "The file at that URL is not a VMcast feed the portal can read. Check the URL, or ask the feed's publisher.",
     ),
     (

@@ -3,6 +3,9 @@
 The refresh queues what each project's limit allows, least recently imported first. A project with
 more feeds than that is not refreshed less often for it: whenever one of its imports ends, its next
 feed not imported for ``STALE_AFTER`` is queued (``feed_refresh_next``), until all of them are fresh.
+
+A project's own catalog (format ``local``) is never refreshed: nothing fetches it. A feed whose
+server says it is unchanged (HTTP 304) costs one request per refresh (``services.feed_import``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ STALE_AFTER = timedelta(minutes=30)
 
 
 def _oldest_first(feeds: QuerySet[Feed]) -> QuerySet[Feed]:
-    return feeds.exclude(last_status__in=BUSY).order_by(F("last_import_at").asc(nulls_first=True), "pk")
+    fetched = feeds.exclude(format=Feed.Format.LOCAL).exclude(last_status__in=BUSY)
+    return fetched.order_by(F("last_import_at").asc(nulls_first=True), "pk")
 
 
 def _queue(feed: Feed) -> bool:

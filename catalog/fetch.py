@@ -14,6 +14,9 @@ returns.
 
 Credentials in a URL (``https://user:pass@host/…``) are sent as HTTP basic authentication, and
 only to that URL's own origin: a redirect elsewhere does not get them. No message repeats them.
+
+Feeds are fetched conditionally (``fetch_if_changed``): the validators of the last accepted answer
+go back as If-None-Match / If-Modified-Since, and a 304 ends the request with no body read.
 """
 
 from __future__ import annotations
@@ -84,6 +87,59 @@ class FetchPolicy:
 class FetchResult:
     size_bytes: int
     sha256: str
+
+
+# The columns the validators are kept in (Feed.etag, Feed.last_modified): a longer one is not kept.
+MAX_ETAG_CHARS = 300
+MAX_LAST_MODIFIED_CHARS = 100
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What a server said identifies its answer (ETag, Last-Modified), sent back to ask whether it changed."""
+
+    etag: str = ""
+    last_modified: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.etag or self.last_modified)
+
+    def as_request_headers(self) -> dict[str, str]:
+        headers = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
+@dataclass(frozen=True)
+class ConditionalAnswer:
+    """A conditional fetch: the body, or None when the server answered 304 (unchanged since ``validators``)."""
+
+    data: bytes | None
+    validators: Validators
+
+    @property
+    def unchanged(self) -> bool:
+        return self.data is None
+
+
+def _header_value(value: str | None, limit: int) -> str:
+    """A validator as it may be sent back: printable ASCII within the column's size, else none at all.
+
+    http.client refuses a header value holding a line break, and a cut ETag would never match.
+    """
+    if not value or len(value) > limit or not all(" " <= char <= "~" for char in value):
+        return ""
+    return value
+
+
+def _validators_of(response: http.client.HTTPResponse) -> Validators:
+    return Validators(
+        etag=_header_value(response.getheader("ETag"), MAX_ETAG_CHARS),
+        last_modified=_header_value(response.getheader("Last-Modified"), MAX_LAST_MODIFIED_CHARS),
+    )
 
 
 _Target = tuple[socket.AddressFamily, tuple[Any, ...]]
@@ -236,18 +292,33 @@ def _explain(exc: BaseException, deadline: Deadline, url: str, otherwise: str) -
     return deadline.message(url) if isinstance(exc, DeadlinePassed) or deadline.passed() else otherwise
 
 
+@dataclass(frozen=True)
+class _Answer:
+    body: Body | None  # None: the server answered 304 to the validators sent
+    validators: Validators
+
+
 @contextmanager
 def open_stream(url: str, *, policy: FetchPolicy, max_bytes: int) -> Iterator[Body]:
     """Yield the body of ``url``, read with ``Body.readinto`` under the policy's caps."""
+    with _open(url, policy=policy, max_bytes=max_bytes, validators=Validators()) as answer:
+        assert answer.body is not None  # nothing conditional was asked, so a 304 was refused
+        yield answer.body
+
+
+@contextmanager
+def _open(url: str, *, policy: FetchPolicy, max_bytes: int, validators: Validators) -> Iterator[_Answer]:
+    """Yield the answer to a GET of ``url``: a 304 only when ``validators`` were sent, else a 200's body."""
     validate_url(url)
     deadline = Deadline(policy.transfer_seconds, idle_seconds=policy.timeout_seconds)
     if urlsplit(url).scheme == "file":
+        # A file has no validators: it is read whole each time.
         path = _file_path(url, policy)
         size = path.stat().st_size
         if size > max_bytes:
             raise FetchError(f"{url}: {size} bytes is over the limit of {max_bytes}")
         with path.open("rb") as handle:
-            yield Body(handle, url=url, length=size, max_bytes=max_bytes, deadline=deadline)
+            yield _Answer(Body(handle, url=url, length=size, max_bytes=max_bytes, deadline=deadline), Validators())
         return
 
     first = urlsplit(url)
@@ -261,7 +332,8 @@ def open_stream(url: str, *, policy: FetchPolicy, max_bytes: int) -> Iterator[Bo
         except ValueError:
             raise FetchError(f"URL '{current}' has an invalid port") from None
         host = parts.hostname or ""
-        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        # The validators go with every hop: the answer they describe is wherever the redirects end.
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **validators.as_request_headers()}
         # The URL's own credentials, or the first URL's when the redirect stays on its origin.
         authorization = _basic_auth(parts) or (_basic_auth(first) if _origin(parts) == _origin(first) else None)
         if authorization:
@@ -287,13 +359,18 @@ def open_stream(url: str, *, policy: FetchPolicy, max_bytes: int) -> Iterator[Bo
                     raise FetchError(f"{current}: redirect without a Location header")
                 current = urljoin(current, location)
                 continue
+            if response.status == 304 and validators:
+                # Unchanged: a 304 has no body, so nothing more is read.
+                yield _Answer(None, _validators_of(response) or validators)
+                return
             if response.status != 200:
                 raise FetchError(f"{current}: HTTP {response.status} {response.reason}")
             declared = response.getheader("Content-Length")
             length = int(declared) if declared and declared.isdigit() else None
             if length is not None and length > max_bytes:
                 raise FetchError(f"{current}: {length} bytes is over the limit of {max_bytes}")
-            yield Body(response, url=current, length=length, max_bytes=max_bytes, deadline=deadline)
+            body = Body(response, url=current, length=length, max_bytes=max_bytes, deadline=deadline)
+            yield _Answer(body, _validators_of(response))
             return
         finally:
             connection.close()
@@ -315,6 +392,22 @@ def fetch_bytes(url: str, *, policy: FetchPolicy, max_bytes: int) -> bytes:
     with open_stream(url, policy=policy, max_bytes=max_bytes) as body:
         _copy(body, [data.extend], None)
     return bytes(data)
+
+
+def fetch_if_changed(
+    url: str, *, policy: FetchPolicy, max_bytes: int, validators: Validators = Validators()
+) -> ConditionalAnswer:
+    """``url``'s body with its validators, or none if the server says it is unchanged since ``validators``.
+
+    The guards are ``fetch_bytes``'s. The validators returned are the answer's own (empty when it
+    gives none, and always for file URLs); a 304 returns the ones it names, or else those sent.
+    """
+    with _open(url, policy=policy, max_bytes=max_bytes, validators=validators) as answer:
+        if answer.body is None:
+            return ConditionalAnswer(data=None, validators=answer.validators)
+        data = bytearray()
+        _copy(answer.body, [data.extend], None)
+        return ConditionalAnswer(data=bytes(data), validators=answer.validators)
 
 
 def fetch_to_file(

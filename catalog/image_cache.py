@@ -1,11 +1,18 @@
 """The image cache: each image's bytes stored once, and which versions may use them.
 
-Bytes are stored once per content and declared format (``CachedImage``). A version may use them
+Bytes are stored once per content and format (``CachedImage``). A version may use them
 only after its own URL delivered bytes with that sha256 to this portal (its ``ImageDelivery``):
 a feed that merely names the sha256 of an image another project cached gets nothing from that
 cache, and its version's status says nothing about it. A version whose bytes are stored already
 still downloads from its own URL once, to prove the URL delivers them; those bytes are verified
 and dropped, not stored again.
+
+Where the version's checksum comes from decides what its bytes must be: the sha256 its feed gives,
+or, for a feed that gives none, the sha256 of its first delivered download (pinned: later downloads,
+after an eviction or a changed URL, must bring the same bytes). A disk's format is what its header
+shows, and must agree with what the feed declared, if it declared one. A package (.xvm2, OVA) is
+taken apart when downloaded (``catalog.packages``); its bytes are stored as the qcow2 of the disk
+inside, under the package's sha256 and kind, and its sizing raises the version's minimums.
 
 Each version has at most one download at a time, however many launches wait for it. Downloads
 run in tasks of their own (``provisioning.tasks.download_image``), each with a task's whole time
@@ -16,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,8 +35,9 @@ from django.utils import timezone
 from catalog.errors import CatalogError
 from catalog.fetch import FetchError, FetchPolicy, fetch_to_file
 from catalog.image_room import STALE_DOWNLOAD, make_room, sweep_dead_partials
-from catalog.images import ImageError, ImageFacts, convert_to_qcow2, inspect_image
+from catalog.images import ImageError, ImageFacts, convert_to_qcow2, inspect_image, settle_disk_format
 from catalog.models import ApplianceVersion, CachedImage, ImageDelivery, image_source_key
+from catalog.packages import PackageError, Sizing, UnpackedPackage, scratch_folder, unpack_package
 from portal import throttle
 
 logger = logging.getLogger(__name__)
@@ -42,12 +49,18 @@ _WAIT_SECONDS = 0.5
 
 def usable_image(version: ApplianceVersion) -> CachedImage | None:
     """The stored bytes ``version`` may use now; None until its own URL has delivered them (or after eviction)."""
-    delivered = ImageDelivery.objects.filter(
-        version=version, source=image_source_key(version.image_url), status=ImageDelivery.Status.DELIVERED
-    ).exists()
-    if not delivered:
+    # The image as the database has it: a version pinned on first download learns it when delivered,
+    # maybe by another worker, after ``version`` was read.
+    image_id = (
+        ImageDelivery.objects.filter(
+            version=version, source=image_source_key(version.image_url), status=ImageDelivery.Status.DELIVERED
+        )
+        .values_list("version__image_id", flat=True)
+        .first()
+    )
+    if image_id is None:
         return None
-    image = CachedImage.objects.get(pk=version.image_id)
+    image = CachedImage.objects.get(pk=image_id)
     if image.status != CachedImage.Status.READY:
         return None
     if not Path(image.path).is_file():
@@ -151,14 +164,9 @@ def _claim(version: ApplianceVersion) -> ImageDelivery | None:
 
 
 def _download(*, version: ApplianceVersion, delivery: ImageDelivery, progress: ByteProgress | None) -> ImageDelivery:
-    image = CachedImage.objects.get(pk=version.image_id)
     cache_dir = Path(settings.IMAGE_CACHE_DIR)
     cache_dir.mkdir(parents=True, exist_ok=True)
     sweep_dead_partials(cache_dir)
-    stem = f"{image.sha256}-{image.source_format}"  # content and format, like the row's key
-    token = uuid.uuid4().hex[:12]  # downloads of one image for several versions may run side by side
-    partial = cache_dir / f".{stem}.{token}.download"
-    converted = cache_dir / f".{stem}.{token}.qcow2"
     # Ours until someone takes over a claim we stopped touching: then our writes go nowhere.
     ours = ImageDelivery.objects.filter(
         pk=delivery.pk, status=ImageDelivery.Status.DOWNLOADING, started_at=delivery.started_at
@@ -177,18 +185,20 @@ def _download(*, version: ApplianceVersion, delivery: ImageDelivery, progress: B
         throttled(done, total or version.size_bytes)
 
     try:
-        result = fetch_to_file(
-            version.image_url,
-            partial,
-            policy=FetchPolicy.for_images(),
-            max_bytes=settings.IMAGE_MAX_BYTES,
-            progress=report,
-        )
-        if result.sha256 != image.sha256:
-            raise CatalogError(f"sha256 mismatch: the feed promised {image.sha256}, the download is {result.sha256}")
-        ours.update(bytes_done=result.size_bytes, bytes_total=result.size_bytes, updated_at=timezone.now())
-        _store(image=image, version=version, partial=partial, converted=converted, claim=ours)
-    except (FetchError, ImageError, CatalogError, OSError) as exc:
+        # Everything this download writes lives in its scratch folder, removed however it ends;
+        # only the finished qcow2 is moved out of it, into the cache.
+        with scratch_folder(cache_dir) as scratch:
+            partial = scratch / "download"
+            result = fetch_to_file(
+                version.image_url,
+                partial,
+                policy=FetchPolicy.for_images(),
+                max_bytes=settings.IMAGE_MAX_BYTES,
+                progress=report,
+            )
+            ours.update(bytes_done=result.size_bytes, bytes_total=result.size_bytes, updated_at=timezone.now())
+            _store(version=version, partial=partial, scratch=scratch, sha256=result.sha256, claim=ours)
+    except (FetchError, ImageError, PackageError, CatalogError, OSError) as exc:
         failure = CatalogError(f"image for {version}: {exc}")
         ours.update(
             status=ImageDelivery.Status.ERROR,
@@ -198,28 +208,71 @@ def _download(*, version: ApplianceVersion, delivery: ImageDelivery, progress: B
             updated_at=timezone.now(),
         )
         logger.info("image download for version %s failed: %s", version.pk, failure.detail)
-    finally:
-        partial.unlink(missing_ok=True)
-        converted.unlink(missing_ok=True)
     delivery.refresh_from_db()
     return delivery
 
 
+def _known_image(version: ApplianceVersion, sha256: str) -> CachedImage | None:
+    """The image row the version names already, once the download's bytes are shown to be its bytes.
+
+    None for a version whose checksum is pinned on first download and has not been yet.
+    """
+    known = CachedImage.objects.filter(pk=version.image_id).first() if version.image_id else None
+    if known is None:
+        if version.checksum_source != ApplianceVersion.ChecksumSource.PINNED:
+            raise CatalogError("the version has no checksum to check its image against")
+        return None
+    if known.sha256 != sha256:
+        raise CatalogError(_changed_bytes(version, expected=known.sha256, got=sha256))
+    return known
+
+
+def _changed_bytes(version: ApplianceVersion, *, expected: str, got: str) -> str:
+    if version.checksum_source == ApplianceVersion.ChecksumSource.PINNED:
+        return (
+            f"the image's bytes changed since they were pinned on first download "
+            f"(sha256 {expected} then, {got} now); publish a new version"
+        )
+    return f"sha256 mismatch: the feed promised {expected}, the download is {got}"
+
+
 def _store(
-    *, image: CachedImage, version: ApplianceVersion, partial: Path, converted: Path, claim: QuerySet[ImageDelivery]
+    *, version: ApplianceVersion, partial: Path, scratch: Path, sha256: str, claim: QuerySet[ImageDelivery]
 ) -> None:
-    """Keep the verified download: inspected and converted, unless these bytes are stored already."""
-    final = converted.parent / f"{image.sha256}-{image.source_format}.qcow2"
-    stored = CachedImage.objects.get(pk=image.pk)
-    if stored.status == CachedImage.Status.READY and Path(stored.path).is_file():
+    """Keep the verified download: inspected and converted (a package taken apart first), unless stored already.
+
+    The bytes are stored under their sha256 and the format their header shows (a package's kind
+    for a package): a version pinned on first download, or whose feed declared no format, learns
+    its image row here, and takes it when it is delivered.
+    """
+    known = _known_image(version, sha256)
+    claim.update(updated_at=timezone.now())  # unpacking, inspecting and converting report no progress of their own
+    package = version.package
+    disk_format = ""  # a package's is known once its disk is taken out
+    if package == ApplianceVersion.Package.DISK:
+        declared = version.disk_format or (known.source_format if known is not None else "")
+        disk_format = settle_disk_format(partial, declared=declared)
+        key_format = disk_format
+    else:
+        key_format = package
+    image, _ = CachedImage.objects.get_or_create(sha256=sha256, source_format=key_format)
+    stored = image.status == CachedImage.Status.READY and Path(image.path).is_file()
+    sizing = Sizing()
+    if package != ApplianceVersion.Package.DISK:
+        unpacked = _unpack(version=version, partial=partial, scratch=scratch, extract=not stored, claim=claim)
+        sizing = unpacked.sizing
+        if unpacked.disk is not None:
+            partial.unlink()  # the disk taken out of it is what is converted; the room is the cache's
+            partial, disk_format = unpacked.disk, unpacked.disk_format
+    final = Path(settings.IMAGE_CACHE_DIR) / f"{sha256}-{key_format}.qcow2"
+    if stored:
         # Another version brought these bytes; ours only proved that this version's URL delivers them.
-        _check_declared_size(version, stored.virtual_size_bytes)
-        _publish(image=image, claim=claim, converted=None, final=final, facts=None)
+        _check_declared_size(version, image.virtual_size_bytes)
+        _publish(version=version, image=image, claim=claim, converted=None, final=final, facts=None, sizing=sizing)
         return
-    claim.update(updated_at=timezone.now())  # inspecting and converting report no progress of their own
     facts = inspect_image(
         partial,
-        declared_format=image.source_format,
+        declared_format=disk_format,
         max_virtual_bytes=settings.IMAGE_MAX_VIRTUAL_BYTES,
         max_converted_bytes=settings.IMAGE_MAX_CONVERTED_BYTES,
     )
@@ -227,9 +280,36 @@ def _store(
     make_room(image=image, needed=facts.converted_bytes, reserve=claim)
     # The measurement is what qemu-img will write; the file-size limit holds it to that (plus slack).
     limit = min(settings.IMAGE_MAX_CONVERTED_BYTES, facts.converted_bytes + facts.converted_bytes // 8 + 2**26)
-    convert_to_qcow2(partial, source_format=image.source_format, destination=converted, max_bytes=limit)
+    converted = scratch / "converted.qcow2"
+    convert_to_qcow2(partial, source_format=disk_format, destination=converted, max_bytes=limit)
     partial.unlink()
-    _publish(image=image, claim=claim, converted=converted, final=final, facts=facts)
+    _publish(version=version, image=image, claim=claim, converted=converted, final=final, facts=facts, sizing=sizing)
+
+
+def _unpack(
+    *, version: ApplianceVersion, partial: Path, scratch: Path, extract: bool, claim: QuerySet[ImageDelivery]
+) -> UnpackedPackage:
+    def touch(_done: int, _total: int) -> None:
+        claim.update(updated_at=timezone.now())
+
+    heartbeat = throttle.every(_PROGRESS_EVERY_SECONDS, touch)
+    unpacked = unpack_package(
+        partial,
+        package=version.package,
+        scratch=scratch,
+        extract=extract,
+        max_bytes=settings.IMAGE_MAX_BYTES,
+        feed_disk_format=version.disk_format,
+        tick=lambda: heartbeat(0, 1),
+    )
+    if unpacked.ignored:
+        logger.info(
+            "image for version %s: left out of its %s package: %s",
+            version.pk,
+            version.package,
+            ", ".join(unpacked.ignored),
+        )
+    return unpacked
 
 
 def _check_declared_size(version: ApplianceVersion, virtual_size_bytes: int) -> None:
@@ -243,27 +323,44 @@ def _check_declared_size(version: ApplianceVersion, virtual_size_bytes: int) -> 
 
 def _publish(
     *,
+    version: ApplianceVersion,
     image: CachedImage,
     claim: QuerySet[ImageDelivery],
     converted: Path | None,
     final: Path,
     facts: ImageFacts | None,
+    sizing: Sizing,
 ) -> None:
-    """Mark the version delivered, storing the converted file first unless the bytes are stored already."""
+    """Mark the version delivered, storing the converted file first unless the bytes are stored already.
+
+    The version's row is locked first: a version pinned on first download takes its image here, and
+    a second download of it (one that took over a claim it thought dead) must find the same bytes.
+    Then the image row and the claim, in the order ``make_room`` locks them.
+    """
     now = timezone.now()
     with transaction.atomic():
-        row = CachedImage.objects.select_for_update().get(pk=image.pk)
-        if row.status != CachedImage.Status.READY or not Path(row.path).is_file():
+        row = ApplianceVersion.objects.select_for_update().get(pk=version.pk)
+        if row.image_id is not None and row.image_id != image.pk:
+            # Another row for the same bytes is only another format key (the feed's undeclared one);
+            # other bytes are a pin (or a feed's checksum) this download does not match.
+            current = CachedImage.objects.get(pk=row.image_id)
+            if current.sha256 != image.sha256:
+                raise CatalogError(_changed_bytes(row, expected=current.sha256, got=image.sha256))
+        stored = CachedImage.objects.select_for_update().get(pk=image.pk)
+        if not list(claim.select_for_update().values_list("pk", flat=True)):
+            return  # another download took this one over; it speaks for the version now
+        if stored.status != CachedImage.Status.READY or not Path(stored.path).is_file():
             if converted is None or facts is None:
                 raise CatalogError("the stored copy of the image was evicted while it was checked; try again")
             converted.replace(final)
-            CachedImage.objects.filter(pk=row.pk).update(
+            CachedImage.objects.filter(pk=stored.pk).update(
                 status=CachedImage.Status.READY,
                 path=str(final),
                 size_bytes=final.stat().st_size,
                 virtual_size_bytes=facts.virtual_size_bytes,
                 last_used_at=now,
             )
+        ApplianceVersion.objects.filter(pk=row.pk).update(image=image, **_sizing_fields(row, sizing))
         claim.update(
             status=ImageDelivery.Status.DELIVERED,
             error="",
@@ -271,3 +368,13 @@ def _publish(
             finished_at=now,
             updated_at=now,
         )
+
+
+def _sizing_fields(version: ApplianceVersion, sizing: Sizing) -> dict[str, int]:
+    """What a package's descriptor asks for raises the version's minimums (never lowers what its feed said)."""
+    fields = {}
+    if sizing.vcpus and sizing.vcpus > version.min_vcpus:
+        fields["min_vcpus"] = sizing.vcpus
+    if sizing.ram_mib and sizing.ram_mib > version.min_ram_mib:
+        fields["min_ram_mib"] = sizing.ram_mib
+    return fields

@@ -21,6 +21,7 @@ from catalog import selectors
 from catalog.errors import CatalogError
 from catalog.images import QEMU_IMG_WALL_SECONDS
 from catalog.models import CachedImage, ImageDelivery
+from catalog.packages.scratch import sweep_dead_scratch
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def _evict(stored: list[CachedImage], *, used: int, needed: int, cap: int) -> in
 
 def sweep_dead_partials(cache_dir: Path) -> None:
     """Remove what downloads killed mid-way left: no task outlives the task timeout, so older ones are dead."""
+    sweep_dead_scratch(cache_dir, older_than_seconds=settings.TASK_TIMEOUT_SECONDS)
     dead_before = time.time() - settings.TASK_TIMEOUT_SECONDS
     for leftover in cache_dir.glob(".*"):
         try:

@@ -35,13 +35,24 @@ _CONVERT_MEMORY_LIMIT_BYTES = 4 * 1024**3
 _CPU_LIMIT_SECONDS = 300
 QEMU_IMG_WALL_SECONDS = 900  # one qemu-img run; callers waiting on one need to know
 
+# The disk formats the portal takes. qed and vpc are recognised only to be refused by name: they
+# are rarely published, and each format qemu-img opens is more parser facing hostile bytes.
+DISK_FORMATS = ("qcow2", "raw", "vmdk", "vdi", "vhdx")
+
 _MAGICS = {
     b"QFI\xfb": "qcow2",
     b"KDMV": "vmdk",
     b"conectix": "vpc",
     b"vhdxfile": "vhdx",
-    b"QEVM": "qed",
+    b"QED\x00": "qed",
 }
+# VirtualBox's VDI: a line of text "<<< ... >>>" at the start, and its signature 0xbeda107f
+# (little-endian) at offset 0x40.
+_VDI_SIGNATURE_OFFSET = 0x40
+_VDI_SIGNATURE = (0xBEDA107F).to_bytes(4, "little")
+# The only vmdk layouts accepted: one file holding its own data. A vmdk header can instead carry a
+# descriptor naming other files as its extents (any file on the host), which qemu-img would read.
+_SELF_CONTAINED_VMDK = ("monolithicSparse", "streamOptimized")
 
 
 class ImageError(Exception):
@@ -95,19 +106,42 @@ def _run_qemu_img(arguments: list[str], *, memory_bytes: int, file_bytes: int = 
 def sniff_format(path: Path) -> str:
     """The format the file's first bytes claim; "raw" when no known magic is present."""
     with path.open("rb") as handle:
-        head = handle.read(8)
+        head = handle.read(_VDI_SIGNATURE_OFFSET + len(_VDI_SIGNATURE))
     for magic, name in _MAGICS.items():
         if head.startswith(magic):
             return name
+    if _is_vdi(head):
+        return "vdi"
     return "raw"
+
+
+def _is_vdi(head: bytes) -> bool:
+    text = head[:_VDI_SIGNATURE_OFFSET]
+    signature = head[_VDI_SIGNATURE_OFFSET : _VDI_SIGNATURE_OFFSET + len(_VDI_SIGNATURE)]
+    return text.startswith(b"<<< ") and b" >>>" in text and signature == _VDI_SIGNATURE
+
+
+def settle_disk_format(path: Path, *, declared: str, declared_by: str = "the feed") -> str:
+    """The file's format as its header shows it, when that is one the portal takes and agrees with ``declared``.
+
+    ``declared`` "" means nobody said: the header decides. Raises ``ImageError`` otherwise.
+    """
+    sniffed = sniff_format(path)
+    if sniffed not in DISK_FORMATS:
+        raise ImageError(
+            f"the image is a {sniffed} image; the portal takes {', '.join(DISK_FORMATS[:-1])} and {DISK_FORMATS[-1]}"
+        )
+    if declared and declared != sniffed:
+        raise ImageError(f"{declared_by} says the image is {declared}, but its header says {sniffed}")
+    return sniffed
 
 
 def inspect_image(path: Path, *, declared_format: str, max_virtual_bytes: int, max_converted_bytes: int) -> ImageFacts:
     """What the image is and will take once converted; raises ImageError when it is unsafe or too big."""
     name = _image_path(path)
-    sniffed = sniff_format(path)
-    if sniffed != declared_format:
-        raise ImageError(f"the feed says the image is {declared_format}, but its header says {sniffed}")
+    settle_disk_format(path, declared=declared_format)
+    if not declared_format:
+        raise ImageError("the image's format must be given to qemu-img (-f)")
     info = json.loads(
         _run_qemu_img(["info", "-f", declared_format, "--output=json", name], memory_bytes=_INFO_MEMORY_LIMIT_BYTES)
     )
@@ -116,6 +150,8 @@ def inspect_image(path: Path, *, declared_format: str, max_virtual_bytes: int, m
     specific = info.get("format-specific", {}).get("data", {})
     if specific.get("data-file"):
         raise ImageError("the image names an external data file; refusing it")
+    if declared_format == "vmdk":
+        _refuse_vmdk_extents(specific, own_path=name)
     if info.get("encrypted"):
         raise ImageError("the image is encrypted; the portal cannot use it")
     virtual_size = int(info.get("virtual-size", 0))
@@ -138,6 +174,16 @@ def inspect_image(path: Path, *, declared_format: str, max_virtual_bytes: int, m
             f"the image would take {converted} bytes once converted, over the limit of {max_converted_bytes}"
         )
     return ImageFacts(virtual_size_bytes=virtual_size, converted_bytes=converted)
+
+
+def _refuse_vmdk_extents(specific: dict, *, own_path: str) -> None:
+    """A vmdk must hold its own data: one whose header lists other files as extents could read any file on the host."""
+    layout = specific.get("create-type", "")
+    if layout not in _SELF_CONTAINED_VMDK:
+        raise ImageError(f"the vmdk image is of the '{layout[:40]}' kind; the portal takes single-file vmdk images")
+    extents = specific.get("extents") or []
+    if not extents or any(extent.get("filename") != own_path for extent in extents):
+        raise ImageError("the vmdk image names other files as its extents (it could read files on the host)")
 
 
 def convert_to_qcow2(source: Path, *, source_format: str, destination: Path, max_bytes: int) -> None:

@@ -131,7 +131,7 @@ def _claim_name(*, project: Project, spec: OwnVersion, sha256: str, disk_format:
 
 
 def _store(*, version: ApplianceVersion, source: Path, disk_format: str, claim: QuerySet[ImageDelivery]) -> None:
-    image = CachedImage.objects.get(pk=version.image_id)
+    image = CachedImage.objects.get(versions=version)  # set when the name was claimed
     final = Path(settings.IMAGE_CACHE_DIR) / f"{image.sha256}-{image.source_format}.qcow2"
     if image.status == CachedImage.Status.READY and Path(image.path).is_file():
         _deliver(claim)  # these bytes are kept already

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import Prefetch, Q, QuerySet
 
 from catalog.models import (
@@ -15,6 +17,9 @@ from catalog.models import (
 )
 from portal import errors
 from portal.scoping import User
+
+if TYPE_CHECKING:
+    from provisioning.models import Stack
 
 
 def feeds_visible_to(user: User) -> FeedQuerySet:
@@ -60,3 +65,18 @@ def cached_images_in_use() -> QuerySet[CachedImage]:
     return CachedImage.objects.filter(
         Q(versions__instances__status__in=ACTIVE_STATUSES) | Q(versions__appliance__feed__format=Feed.Format.LOCAL)
     ).distinct()
+
+
+def live_stacks_using(feed: Feed) -> QuerySet[Stack]:
+    """Stacks not deleted that one of ``feed``'s versions built (any project's: the feed may be shared).
+
+    Not a tenant's read: removing a feed asks it, and is refused while there is any.
+    """
+    from provisioning.models import ACTIVE_STATUSES, Stack  # provisioning's models import ours
+
+    return (
+        Stack.objects.filter(instances__appliance_version__appliance__feed=feed, instances__status__in=ACTIVE_STATUSES)
+        .select_related("project")
+        .distinct()
+        .order_by("name", "pk")
+    )

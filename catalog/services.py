@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -13,12 +17,13 @@ from django.utils import timezone
 
 from catalog.errors import CatalogError
 from catalog.feed_store import store_feed
-from catalog.feeds import FeedError, parse_vmcast
-from catalog.fetch import FetchError, FetchPolicy, fetch_bytes, validate_url
+from catalog.feeds import FeedError, parse_feed
+from catalog.fetch import FetchError, FetchPolicy, Validators, fetch_bytes, fetch_if_changed, validate_url
 from catalog.image_cache import image_ensure_cached as image_ensure_cached  # set-up commands call it from here
 from catalog.import_limits import import_room_check
-from catalog.models import Feed
+from catalog.models import ApplianceVersion, Feed
 from catalog.redaction import redact_url
+from catalog.selectors import live_stacks_using
 from portal import audit, errors
 from portal.models import Project, Role
 from portal.scoping import User, is_operator, require_role
@@ -91,33 +96,74 @@ def feed_subscribe_and_import(*, user: User, url: str, project: Project | None) 
     return feed_import(feed=feed)
 
 
+# Stacks named when a feed cannot be removed (the rest are counted).
+MAX_STACKS_NAMED = 5
+
+
 def feed_unsubscribe(*, user: User, feed: Feed) -> None:
-    """Remove a subscription with its appliances; refused while stacks still use one of its versions."""
+    """Remove a subscription with its appliances; refused while a live stack uses one of its versions.
+
+    Deleted stacks do not hold it: their instances keep their record without the version.
+    """
     _require_feed_manager(user, feed.project)
     try:
         with transaction.atomic():
+            # Locked first, so no launch takes one of its versions between the check and the delete
+            # (a launch's instance row waits on the version's lock, then finds it gone).
+            list(ApplianceVersion.objects.select_for_update(of=("self",)).filter(appliance__feed=feed).values("pk"))
+            _refuse_while_used(feed)
             audit.record(actor=user, action="feed.unsubscribe", target=feed, project=feed.project, url=feed.display_url)
             feed.delete()
-    except ProtectedError:
-        # Instances keep the version they were built from (for their record), so it cannot go.
-        raise errors.WrongState(f"feed '{feed}' cannot be removed: stacks were launched from it") from None
+    except (ProtectedError, IntegrityError):
+        # A launch committed one of its versions meanwhile (where the lock above cannot wait for it).
+        raise errors.WrongState(f"feed '{feed}' cannot be removed: a stack was just launched from it") from None
 
 
-def feed_retry(*, user: User, feed: Feed) -> None:
-    """Import ``feed`` again now, at the request of someone who manages it (after fixing its server, say)."""
+def _refuse_while_used(feed: Feed) -> None:
+    live = live_stacks_using(feed)
+    named = list(live[: MAX_STACKS_NAMED + 1])
+    if not named:
+        return
+    shared = feed.project_id is None  # then the stacks may be any project's: each is named with its project
+    names = [f"'{stack.name}'" + (f" (project '{stack.project.name}')" if shared else "") for stack in named]
+    if len(named) > MAX_STACKS_NAMED:
+        more = live.count() - MAX_STACKS_NAMED
+        names[MAX_STACKS_NAMED:] = [f"{more} more"]
+    listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+    raise errors.WrongState(
+        f"feed '{feed}' cannot be removed while stacks use its appliances: {listed}; delete those stacks first"
+    )
+
+
+def _refuse_local(feed: Feed) -> None:
+    if feed.format == Feed.Format.LOCAL:
+        raise errors.WrongState(
+            f"'{feed}' is the project's own catalog (its uploads and captured stacks): "
+            "it is not fetched from anywhere, so there is nothing to refresh"
+        )
+
+
+def feed_refresh(*, user: User, feed: Feed) -> Feed:
+    """Import ``feed`` again now, at the request of someone who manages it (to see new versions at once,
+    or after fixing its server). Refused for a project's own catalog, for a feed being imported, and past
+    the project's import limit (``feed_queue_import``)."""
     _require_feed_manager(user, feed.project)
+    _refuse_local(feed)
     if feed.last_status in (Feed.ImportStatus.QUEUED, Feed.ImportStatus.IMPORTING):
         raise errors.WrongState(f"feed '{feed}' is being imported already")
-    audit.record(actor=user, action="feed.retry", target=feed, project=feed.project, url=feed.display_url)
-    feed_queue_import(feed=feed)
+    with transaction.atomic():  # an import refused for now is not audited
+        feed_queue_import(feed=feed)
+        audit.record(actor=user, action="feed.refresh", target=feed, project=feed.project, url=feed.display_url)
+    return feed
 
 
 def feed_queue_import(*, feed: Feed) -> None:
     """Queue a background import of ``feed`` once the current transaction commits.
 
-    Refused (``WrongState``, saying why) while the feed's project has ``IMPORTS_PER_PROJECT`` imports
-    queued or running (``catalog.import_limits``).
+    Refused (``WrongState``, saying why) for a project's own catalog, and while the feed's project has
+    ``IMPORTS_PER_PROJECT`` imports queued or running (``catalog.import_limits``).
     """
+    _refuse_local(feed)
     with transaction.atomic():
         import_room_check(feed=feed)
         Feed.objects.filter(pk=feed.pk).update(last_status=Feed.ImportStatus.QUEUED, status_changed_at=timezone.now())
@@ -127,25 +173,80 @@ def feed_queue_import(*, feed: Feed) -> None:
     )
 
 
+UNCHANGED = "unchanged since the last import (the server answered 304 Not Modified)"
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    feed: Feed
+    message: str  # what happened, in words: the import task's result
+
+
 def feed_import(*, feed: Feed) -> Feed:
+    """Fetch, parse and store a feed (``feed_import_outcome``); return it as the import left it."""
+    return feed_import_outcome(feed=feed).feed
+
+
+def feed_import_outcome(*, feed: Feed) -> ImportOutcome:
     """Fetch, parse and store a feed. A feed refused (unreadable, over a limit, an item wrong) leaves the
-    catalog as it was; see ``store_feed`` for how an accepted one is written."""
+    catalog as it was; see ``store_feed`` for how an accepted one is written.
+
+    The fetch is conditional: a server that answers 304 to the validators of the last accepted
+    answer costs that request only (nothing parsed, nothing stored). The new validators are kept only
+    once the feed they came with is accepted, so a refused feed is fetched whole again next time.
+    """
+    if feed.format == Feed.Format.LOCAL:
+        return ImportOutcome(feed, "a project's own catalog is not fetched")
     Feed.objects.filter(pk=feed.pk).update(last_status=Feed.ImportStatus.IMPORTING, status_changed_at=timezone.now())
+    policy = FetchPolicy.for_feeds()
+    fetch_more = _further_files_fetcher(policy)
     try:
-        data = fetch_bytes(feed.url, policy=FetchPolicy.for_feeds(), max_bytes=settings.FEED_MAX_BYTES)
-        parsed = parse_vmcast(data)
+        answer = fetch_if_changed(
+            feed.url,
+            policy=policy,
+            max_bytes=settings.FEED_MAX_BYTES,
+            validators=Validators(etag=feed.etag, last_modified=feed.last_modified),
+        )
+        if answer.data is None:
+            _finish_import(feed, status=Feed.ImportStatus.OK, error="")
+            logger.info("feed %s %s", feed.pk, UNCHANGED)
+            return ImportOutcome(feed, UNCHANGED)
+        parsed = parse_feed(answer.data, url=feed.url, fetch_more=fetch_more)
         store_feed(feed=feed, parsed=parsed)
     except (FetchError, FeedError, CatalogError) as exc:
         _finish_import(feed, status=Feed.ImportStatus.ERROR, error=str(exc))
         logger.info("feed %s import failed: %s", feed.pk, exc)
-        return feed
+        return ImportOutcome(feed, f"failed: {feed.last_error}")
     except Exception as exc:
         # A bug must not leave the feed "importing" for ever: it ends, with a reason an operator can use.
         logger.exception("feed %s import crashed", feed.pk)
         _finish_import(feed, status=Feed.ImportStatus.ERROR, error=f"internal error: {exc.__class__.__name__}")
-        return feed
-    _finish_import(feed, status=Feed.ImportStatus.OK, error="", count=len(parsed.items), title=parsed.title)
-    return feed
+        return ImportOutcome(feed, f"failed: {feed.last_error}")
+    _finish_import(
+        feed,
+        status=Feed.ImportStatus.OK,
+        error="",
+        count=len(parsed.items),
+        title=parsed.title,
+        accepted=_Accepted(format=parsed.format, validators=answer.validators),
+    )
+    return ImportOutcome(feed, f"imported {len(parsed.items)} item{'s' if len(parsed.items) != 1 else ''}")
+
+
+def _further_files_fetcher(policy: FetchPolicy) -> Callable[[str], bytes]:
+    """How a feed's further files (simplestreams' products files) are fetched: with the feed's guards
+    and size cap, and one deadline for the feed and all of them, so a feed of many files ends in a
+    task's time like a feed of one."""
+    ends = time.monotonic() + policy.transfer_seconds
+
+    def fetch(url: str) -> bytes:
+        left = ends - time.monotonic()
+        if left <= 0:
+            raise FetchError(f"{url}: the feed's files took longer than {policy.transfer_seconds:g} s in all, stopped")
+        within = dataclasses.replace(policy, transfer_seconds=left)
+        return fetch_bytes(url, policy=within, max_bytes=settings.FEED_MAX_BYTES)
+
+    return fetch
 
 
 def imports_watchdog(*, now: datetime | None = None) -> int:
@@ -162,7 +263,17 @@ def imports_watchdog(*, now: datetime | None = None) -> int:
     )
 
 
-def _finish_import(feed: Feed, *, status: str, error: str, count: int | None = None, title: str = "") -> None:
+@dataclass(frozen=True)
+class _Accepted:
+    """What an accepted answer teaches about its feed: its dialect, and how to ask whether it changed."""
+
+    format: str
+    validators: Validators
+
+
+def _finish_import(
+    feed: Feed, *, status: str, error: str, count: int | None = None, title: str = "", accepted: _Accepted | None = None
+) -> None:
     feed.last_status = status
     # Every tenant reading a shared feed sees its error, which may quote a server's own words at length.
     feed.last_error = error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
@@ -174,4 +285,10 @@ def _finish_import(feed: Feed, *, status: str, error: str, count: int | None = N
     if title:
         feed.title = title
         fields.append("title")
+    if accepted is not None:
+        known = accepted.format in Feed.Format.values and accepted.format != Feed.Format.LOCAL
+        feed.format = accepted.format if known else Feed.Format.UNKNOWN
+        feed.etag = accepted.validators.etag
+        feed.last_modified = accepted.validators.last_modified
+        fields += ["format", "etag", "last_modified"]
     feed.save(update_fields=fields)

@@ -10,10 +10,10 @@ def import_feed(feed_id: int) -> str:
     feed = Feed.objects.filter(pk=feed_id).first()
     if feed is None:
         return "feed no longer exists"
-    services.feed_import(feed=feed)
+    outcome = services.feed_import_outcome(feed=feed)
     # Its place in the project's import limit is free again: the refresh goes on with the next feed.
     feed_refresh.feed_refresh_next(project_id=feed.project_id)
-    return feed.last_status
+    return f"{feed.last_status}: {outcome.message}"
 
 
 def refresh_feeds() -> int:

@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
 from catalog import selectors, services
@@ -20,7 +21,7 @@ from catalog.feed_problems import explain_feed_error
 from catalog.forms import FeedSubscribeForm
 from catalog.models import Appliance, ApplianceVersion, Feed
 from catalog.paging import PageLinks, page_of
-from portal.models import Role
+from portal.models import Project, Role
 from portal.scoping import is_operator, project_ids_for
 from portal.web_errors import errors_as_messages, errors_on
 from provisioning.forms import LaunchForm
@@ -35,7 +36,9 @@ def _feeds_for_page(request: HttpRequest) -> PageLinks:
     """A page of the visible feeds, each marked with whether the reader may retry or remove it and why it failed."""
     user = request.user
     operator = is_operator(user)
-    managed = set(project_ids_for(user, min_role=Role.MEMBER).values_list("pk", flat=True))
+    # Read through projects: for most readers the helper's subquery is of memberships, whose pk is no project's.
+    managed_projects = Project.objects.filter(pk__in=project_ids_for(user, min_role=Role.MEMBER))
+    managed = set(managed_projects.values_list("pk", flat=True))
     rows = selectors.feeds_visible_to(user).order_by("project__name", "url", "pk")
     pages = page_of(
         request, rows, per_page=FEEDS_PER_PAGE, parameter="feeds_page", label="Feed pages", fragment="feeds"
@@ -45,6 +48,14 @@ def _feeds_for_page(request: HttpRequest) -> PageLinks:
         feed.can_manage = operator or feed.project_id in managed  # type: ignore[attr-defined]
         feed.problem = explain_feed_error(feed.last_error) if feed.last_error else None  # type: ignore[attr-defined]
     return pages
+
+
+def _upload_url() -> str:
+    """Where a project's own images are uploaded, if this portal has that page."""
+    try:
+        return reverse("upload-new")
+    except NoReverseMatch:
+        return ""
 
 
 def _for_launch_button(version: ApplianceVersion) -> ApplianceVersion:
@@ -76,6 +87,7 @@ def _catalog_page(request: HttpRequest, form: FeedSubscribeForm) -> HttpResponse
         "feeds": list(feed_pages.page),
         "feed_pages": feed_pages,
         "form": form,
+        "upload_url": _upload_url(),
         **_launch_dialog(request),
     }
     return render(request, "catalog/index.html", context)
@@ -117,7 +129,7 @@ def _visible_feed(request: HttpRequest, pk: int) -> Feed:
 def feed_retry(request: HttpRequest, pk: int) -> HttpResponse:
     feed = _visible_feed(request, pk)
     with errors_as_messages(request):
-        services.feed_retry(user=request.user, feed=feed)
+        services.feed_refresh(user=request.user, feed=feed)
         messages.success(request, f"Importing {feed} again; this page shows the result when it is done.")
     return redirect("catalog")
 

@@ -18,12 +18,30 @@ PREFIX = "vmc"
 
 # Element names inside NAMESPACE, one per ApplianceVersion attribute.
 # "virtualsize" (the disk's size in bytes, what launches claim before the image is downloaded) is optional.
-FIELDS = ("appliance", "version", "sha256", "format", "arch", "minram", "mincpu", "port", "role", "virtualsize")
+# "package" (what the enclosure is: "disk", the default, "ova" or "xvm2") is written only when not "disk",
+# and "format" (the disk format) may be left out for a package, which says itself what disk it holds.
+FIELDS = (
+    "appliance",
+    "version",
+    "sha256",
+    "format",
+    "package",
+    "arch",
+    "minram",
+    "mincpu",
+    "port",
+    "role",
+    "virtualsize",
+)
 
 IMAGE_MEDIA_TYPES = {
     "qcow2": "application/x-qemu-disk",
     "raw": "application/octet-stream",
+    "vmdk": "application/x-vmdk",
+    "vdi": "application/x-virtualbox-vdi",
+    "vhdx": "application/x-vhdx",
 }
+PACKAGE_MEDIA_TYPES = {"ova": "application/x-ova", "xvm2": "application/enomalism2-xvm2"}
 
 
 @dataclass(frozen=True)
@@ -37,14 +55,15 @@ class FeedItem:
     url: str
     size_bytes: int
     sha256: str
-    disk_format: str  # "qcow2" or "raw"
+    disk_format: str  # "qcow2", "raw", "vmdk", "vdi" or "vhdx"; "" for a package that does not say
     arch: str = "x86_64"
     min_ram_mib: int = 128
     min_vcpus: int = 1
-    service_port: int = 80
+    service_port: int | None = 80  # None: the appliance serves no port (the element is left out)
     role: str = "web"
     published: datetime | None = None
     virtual_size_bytes: int | None = None
+    package: str = "disk"  # "disk", "ova" or "xvm2"
 
 
 def render_feed(*, title: str, link: str, description: str, items: Iterable[FeedItem]) -> bytes:
@@ -68,7 +87,8 @@ def render_feed(*, title: str, link: str, description: str, items: Iterable[Feed
             {
                 "url": item.url,
                 "length": str(item.size_bytes),
-                "type": IMAGE_MEDIA_TYPES.get(item.disk_format, "application/octet-stream"),
+                "type": PACKAGE_MEDIA_TYPES.get(item.package)
+                or IMAGE_MEDIA_TYPES.get(item.disk_format, "application/octet-stream"),
             },
         )
         values = {
@@ -79,12 +99,15 @@ def render_feed(*, title: str, link: str, description: str, items: Iterable[Feed
             "arch": item.arch,
             "minram": str(item.min_ram_mib),
             "mincpu": str(item.min_vcpus),
-            "port": str(item.service_port),
             "role": item.role,
         }
+        if item.service_port is not None:
+            values["port"] = str(item.service_port)
         if item.virtual_size_bytes:
             values["virtualsize"] = str(item.virtual_size_bytes)
+        if item.package != "disk":
+            values["package"] = item.package
         for field in FIELDS:
-            if field in values:
+            if values.get(field):
                 ET.SubElement(node, f"{{{NAMESPACE}}}{field}").text = values[field]
     return ET.tostring(rss, encoding="utf-8", xml_declaration=True)

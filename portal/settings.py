@@ -314,6 +314,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Several models have a field named "status"; each choice set keeps a name that says whose it is.
+    "ENUM_NAME_OVERRIDES": {
+        "StackStatusEnum": "provisioning.models.Status",
+        "UploadStatusEnum": "transfers.models.Upload.Status",
+    },
 }
 
 # Catalog: where downloaded appliance images are cached, and how far untrusted input may go.
@@ -354,6 +359,15 @@ UPLOAD_DIR = env_path("PORTAL_UPLOAD_DIR", VAR_DIR / "uploads")
 UPLOAD_KEEP_SECONDS = env_int("PORTAL_UPLOAD_KEEP", 24 * 3600, minimum=60)
 EXPORT_DIR = env_path("PORTAL_EXPORT_DIR", VAR_DIR / "exports")
 EXPORT_KEEP_SECONDS = env_int("PORTAL_EXPORT_KEEP", 24 * 3600, minimum=60)
+# Uploads (transfers/uploads.py): unfinished uploads one project may have at once, and the most one
+# tus PATCH may carry. daphne holds a request's whole body in memory before the portal reads any of
+# it (measured: a 256 MiB body took 270 MiB), so clients send a file in parts of at most this size
+# (the upload page does) and a proxy in front should refuse larger bodies.
+UPLOADS_PER_PROJECT = env_int("PORTAL_UPLOADS_PER_PROJECT", 3, minimum=1, maximum=100)
+UPLOAD_CHUNK_BYTES = env_int("PORTAL_UPLOAD_CHUNK_BYTES", 16 * 1024**2, minimum=64 * 1024, maximum=1024**3)
+# Captured stacks (transfers/capture.py): each tier's disk is copied here while its capture runs, then
+# kept in the image cache as a version of the project's own catalog; nothing stays here afterwards.
+CAPTURE_DIR = env_path("PORTAL_CAPTURE_DIR", VAR_DIR / "captures")
 
 # Provisioning
 # Stack templates one project may keep (shared ones, written by operators, are not counted). What

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 
 from catalog.models import ApplianceVersion, CachedImage
+from portal import errors
 from portal.models import Project
 from provisioning.endpoints import endpoint_url
 from provisioning.querysets import (
@@ -307,7 +308,10 @@ class Instance(models.Model):
     stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="instances")
     name = models.CharField(max_length=63)
     role = models.CharField(max_length=30)
-    appliance_version = models.ForeignKey(ApplianceVersion, on_delete=models.PROTECT, related_name="instances")
+    # Empty once a deleted stack's feed was removed: a feed may go when no live instance uses it.
+    appliance_version = models.ForeignKey(
+        ApplianceVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"
+    )
     host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.PROTECT, related_name="instances")
     vcpus = models.PositiveIntegerField()
     memory_mib = models.PositiveIntegerField()
@@ -331,6 +335,15 @@ class Instance(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def live_version(self) -> ApplianceVersion:
+        """The appliance version this instance was built from. Only a deleted stack's instances can have
+        lost theirs (its feed removed since), and no build, move or copy reads it for them."""
+        version = self.appliance_version
+        if version is None:
+            raise errors.WrongState(f"instance '{self.name}' no longer has the appliance version it was built from")
+        return version
 
     @property
     def project(self) -> Project:

@@ -204,10 +204,11 @@ def _stack_context(request: HttpRequest, pk: int, *, snapshot_form: SnapshotForm
     # The status the buttons are for: while a job runs, the one it came from (shown, but disabled).
     settled = (stack.status_before or stack.status) if busy else stack.status
     # Each version's own download: another project's download of the same bytes is not shown here.
+    # (A deleted stack's instance may have no version left: its feed was removed since.)
     downloads = {
         instance.appliance_version.pk: instance.appliance_version
         for instance in stack.instances.all()
-        if instance.appliance_version.image_state.status == "downloading"
+        if instance.appliance_version is not None and instance.appliance_version.image_state.status == "downloading"
     }
     latest_events = list(stack.events.order_by("-created_at", "-id")[:EVENTS_SHOWN])
     document = _stored_document(stack)

@@ -6,13 +6,19 @@ to use another server. ./scripts/test.sh also runs the launch, quota and placeme
 start a real worker process for that).
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
 os.environ.setdefault("PORTAL_FETCH_ALLOWED_PRIVATE_HOSTS", "127.0.0.1,localhost")
-os.environ.setdefault("PORTAL_VAR_DIR", tempfile.mkdtemp(prefix="portal-test-var-"))
+if "PORTAL_VAR_DIR" not in os.environ:
+    # The run's own folder (images, uploads, exports, mail), removed when the process that made it
+    # ends; the processes it starts (servers, workers) inherit it and leave it alone.
+    os.environ["PORTAL_VAR_DIR"] = tempfile.mkdtemp(prefix="portal-test-var-")
+    atexit.register(shutil.rmtree, os.environ["PORTAL_VAR_DIR"], ignore_errors=True)
 os.environ.setdefault("PORTAL_TASKS_SYNC", "1")
 
 from portal.settings import *  # noqa: F403

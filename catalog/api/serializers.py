@@ -28,6 +28,7 @@ class FeedSerializer(serializers.ModelSerializer):
             "id",
             "url",
             "title",
+            "format",
             "project",
             "created_at",
             "last_status",
@@ -53,7 +54,8 @@ class FeedCreateSerializer(StrictRequestSerializer):
 
 class ApplianceVersionSerializer(serializers.ModelSerializer):
     image_url = RedactedURLField()
-    sha256 = serializers.CharField(source="image.sha256", read_only=True)
+    # Null while unknown: a feed without checksums has its version's pinned by the first download.
+    sha256 = serializers.CharField(source="image.sha256", read_only=True, allow_null=True)
     # This version's own download only: another project's copy of the same bytes says nothing here.
     image_status = serializers.ChoiceField(
         source="image_state.status", choices=ApplianceVersion.ImageStatus.choices, read_only=True
@@ -69,7 +71,10 @@ class ApplianceVersionSerializer(serializers.ModelSerializer):
             "disk_format",
             "arch",
             "sha256",
+            "checksum_source",
+            "package",
             "image_status",
+            "withdrawn",
             "min_ram_mib",
             "min_vcpus",
             "service_port",

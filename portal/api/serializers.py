@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.api.fields import MAX_INT32, LeaseSecondsField
 from portal.api.validation import StrictRequestSerializer
 from portal.models import Membership, Project, Role
+from transfers.vmcast_producer import may_see_vmcast_url, vmcast_url
 
 
 def _quota(source: str) -> serializers.IntegerField:
@@ -41,10 +43,18 @@ class ProjectSerializer(serializers.ModelSerializer):
     role = serializers.CharField(source="user_role", read_only=True, help_text="The caller's role in the project")
     quota = ProjectQuotaSerializer(source="*", read_only=True)
     usage = ProjectUsageSerializer(source="*", read_only=True)
+    vmcast_url = serializers.SerializerMethodField(
+        help_text="The project's own catalog as a VMcast, its token in the URL (members and owners see it; null "
+        "for viewers and until an owner makes one: POST vmcast/rotate/)"
+    )
 
     class Meta:
         model = Project
-        fields = ["id", "name", "description", "role", "quota", "usage"]
+        fields = ["id", "name", "description", "role", "quota", "usage", "vmcast_url"]
+
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+    def get_vmcast_url(self, project: Project) -> str | None:
+        return vmcast_url(project) if may_see_vmcast_url(getattr(project, "user_role", None)) else None
 
 
 class ProjectChangeSerializer(StrictRequestSerializer):

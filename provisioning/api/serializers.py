@@ -20,7 +20,8 @@ from provisioning.templates import validate_document
 
 class InstanceSerializer(serializers.ModelSerializer):
     host = serializers.CharField(source="host.name", default=None, read_only=True)
-    appliance_version = serializers.CharField(source="appliance_version.__str__", read_only=True)
+    # Null once a deleted stack's feed was removed.
+    appliance_version = serializers.StringRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Instance

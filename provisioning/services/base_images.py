@@ -136,7 +136,10 @@ def idle_base_volumes_remove(*, driver: HypervisorDriver, host: Host, now: datet
 
 def _take_idle_copies(*, host: Host, idle_since: datetime) -> list[HostImage]:
     """Mark the idle copies "removing" and return them; a short transaction, no libvirt call inside."""
-    needed_here = Instance.objects.filter(host=host, status__in=ACTIVE_STATUSES).values("appliance_version__image")
+    # Without the versions that have no image yet: a NULL in NOT IN would keep every copy for ever.
+    needed_here = Instance.objects.filter(
+        host=host, status__in=ACTIVE_STATUSES, appliance_version__image__isnull=False
+    ).values("appliance_version__image")
     with transaction.atomic():
         idle: list[HostImage] = list(
             HostImage.objects.select_for_update(skip_locked=True)

@@ -150,7 +150,7 @@ def _ensure_stack_network(stack: Stack, driver: HypervisorDriver) -> None:
 
 
 def _build_instance(*, stack: Stack, instance: Instance, peers: list[Instance], driver: HypervisorDriver) -> None:
-    version = instance.appliance_version
+    version = instance.live_version
     Instance.objects.filter(pk=instance.pk).update(status=Status.BUILDING)
     image = use_image(version)
     if image is None:  # checked before the build started; an instance's image is never evicted

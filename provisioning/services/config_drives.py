@@ -21,11 +21,11 @@ def guest_config(*, instance: Instance, peers: list[Instance]) -> GuestConfig:
     subnet = ipaddress.IPv4Network(stack.network.cidr)
     others = [peer for peer in peers if peer.pk != instance.pk]
     wait_for = tuple(
-        f"{peer.address}:{peer.appliance_version.service_port}"
+        f"{peer.address}:{peer.live_version.service_port}"
         for dependency in tier.depends_on
         if dependency.wait_for_port
         for peer in others
-        if peer.role == dependency.tier and peer.appliance_version.service_port
+        if peer.role == dependency.tier and peer.live_version.service_port
     )
     assert instance.address is not None, "every instance gets its address at launch"
     return GuestConfig(

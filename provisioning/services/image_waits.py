@@ -39,9 +39,9 @@ def stack_images_outlook(*, stack: Stack, instances: Iterable[Instance]) -> Imag
     missing: list[ApplianceVersion] = []
     by_version: dict[int, list[Instance]] = {}
     for instance in instances:
-        by_version.setdefault(instance.appliance_version_id, []).append(instance)
+        by_version.setdefault(instance.live_version.pk, []).append(instance)
     for group in by_version.values():
-        version = group[0].appliance_version
+        version = group[0].live_version
         image = usable_image(version)
         if image is None:
             failure = _download_failure_since(version, launched_at=stack.created_at)

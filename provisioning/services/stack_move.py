@@ -70,7 +70,7 @@ def claim_elsewhere(stack: Stack, *, full_host: Host) -> Origin:
     demand = StackDemand(
         instances=tuple(
             InstanceDemand(
-                tier=i.role, vcpus=i.vcpus, memory_mib=i.memory_mib, disk_gib=i.disk_gib, arch=i.appliance_version.arch
+                tier=i.role, vcpus=i.vcpus, memory_mib=i.memory_mib, disk_gib=i.disk_gib, arch=i.live_version.arch
             )
             for i in instances
         ),
@@ -192,7 +192,7 @@ def _copy_disk(
 ) -> InstanceDisks:
     target = instance.host
     assert target is not None
-    image = use_image(instance.appliance_version)
+    image = use_image(instance.live_version)
     if image is None:
         raise DriverError(f"the image of {instance.appliance_version} is no longer in the image cache")
     base = ensure_base_volume(driver=new, host=target, image=image, stack=stack)

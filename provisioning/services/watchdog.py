@@ -79,6 +79,13 @@ def _settle_stalled_job(stack: Stack) -> int:
     memory throughout a job (only a finished shelve gives them back), so no claim changes here.
     A host that does not answer leaves the stack for the next round.
     """
+    if stack.status == Status.SNAPSHOTTING and stack.status_before == Status.SHELVED:
+        # A copy of a shelved stack's disks (an export, a capture) started no guest: it is shelved
+        # still, and its instances hold no vCPUs or memory, as before the job.
+        marked = Stack.objects.filter(pk=stack.pk, status=stack.status).update(status=Status.SHELVED, status_before="")
+        if marked:
+            stack_event(stack, "the worker copying the stack's disks stopped; the stack is shelved", is_error=True)
+        return marked
     instances = list(stack.instances.exclude(status=Status.DELETED).exclude(host=None))
     states: dict[int, str] = {}
     try:

@@ -133,7 +133,7 @@ def test_a_failed_feed_speaks_to_the_tenant_and_can_be_retried(
     feed.refresh_from_db()
     assert feed.last_status == Feed.ImportStatus.QUEUED
     assert "Importing" in next(str(message) for message in response.context["messages"])
-    assert AuditEvent.objects.filter(action="feed.retry").count() == 1
+    assert AuditEvent.objects.filter(action="feed.refresh").count() == 1
 
 
 def test_a_feed_can_be_removed_with_its_appliances(client, member, project):

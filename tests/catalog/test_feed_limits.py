@@ -158,10 +158,10 @@ def test_versions_a_feed_stops_listing_stay_while_under_the_limit(serve, setting
 def test_many_bad_items_make_one_bounded_problem(serve, settings):
     settings.FEED_MAX_ITEMS = 400
     long_title = "A" * 5000
-    data = generated_feed(300, disk_format="vmdk").replace(b"<title>Appliance", f"<title>{long_title}".encode())
+    data = generated_feed(300, disk_format="iso").replace(b"<title>Appliance", f"<title>{long_title}".encode())
     feed = _import(serve(data))
     assert feed.last_status == Feed.ImportStatus.ERROR
-    assert feed.last_error.count("disk format 'vmdk'") == 10
+    assert feed.last_error.count("disk format 'iso'") == 10
     assert feed.last_error.endswith("; and 290 more problems")
     assert len(feed.last_error) < 2000
 

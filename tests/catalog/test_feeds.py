@@ -79,7 +79,7 @@ def test_item_without_enclosure_is_named():
     ("overrides", "message"),
     [
         ({"sha256": "xyz"}, "sha256 must be 64 hex digits"),
-        ({"disk_format": "vmdk"}, "disk format 'vmdk'"),
+        ({"disk_format": "iso"}, "disk format 'iso'"),
         ({"arch": "s390x"}, "architecture 's390x'"),
         ({"appliance": "Bad Name!"}, "appliance identifier"),
         ({"url": "ftp://example.org/x"}, "not http, https or file"),

@@ -223,3 +223,33 @@ def test_a_strangers_slow_download_of_the_same_image_does_not_hold_up_mine(cache
 def test_a_cached_file_names_content_and_format(cache, http_server, db):
     image = services.image_ensure_cached(version=version_of(import_feed(publish(http_server))))
     assert image.path.endswith(f"/{image.sha256}-qcow2.qcow2")
+
+
+# Scratch folders -----------------------------------------------------------------------------------
+
+
+def test_scratch_folders_of_dead_downloads_are_swept(cache, settings, http_server, db):
+    dead = cache / ".scratch" / "0123456789abcdef"
+    dead.mkdir(parents=True)
+    (dead / "download").write_bytes(b"left by a worker that was killed")
+    old = time.time() - settings.TASK_TIMEOUT_SECONDS - 60
+    os.utime(dead, (old, old))
+    alive = cache / ".scratch" / "fedcba9876543210"
+    alive.mkdir()
+    (alive / "download").write_bytes(b"another worker is still writing this")
+    services.image_ensure_cached(version=version_of(import_feed(publish(http_server))))
+    assert not dead.exists()
+    assert (alive / "download").exists()
+
+
+def test_a_download_stopped_by_an_unexpected_error_leaves_no_scratch(cache, http_server, db):
+    from catalog.image_cache import image_download
+
+    version = version_of(import_feed(publish(http_server, size="64M")))
+
+    def crash(done: int, total: int) -> None:
+        raise RuntimeError("the worker is going away")
+
+    with pytest.raises(RuntimeError, match="going away"):
+        image_download(version=version, progress=crash)
+    assert list(cache.rglob("*")) == []

@@ -45,7 +45,7 @@ def test_a_project_at_its_limit_is_told_why_and_keeps_nothing(
         services.feed_subscribe(user=member, url="https://feeds.example.org/two.xml", project=project)
     failed = FeedFactory(project=project, last_status=Feed.ImportStatus.ERROR)
     with pytest.raises(errors.WrongState, match=LIMIT_WORDS):
-        services.feed_retry(user=member, feed=failed)
+        services.feed_refresh(user=member, feed=failed)
     assert list(Feed.objects.filter(project=project, last_status=Feed.ImportStatus.QUEUED)) == [first]
     assert not Feed.objects.filter(url__endswith="/two.xml").exists()
     assert _queued_imports() == [first.pk]
@@ -107,6 +107,6 @@ def test_the_hourly_refresh_goes_through_a_projects_feeds_one_after_the_other(
     for number, feed in enumerate(feeds):
         OrmQ.objects.all().delete()
         with django_capture_on_commit_callbacks(execute=True):
-            assert import_feed(feed.pk) == Feed.ImportStatus.OK  # what the import worker runs
+            assert import_feed(feed.pk) == "ok: imported 1 item"  # what the import worker runs
         # Its place is free again: the project's next stale feed is queued, until none is left.
         assert _queued_imports() == ([feeds[number + 1].pk] if number + 1 < len(feeds) else [])

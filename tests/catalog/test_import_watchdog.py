@@ -17,7 +17,7 @@ def test_an_unexpected_failure_ends_the_import_with_a_reason(db, monkeypatch):
     def crash(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(services, "fetch_bytes", crash)
+    monkeypatch.setattr(services, "fetch_if_changed", crash)
     services.feed_import(feed=feed)
     feed.refresh_from_db()
     assert (feed.last_status, feed.last_error) == (Feed.ImportStatus.ERROR, "internal error: ZeroDivisionError")

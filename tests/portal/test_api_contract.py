@@ -45,6 +45,7 @@ SEMANTIC_400_OPERATIONS = [
     "POST /api/v1/auth/token/",
     "POST /api/v1/stacks/",
     "POST /api/v1/stacks/{id}/lease/",
+    "POST /api/v1/stacks/{id}/extend/",  # the project's longest life, counted from the stack's creation
     "POST /api/v1/templates/",
     "PUT /api/v1/templates/{id}/",
     "POST /api/v1/projects/{id}/members/",
@@ -68,6 +69,12 @@ enabled = false
 [[operations]]
 include-name = "DELETE /api/v1/tokens/{{id}}/"
 parameters = {{ id = {spare_token} }}
+
+# The tus protocol's PATCH, HEAD and DELETE carry no JSON and are left out of the schema; without
+# a Tus-Resumable header they answer 412, not the 405 an undocumented method would get.
+[[operations]]
+include-path-regex = "^/api/v1/uploads/"
+phases.coverage.unexpected-methods = ["put"]
 
 [[operations]]
 include-name = {semantic_operations}

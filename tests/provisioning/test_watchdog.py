@@ -61,3 +61,20 @@ def test_a_build_that_never_started_is_queued_again_once_per_period(
     assert stacks_watchdog(now=later + timedelta(minutes=1)) == 0
     assert [task.func() for task in OrmQ.objects.all()] == ["provisioning.tasks.build_stack"]
     assert stack.events.filter(message="the build never started; queued again").count() == 1
+
+
+def test_a_shelved_stack_whose_disk_copy_stalled_is_shelved_again(
+    member, project, test_host, ready_version, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        stack = _launch(member, project, ready_version, name="shelved")
+    # As if an export or a capture of the shelved stack lost its worker while copying the disks.
+    Stack.objects.filter(pk=stack.pk).update(status=Status.SNAPSHOTTING, status_before=Status.SHELVED)
+    Instance.objects.filter(stack=stack).update(status=Status.SHELVED)
+    long_ago = timezone.now() - timedelta(seconds=settings.WORKER_GONE_AFTER_SECONDS + 60)
+    StackEvent.objects.filter(stack=stack).update(created_at=long_ago)
+
+    assert stacks_watchdog() == 1
+    stack.refresh_from_db()
+    assert stack.status == Status.SHELVED  # not "stopped": that would take vCPUs and memory back into the quota
+    assert set(stack.instances.values_list("status", flat=True)) == {Status.SHELVED}
