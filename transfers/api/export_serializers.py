@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import django_filters
 from django.urls import reverse
+from django_filters import rest_framework as filters  # type: ignore[import-untyped]
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -76,7 +76,7 @@ class ExportFilter(StrictFilterSet):
     project = IdFilter(field_name="project_id")
     stack = IdFilter(field_name="stack_id")
     # Not "format": DRF reads ?format= as the answer's renderer (and answers 404 for "ova").
-    file_format = django_filters.ChoiceFilter(field_name="format", choices=Export.Format.choices)
+    file_format = filters.ChoiceFilter(field_name="format", choices=Export.Format.choices)
 
     class Meta:
         model = Export
