@@ -45,7 +45,7 @@ class CaptureForm(BootstrapForm):
         validators=[
             RegexValidator(rf"\A(?:{APPLIANCE_PREFIX.pattern})\Z", message=f"The prefix must be {PREFIX_RULE}.")
         ],
-        help_text="Tier db becomes appliance <prefix>-db in the project's catalog.",
+        help_text="Each tier becomes appliance <prefix>-<tier> in the project's catalog.",
     )
     version = forms.CharField(
         label="Version",
@@ -55,10 +55,19 @@ class CaptureForm(BootstrapForm):
     )
 
 
+def _first_tier(stack: Stack) -> str:
+    """The tier the panel's example names: the stack's first, as launched (its document was checked then)."""
+    tiers = (stack.document or {}).get("tiers")
+    first = tiers[0] if isinstance(tiers, list) and tiers and isinstance(tiers[0], dict) else {}
+    name = first.get("name")
+    return name if isinstance(name, str) and name else "main"  # a stack without tiers offers no capture
+
+
 def _panel(
     request: HttpRequest, stack: Stack, form: CaptureForm | None = None, *, notice: str = "", status: int = 200
 ) -> HttpResponse:
     role = scoping.role_in(request.user, stack.project)
+    example_tier = _first_tier(stack)
     captures = list(
         Capture.objects.filter(stack=stack).select_related("template").order_by("-created_at")[:RECENT_CAPTURES]
     )
@@ -70,7 +79,8 @@ def _panel(
         "active": any(capture.status not in FINAL_STATUSES for capture in captures),
         "may_capture": role is not None and role.rank >= Role.MEMBER.rank,
         "capturable": stack.status in CAPTURE.allowed_from,
-        "example": captured_identifier(stack.name, "db"),
+        "example_tier": example_tier,
+        "example": captured_identifier(stack.name, example_tier),
     }
     fragment = bool(request.headers.get("HX-Request"))
     template = "transfers/_capture_panel.html" if fragment else "transfers/stack_capture.html"

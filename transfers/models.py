@@ -42,6 +42,10 @@ class Upload(models.Model):
     version = models.CharField(max_length=50)
     title = models.CharField(max_length=200, blank=True)
     filename = models.CharField(max_length=200, blank=True)
+    # What the version made of it is told: the port its service listens on (published by a one-click
+    # launch) and the tier name such a launch gives it (a tier name, so as long as Appliance.role allows).
+    service_port = models.PositiveIntegerField(null=True, blank=True)
+    role = models.CharField(max_length=30, blank=True)
     length = models.BigIntegerField()
     offset = models.BigIntegerField(default=0)
     path = models.CharField(max_length=500, blank=True)

@@ -23,6 +23,7 @@ from catalog.models import Appliance, Feed
 from catalog.paging import page_of
 from portal.models import Project, Role
 from portal.web_errors import errors_as_messages
+from provisioning.name_rules import TIER_NAME
 from transfers import uploads
 from transfers.upload_selectors import upload_of, uploads_visible_to
 
@@ -55,6 +56,8 @@ def upload_new(request: HttpRequest) -> HttpResponse:
         "max_bytes": settings.IMAGE_MAX_BYTES,
         "appliance_url": reverse("appliance-detail", args=[_APPLIANCE_ID_SLOT]),
         "appliance_id_slot": _APPLIANCE_ID_SLOT,
+        "max_port": uploads.MAX_PORT,
+        "tier_rule": TIER_NAME.rule,
     }
     return render(request, "transfers/upload_new.html", context)
 

@@ -46,6 +46,7 @@ from portal import audit, errors
 from portal.models import Project, Role
 from portal.scoping import User, require_role
 from portal.task_queues import Queue, enqueue
+from provisioning.name_rules import TIER_NAME
 from transfers import tus
 from transfers.models import Upload
 from transfers.upload_checks import UnusableUpload, check_upload_content
@@ -61,6 +62,8 @@ MAX_FILENAME_CHARS = 200
 # The database's id columns are 64-bit: a larger number names no project.
 _MAX_ID = 2**63 - 1
 _ID = re.compile(r"[0-9]{1,19}")
+MAX_PORT = 65535
+_PORT = re.compile(r"[0-9]{1,5}")
 # A file in the upload folder with no row is removed once it is this old: a creation writes the file
 # just before its row commits, so a younger one may still be getting its row.
 ORPHAN_FILE_AGE = timedelta(hours=1)
@@ -79,6 +82,8 @@ class UploadSpec:
     version: str
     title: str = ""
     filename: str = ""
+    service_port: int | None = None
+    role: str = ""
 
 
 def upload_spec(metadata: Mapping[str, str]) -> UploadSpec:
@@ -105,6 +110,12 @@ def upload_spec(metadata: Mapping[str, str]) -> UploadSpec:
     title = metadata.get("title", "").strip()
     if len(title) > MAX_TITLE_CHARS or _has_control_characters(title):
         problems["title"] = f"the title is at most {MAX_TITLE_CHARS} characters of text"
+    port_text = metadata.get("port", "").strip()
+    if port_text and (not _PORT.fullmatch(port_text) or not 1 <= int(port_text) <= MAX_PORT):
+        problems["port"] = f"the service port is a whole number from 1 to {MAX_PORT}"
+    role = metadata.get("role", "").strip()
+    if role and not TIER_NAME.pattern.fullmatch(role):
+        problems["role"] = f"the role is a tier name: {TIER_NAME.rule}"
     if problems:
         first = next(iter(problems.values()))
         raise errors.Invalid(first, fields=problems)
@@ -114,6 +125,8 @@ def upload_spec(metadata: Mapping[str, str]) -> UploadSpec:
         version=version,
         title=title,
         filename=_plain_filename(metadata.get("filename", "")),
+        service_port=int(port_text) if port_text else None,
+        role=role,
     )
 
 
@@ -154,6 +167,8 @@ def upload_create(*, user: User, length: int, metadata: Mapping[str, str]) -> Up
             version=spec.version,
             title=spec.title,
             filename=spec.filename,
+            service_port=spec.service_port,
+            role=spec.role,
             length=length,
             path=str(path),
             expires_at=now + timedelta(seconds=settings.UPLOAD_KEEP_SECONDS),
@@ -481,6 +496,8 @@ def _into_catalog(upload: Upload, path: Path) -> ApplianceVersion:
         version=upload.version,
         title=upload.title,
         description=f"Uploaded from {upload.filename}." if upload.filename else "",
+        role=upload.role,
+        service_port=upload.service_port,
     )
     return own_version_add(project=upload.project, spec=spec, source=path)
 

@@ -22,7 +22,9 @@
   const numbers = element("upload-numbers");
   const state = element("upload-state");
   const formError = element("upload-form-error");
-  const inputs = ["project", "appliance", "version", "title", "file"].map((name) => form.elements[name]);
+  const inputs = ["project", "appliance", "version", "title", "port", "role", "file"].map(
+    (name) => form.elements[name],
+  );
   const POLL_MS = 2000;
   const RATE_WINDOW_MS = 8000;
 
@@ -216,6 +218,11 @@
       title: form.elements.title.value.trim(),
       filename: file.name,
     };
+    // Optional: left out when empty, so an upload without them sends what it always sent.
+    const port = form.elements.port.value.trim();
+    const role = form.elements.role.value.trim();
+    if (port) metadata.port = port;
+    if (role) metadata.role = role;
     upload = new window.tus.Upload(file, {
       endpoint: config.endpoint,
       chunkSize,
@@ -223,6 +230,8 @@
       metadata,
       headers: { "X-CSRFToken": config.csrfToken },
       // The same file sent as another appliance or version is another upload, not this one resumed.
+      // The port and role are not part of it: they belong to the upload as first created, which a
+      // resumed one keeps (so fingerprints stored before they existed still find their uploads).
       fingerprint: (chosen) =>
         Promise.resolve(
           ["stackportal-upload", metadata.project, metadata.appliance, metadata.version, chosen.name, chosen.size,

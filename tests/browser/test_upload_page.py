@@ -54,6 +54,8 @@ def test_an_image_sent_through_a_dropped_connection_becomes_a_ready_version(
     page.get_by_label("Project").select_option(str(project.pk))
     page.get_by_label("Appliance identifier").fill("browser-web")
     page.get_by_label("Version").fill("1.0")
+    page.get_by_label("Service port").fill("8080")
+    page.get_by_label("Role").fill("web")
     page.get_by_label("Disk image file").set_input_files(str(image))
     page.get_by_role("button", name="Upload", exact=True).click()
 
@@ -70,6 +72,8 @@ def test_an_image_sent_through_a_dropped_connection_becomes_a_ready_version(
 
     upload = Upload.objects.get()
     assert (upload.status, upload.filename) == (Upload.Status.READY, "web.qcow2")
+    # The port and role went along as metadata: the version's one-click launch publishes the port.
+    assert (upload.result.service_port, upload.result.appliance.role) == (8080, "web")
     assert not list((small_parts / "uploads").iterdir())
     page.get_by_role("link", name="Open browser-web").click()
     page.wait_for_url(f"{live_portal}/catalog/appliances/{upload.result.appliance_id}/")

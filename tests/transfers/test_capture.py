@@ -384,6 +384,19 @@ def test_the_panel_captures_and_shows_the_template_made(client, shop, member, st
     assert plain["Location"] == f"/stacks/{shop.pk}/"
 
 
+def test_the_panels_example_names_the_stacks_own_first_tier(client, shop, member):
+    client.force_login(member)
+    tiers = shop.document["tiers"]
+    assert tiers[0]["name"] == "db"
+    # The same tiers in another order: the example follows the stack's first, whatever it is called.
+    Stack.objects.filter(pk=shop.pk).update(document={**shop.document, "tiers": [*tiers[1:], tiers[0]]})
+    first = tiers[1]["name"]
+    panel = client.get(f"/stacks/{shop.pk}/capture/", headers={"HX-Request": "1"}).content.decode()
+    assert f"tier {first} as shop-{first}." in panel
+    assert "tier db" not in panel.lower()
+    assert "shop-db" not in panel
+
+
 def test_what_a_stack_was_launched_from_meanwhile_is_withdrawn_not_removed(api, shop, member, project, step, tmp_path):
     from datetime import timedelta
 

@@ -29,6 +29,8 @@ class UploadSerializer(serializers.ModelSerializer):
             "version",
             "title",
             "filename",
+            "service_port",
+            "role",
             "status",
             "offset",
             "length",

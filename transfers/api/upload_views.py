@@ -2,7 +2,9 @@
 
 - ``POST /api/v1/uploads/`` creates an upload (tus ``creation``): ``Upload-Length`` and
   ``Upload-Metadata`` with ``project`` (its id), ``appliance`` (identifier), ``version``, and
-  optionally ``title`` and ``filename``. It answers 201 with ``Location: /api/v1/uploads/{id}/``.
+  optionally ``title``, ``filename``, ``port`` (the port the image's service listens on, which a
+  one-click launch publishes) and ``role`` (the tier name such a launch gives it). It answers 201
+  with ``Location: /api/v1/uploads/{id}/``.
 - ``HEAD`` on that address says how many bytes arrived (``Upload-Offset``); ``PATCH`` appends bytes
   at that offset (``application/offset+octet-stream``, at most ``UPLOAD_CHUNK_BYTES`` per request,
   optionally with ``Upload-Checksum``); ``DELETE`` removes the upload (tus ``termination``).
@@ -146,6 +148,8 @@ def _metadata_of(upload: Upload) -> dict[str, str]:
         "version": upload.version,
         "title": upload.title,
         "filename": upload.filename,
+        "port": str(upload.service_port or ""),
+        "role": upload.role,
     }
     return {key: value for key, value in fields.items() if value}
 
