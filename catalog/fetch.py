@@ -16,7 +16,9 @@ Credentials in a URL (``https://user:pass@host/…``) are sent as HTTP basic aut
 only to that URL's own origin: a redirect elsewhere does not get them. No message repeats them.
 
 Feeds are fetched conditionally (``fetch_if_changed``): the validators of the last accepted answer
-go back as If-None-Match / If-Modified-Since, and a 304 ends the request with no body read.
+go back as If-None-Match / If-Modified-Since, and a 304 ends the request with no body read
+(``catalog.fetch_validators``). Connections go to the checked address (``catalog.fetch_pinned``);
+the names those modules define for callers are importable from here as well.
 """
 
 from __future__ import annotations
@@ -26,17 +28,18 @@ import hashlib
 import http.client
 import ipaddress
 import socket
-import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Protocol
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from django.conf import settings
 
-from catalog.fetch_deadline import Deadline, DeadlinePassed, DeadlineSocket, DeadlineSSLSocket, resolve_within
+from catalog.fetch_deadline import Deadline, DeadlinePassed, resolve_within
+from catalog.fetch_pinned import PinnedHTTPConnection, PinnedHTTPSConnection, Target
+from catalog.fetch_validators import ConditionalAnswer, Validators, validators_of
 from catalog.redaction import redact_urls_in
 
 CHUNK_BYTES = 1024 * 1024  # read from the network in one call (fewer system calls, one sha256 update)
@@ -89,63 +92,7 @@ class FetchResult:
     sha256: str
 
 
-# The columns the validators are kept in (Feed.etag, Feed.last_modified): a longer one is not kept.
-MAX_ETAG_CHARS = 300
-MAX_LAST_MODIFIED_CHARS = 100
-
-
-@dataclass(frozen=True)
-class Validators:
-    """What a server said identifies its answer (ETag, Last-Modified), sent back to ask whether it changed."""
-
-    etag: str = ""
-    last_modified: str = ""
-
-    def __bool__(self) -> bool:
-        return bool(self.etag or self.last_modified)
-
-    def as_request_headers(self) -> dict[str, str]:
-        headers = {}
-        if self.etag:
-            headers["If-None-Match"] = self.etag
-        if self.last_modified:
-            headers["If-Modified-Since"] = self.last_modified
-        return headers
-
-
-@dataclass(frozen=True)
-class ConditionalAnswer:
-    """A conditional fetch: the body, or None when the server answered 304 (unchanged since ``validators``)."""
-
-    data: bytes | None
-    validators: Validators
-
-    @property
-    def unchanged(self) -> bool:
-        return self.data is None
-
-
-def _header_value(value: str | None, limit: int) -> str:
-    """A validator as it may be sent back: printable ASCII within the column's size, else none at all.
-
-    http.client refuses a header value holding a line break, and a cut ETag would never match.
-    """
-    if not value or len(value) > limit or not all(" " <= char <= "~" for char in value):
-        return ""
-    return value
-
-
-def _validators_of(response: http.client.HTTPResponse) -> Validators:
-    return Validators(
-        etag=_header_value(response.getheader("ETag"), MAX_ETAG_CHARS),
-        last_modified=_header_value(response.getheader("Last-Modified"), MAX_LAST_MODIFIED_CHARS),
-    )
-
-
-_Target = tuple[socket.AddressFamily, tuple[Any, ...]]
-
-
-def resolve_checked(host: str, port: int, policy: FetchPolicy, deadline: Deadline) -> _Target:
+def resolve_checked(host: str, port: int, policy: FetchPolicy, deadline: Deadline) -> Target:
     """Resolve ``host`` and return one address to connect to, refusing non-public ones unless allowed."""
     try:
         infos = resolve_within(deadline, host, port)
@@ -169,49 +116,6 @@ def resolve_checked(host: str, port: int, policy: FetchPolicy, deadline: Deadlin
                 )
     family, _type, _proto, _name, sockaddr = infos[0]
     return family, sockaddr
-
-
-def _connect(target: _Target, deadline: Deadline) -> DeadlineSocket:
-    family, sockaddr = target
-    sock = DeadlineSocket(family, socket.SOCK_STREAM)
-    sock.deadline = deadline
-    try:
-        sock.settimeout(deadline.next_timeout())
-        sock.connect(sockaddr)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-class PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, target: _Target, deadline: Deadline) -> None:
-        super().__init__(host, port, timeout=deadline.idle_seconds)
-        self._target = target
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        self.sock = _connect(self._target, self._deadline)
-
-
-class PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, target: _Target, deadline: Deadline) -> None:
-        context = ssl.create_default_context()
-        context.sslsocket_class = DeadlineSSLSocket
-        super().__init__(host, port, timeout=deadline.idle_seconds, context=context)
-        self._tls = context
-        self._target = target
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        raw = _connect(self._target, self._deadline)
-        # Certificate and SNI are checked against the name, while the socket goes to the checked address.
-        wrapped = self._tls.wrap_socket(raw, server_hostname=self.host, do_handshake_on_connect=False)
-        sock = cast(DeadlineSSLSocket, wrapped)  # the context's sslsocket_class
-        sock.deadline = self._deadline
-        self.sock = sock
-        sock.do_handshake()
 
 
 def _file_path(url: str, policy: FetchPolicy) -> Path:
@@ -361,7 +265,7 @@ def _open(url: str, *, policy: FetchPolicy, max_bytes: int, validators: Validato
                 continue
             if response.status == 304 and validators:
                 # Unchanged: a 304 has no body, so nothing more is read.
-                yield _Answer(None, _validators_of(response) or validators)
+                yield _Answer(None, validators_of(response) or validators)
                 return
             if response.status != 200:
                 raise FetchError(f"{current}: HTTP {response.status} {response.reason}")
@@ -370,7 +274,7 @@ def _open(url: str, *, policy: FetchPolicy, max_bytes: int, validators: Validato
             if length is not None and length > max_bytes:
                 raise FetchError(f"{current}: {length} bytes is over the limit of {max_bytes}")
             body = Body(response, url=current, length=length, max_bytes=max_bytes, deadline=deadline)
-            yield _Answer(body, _validators_of(response))
+            yield _Answer(body, validators_of(response))
             return
         finally:
             connection.close()
@@ -395,7 +299,11 @@ def fetch_bytes(url: str, *, policy: FetchPolicy, max_bytes: int) -> bytes:
 
 
 def fetch_if_changed(
-    url: str, *, policy: FetchPolicy, max_bytes: int, validators: Validators = Validators()
+    url: str,
+    *,
+    policy: FetchPolicy,
+    max_bytes: int,
+    validators: Validators = Validators(),  # noqa: B008 - frozen, so one shared default is safe
 ) -> ConditionalAnswer:
     """``url``'s body with its validators, or none if the server says it is unchanged since ``validators``.
 
@@ -436,3 +344,24 @@ def fetch_to_file(
     except BaseException:
         destination.unlink(missing_ok=True)
         raise
+
+
+__all__ = [
+    "CHUNK_BYTES",
+    "USER_AGENT",
+    "WRITE_BYTES",
+    "Body",
+    "ConditionalAnswer",
+    "FetchError",
+    "FetchPolicy",
+    "FetchResult",
+    "PinnedHTTPConnection",
+    "PinnedHTTPSConnection",
+    "Validators",
+    "fetch_bytes",
+    "fetch_if_changed",
+    "fetch_to_file",
+    "open_stream",
+    "resolve_checked",
+    "validate_url",
+]

@@ -1,9 +1,11 @@
-"""django-q2 entry points for uploads: load the row, call the service (``transfers.uploads``)."""
+"""django-q2 entry points for uploads: load the row, call the service (``transfers.upload_processing``,
+``transfers.upload_sweep``)."""
 
 from __future__ import annotations
 
-from transfers import uploads
 from transfers.models import Upload
+from transfers.upload_processing import upload_process
+from transfers.upload_sweep import uploads_sweep
 
 
 def process_upload(upload_id: str) -> str:
@@ -11,9 +13,9 @@ def process_upload(upload_id: str) -> str:
     upload = Upload.objects.select_related("project").filter(pk=upload_id).first()
     if upload is None:
         return "upload no longer exists"
-    return uploads.upload_process(upload=upload).status
+    return upload_process(upload=upload).status
 
 
 def sweep_uploads() -> int:
     """Remove expired uploads and their files, and end checks whose worker is gone (scheduled)."""
-    return uploads.uploads_sweep()
+    return uploads_sweep()
