@@ -6,21 +6,20 @@ from datetime import timedelta
 from importlib import import_module
 
 import pytest
-from django.apps import apps
 from django.contrib import admin
 from django.test import RequestFactory
 
 from notices import tasks
 from notices.models import ExtendLink, LeaseWarning, Notification, WebhookAttempt, WebhookDelivery
 from notices.services import notify_stack_event
+from tests.migration_steps import run_data_migration
 
 
 def test_the_migration_installs_both_schedules_and_each_names_a_real_task(db):
     from django_q.models import Schedule
 
     Schedule.objects.filter(name__in=["send-lease-warnings", "send-webhooks"]).delete()
-    for operation in import_module("notices.migrations.0002_schedules").Migration.operations:
-        operation.code(apps, None)
+    run_data_migration("notices.migrations.0002_schedules")
     schedules = dict(
         Schedule.objects.filter(name__in=["send-lease-warnings", "send-webhooks"]).values_list("name", "func")
     )

@@ -22,6 +22,7 @@ from provisioning.models import ConsoleTicket, Host, Instance, Stack, StackActiv
 from provisioning.services import idle, shelving, templates
 from provisioning.services.launch import stack_launch_template
 from tests.factories import HostFactory, MembershipFactory
+from tests.migration_steps import run_data_migration
 
 CLASSIC = templates.SHIPPED_TEMPLATES / "classic-three-tier.yaml"
 IDLE_AFTER = 600  # with the default warning (1800 s) clamped to half of it: warned after 300 s idle
@@ -402,16 +403,10 @@ def test_the_sweep_with_the_driver_on_the_test_driver(shop, member, step, t0):
 
 
 def test_the_migration_schedules_the_task_every_minute(shop):
-    """Run here, not read from the migrated database: a transactional test of the same worker flushes
-    every table, rows written at migrate time included."""
-    from importlib import import_module
-
-    from django.apps import apps
     from django_q.models import Schedule
 
     Schedule.objects.filter(name="sweep-idle-stacks").delete()
-    for operation in import_module("provisioning.migrations.0018_sweep_idle_stacks_schedule").Migration.operations:
-        operation.code(apps, None)
+    run_data_migration("provisioning.migrations.0018_sweep_idle_stacks_schedule")
     schedule = Schedule.objects.get(name="sweep-idle-stacks")
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
         "provisioning.tasks.sweep_idle_stacks",

@@ -19,6 +19,7 @@ from django_q.models import Schedule
 from catalog import selectors
 from catalog.models import Appliance, ApplianceVersion, CachedImage, Feed
 from portal.models import AuditEvent
+from tests.migration_steps import run_data_migration
 from tests.transfers.upload_helpers import (
     bootable_raw,
     create,
@@ -212,11 +213,20 @@ def test_the_sweep_removes_old_files_no_upload_owns_and_leaves_other_portals_fil
     )
 
 
-def test_the_sweep_is_scheduled_by_the_migration(db):
-    schedule = Schedule.objects.get(name="sweep-uploads")
-    assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
-        "transfers.upload_tasks.sweep_uploads",
-        "I",
-        5,
-    )
+@pytest.mark.parametrize(
+    ("migration", "name", "func"),
+    [
+        ("0002_sweep_uploads_schedule", "sweep-uploads", "transfers.upload_tasks.sweep_uploads"),
+        ("0003_export_sweep", "sweep-exports", "transfers.export_tasks.sweep_exports"),
+        ("0004_watch_captures_schedule", "watch-captures", "transfers.capture_tasks.captures_watchdog"),
+    ],
+)
+def test_the_sweeps_are_scheduled_by_their_migrations(db, migration, name, func):
+    Schedule.objects.filter(name=name).delete()
+    run_data_migration(f"transfers.migrations.{migration}")
+    schedule = Schedule.objects.get(name=name)
+    assert (schedule.func, schedule.schedule_type, schedule.minutes) == (func, "I", 5)
+
+
+def test_the_upload_sweep_finds_nothing_to_do_on_an_empty_portal(db):
     assert upload_tasks.sweep_uploads() == 0

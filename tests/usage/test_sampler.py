@@ -11,6 +11,7 @@ from django.db import connection
 from django_q.models import Schedule
 
 from provisioning.models import Instance, Stack, Status
+from tests.migration_steps import run_data_migration
 from tests.usage.conftest import GIB, at
 from usage.models import UsageCursor, UsageRecord
 from usage.sampler import MAX_SAMPLE_GAP, day_pieces, usage_sample
@@ -185,14 +186,8 @@ def test_rows_outlive_the_stack_and_its_creator(prices, make_stack, member):
 
 
 def test_the_sampler_is_scheduled_every_minute_on_the_control_cluster(db):
-    # Run the migration's own step: a transactional test before this one may have flushed its row.
-    from importlib import import_module
-
-    from django.apps import apps
-
     Schedule.objects.filter(name="sample-usage").delete()
-    for operation in import_module("usage.migrations.0002_schedule").Migration.operations:
-        operation.code(apps, None)
+    run_data_migration("usage.migrations.0002_schedule")
     schedule = Schedule.objects.get(name="sample-usage")
     assert (schedule.func, schedule.schedule_type, schedule.minutes, schedule.repeats) == (
         "usage.tasks.sample_usage",
