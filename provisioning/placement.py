@@ -315,6 +315,10 @@ def _load(host: Host) -> HostLoad:
 def _port_is_free_locally(address: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # QEMU's user network binds its forwards with SO_REUSEADDR, so a port whose only sockets
+        # are closed connections in TIME_WAIT (a restart right after serving pages) is free to it;
+        # a listener of another program still refuses this bind.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
         except OSError:

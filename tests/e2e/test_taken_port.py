@@ -22,9 +22,20 @@ def _taking_its_port(stack: Stack) -> socket.socket:
     """A listener on the address and port the stack's web tier publishes on (as another program would)."""
     (port,) = [p for i in stack.instances.all() for p in i.published_ports.all()]
     taker = socket.socket()
-    taker.bind((bind_address(port.host), port.host_port))
+    # As servers do: the page reads before left connections in TIME_WAIT on this port, which
+    # refuse a plain bind for a minute although nothing listens there any more.
+    taker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    wait_for(lambda: _bound(taker, (bind_address(port.host), port.host_port)), timeout=30, interval=0.5, what="the port")
     taker.listen()
     return taker
+
+
+def _bound(taker: socket.socket, address: tuple[str, int]) -> bool:
+    try:
+        taker.bind(address)
+    except OSError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize("set_aside", ["shutdown", "shelve"])
