@@ -25,7 +25,9 @@ def _taking_its_port(stack: Stack) -> socket.socket:
     # As servers do: the page reads before left connections in TIME_WAIT on this port, which
     # refuse a plain bind for a minute although nothing listens there any more.
     taker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    wait_for(lambda: _bound(taker, (bind_address(port.host), port.host_port)), timeout=30, interval=0.5, what="the port")
+    wait_for(
+        lambda: _bound(taker, (bind_address(port.host), port.host_port)), timeout=30, interval=0.5, what="the port"
+    )
     taker.listen()
     return taker
 
