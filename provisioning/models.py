@@ -390,6 +390,11 @@ class PublishedPort(models.Model):
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="published_ports")
     host_port = models.PositiveIntegerField()
     guest_port = models.PositiveIntegerField()
+    # When the guest first answered on this port since its instance last started (None: not yet);
+    # a running stack's endpoint is only offered as ready from then on.
+    ready_at = models.DateTimeField(null=True, blank=True)
+    # When the portal last tried the port, answered or not.
+    probed_at = models.DateTimeField(null=True, blank=True)
 
     objects = PublishedPortQuerySet.as_manager()
 
@@ -437,6 +442,11 @@ class StackEvent(models.Model):
     # A moment the message speaks of ("lease renewed until" ...), kept as data: pages and the API
     # render it in the reader's time zone, after the message.
     moment = models.DateTimeField(null=True, blank=True)
+    # Who asked for what the line reports; None when the portal did it on its own (a lease that ran
+    # out, a worker's retry).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     is_error = models.BooleanField(default=False)
 
     objects = StackEventQuerySet.as_manager()
