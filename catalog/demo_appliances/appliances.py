@@ -9,6 +9,12 @@ from dataclasses import dataclass
 # 128 MiB keeps a comfortable margin above that floor.
 MIN_RAM_MIB = 128
 
+# Said on every appliance's catalog page: whoever opens the console knows what they can do there.
+CONSOLE_NOTE = (
+    " Its screen and serial console show the boot, and its serial console offers a root login with no "
+    "password: this is a demo appliance, not one to expose."
+)
+
 
 @dataclass(frozen=True)
 class DemoAppliance:
@@ -33,7 +39,7 @@ DEMO_DB = DemoAppliance(
     description=(
         "Minimal Linux guest, the db tier of the demo stack, on port 5432: keeps records on its own disk "
         "(they survive a reboot and a power-off), takes a new one by POST /records (one line of text/plain) "
-        "and lists them over HTTP, with its status line."
+        "and lists them over HTTP, with its status line." + CONSOLE_NOTE
     ),
 )
 DEMO_APP = DemoAppliance(
@@ -44,6 +50,7 @@ DEMO_APP = DemoAppliance(
     description=(
         "Minimal Linux guest, the app tier of the demo stack, on port 8080: passes records between the web "
         "and db tiers over the stack network, and serves a page with the db tier's status and every record."
+        + CONSOLE_NOTE
     ),
     upstream=DEMO_DB,
 )
@@ -55,7 +62,7 @@ DEMO_WEB = DemoAppliance(
     description=(
         "Minimal Linux guest, the web tier of the demo stack, on port 80: its page shows every tier's "
         "instance name, the db tier's status and every record, oldest first; POST /records (one line of "
-        "text/plain) adds a record, which the db tier keeps on its disk."
+        "text/plain) adds a record, which the db tier keeps on its disk." + CONSOLE_NOTE
     ),
     upstream=DEMO_APP,
 )
@@ -69,7 +76,7 @@ DEMO_PROBE = DemoAppliance(
     title="Network probe (tests only)",
     description=(
         "Test-only guest that tries a TCP connection to each address:port of its targets setting "
-        "and serves which ones are reachable and which are blocked, on port 80."
+        "and serves which ones are reachable and which are blocked, on port 80." + CONSOLE_NOTE
     ),
 )
 

@@ -13,7 +13,11 @@ from pathlib import Path
 from catalog.demo_appliances.records import MIB, RECORD_LOG_PARAMETER, record_log_reserve_mib
 from catalog.demo_appliances.tools import Tools, run
 
-KERNEL_CMDLINE = "console=ttyS0 quiet loglevel=3 panic=10"
+# The kernel writes to the screen (tty0) and to the serial port (ttyS0); the last console named is
+# /dev/console, where init's output goes, and the serial port is what the portal logs and replays.
+# Its boot messages are shown (no "quiet"), so neither console looks hung while it boots: under TCG
+# that costs no measurable time.
+KERNEL_CMDLINE = "console=tty0 console=ttyS0 panic=10"
 
 SYSLINUX_CFG = """DEFAULT demo
 PROMPT 0

@@ -1,7 +1,9 @@
 """What runs inside each appliance: the files under ``rootfs/`` and one generated settings file.
 
-``rootfs/`` mirrors the guest's root: ``init`` (busybox sh as PID 1), the DHCP hook, and the shell
-library in ``lib/demo`` that reads the NoCloud config drive, configures the NICs by MAC, keeps the
+``rootfs/`` mirrors the guest's root: ``init`` (busybox sh as PID 1), the DHCP hook, the files of the
+serial console's root login (``etc/passwd`` with no password, ``etc/issue``, ``etc/motd``,
+``etc/profile``), and the shell library in ``lib/demo`` that shows the guest's output on both
+consoles and offers that login, reads the NoCloud config drive, configures the NICs by MAC, keeps the
 tier's status fresh, answers HTTP requests (``handle-request``, one per connection), keeps the db
 tier's record log and powers off on the ACPI power button. Those files are the same in every
 appliance; what makes an appliance the web, app or db tier (or the probe) is

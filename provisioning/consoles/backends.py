@@ -12,6 +12,7 @@ from contextlib import suppress
 
 from portal import errors
 from provisioning.consoles import rfb
+from provisioning.consoles.backlog import ConsoleBacklog, read_backlog
 from provisioning.consoles.tickets import ConsoleGrant
 from provisioning.consoles.vnc_stream import VncStream
 from provisioning.drivers import ConsoleStream, DriverError, open_driver
@@ -79,6 +80,12 @@ class SerialConsole:
 
     def read(self, max_bytes: int) -> bytes:
         return self._stream.read(max_bytes)
+
+    def backlog(self, *, pool: str, name: str) -> ConsoleBacklog:
+        """The end of the console's log, read over the same connection (``name`` "": the host keeps none)."""
+        if not name:
+            return ConsoleBacklog(b"", False, 0, available=False, reason="the host keeps no console log for it")
+        return read_backlog(driver=self._driver, pool=pool, name=name)
 
     def write(self, data: bytes) -> None:
         self._stream.write(data)

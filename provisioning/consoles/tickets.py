@@ -22,6 +22,7 @@ from django.utils.crypto import constant_time_compare
 from portal import audit, errors
 from portal.models import Role
 from portal.scoping import Account, User, require_role, role_in
+from provisioning.consoles.backlog import console_log_volume_name
 from provisioning.models import ConsoleTicket, Instance, Status
 
 TICKET_SECONDS = 60
@@ -71,6 +72,9 @@ class ConsoleGrant:
     vnc_port: int | None
     vnc_password: str
     stack_expires_at: datetime
+    # Where the host keeps the serial console's log (``provisioning.consoles.backlog``); "" when it keeps none.
+    storage_pool: str = ""
+    console_log_name: str = ""
 
 
 class ConsoleRefused(Exception):
@@ -205,6 +209,8 @@ def _check(row: ConsoleTicket, *, session_user: User, now: datetime) -> ConsoleG
         vnc_port=instance.vnc_port,
         vnc_password=instance.vnc_password,
         stack_expires_at=instance.stack.expires_at,
+        storage_pool=instance.host.storage_pool,
+        console_log_name=console_log_volume_name(instance) if instance.volume_name else "",
     )
 
 

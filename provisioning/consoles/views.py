@@ -25,6 +25,7 @@ def _page(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
         "stack": instance.stack,
         "kind": kind,
         "ticket_url": reverse("api:instance-console", args=[instance.pk]),
+        "log_url": reverse("api:instance-console-log", args=[instance.pk]),
     }
     return render(request, TEMPLATES[kind], context)
 

@@ -5,6 +5,7 @@ the dataclasses and errors of ``provisioning.drivers.base``.
 """
 
 from provisioning.drivers.base import (
+    ConsoleLog,
     ConsoleStream,
     DomainInfo,
     DomainSpec,
@@ -33,6 +34,7 @@ def open_driver(uri: str) -> HypervisorDriver:
 
 
 __all__ = [
+    "ConsoleLog",
     "ConsoleStream",
     "DomainInfo",
     "DomainSpec",

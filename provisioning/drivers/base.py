@@ -159,6 +159,19 @@ class DomainSpec:
     # A read-only second disk (vdb): the NoCloud config drive the guest reads its identity from.
     config_drive_path: str | None = None
     stack_nics: tuple[StackNic, ...] = field(default_factory=tuple)
+    # Where the host keeps what the guest writes to its serial console (appended, by libvirt's log
+    # daemon): a file in the host's storage pool folder, so the portal reads it back through the
+    # storage API (``read_console_log``) wherever the host is. None: the output is not kept.
+    console_log_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsoleLog:
+    """The end of a domain's serial console log: what a console shows before its live output."""
+
+    data: bytes  # the last bytes the guest wrote, raw (terminal control sequences included)
+    size_bytes: int  # the whole log's size on the host
+    truncated: bool  # earlier output was left out: ``data`` is the log's last bytes, not all of it
 
 
 @dataclass(frozen=True)
@@ -371,6 +384,19 @@ class HypervisorDriver(Protocol):
 
     def open_console(self, *, name: str) -> ConsoleStream:
         """Attach to the running domain's serial console, taking it over from any other session."""
+        ...
+
+    def read_console_log(self, *, pool: str, name: str, max_bytes: int) -> ConsoleLog:
+        """The last ``max_bytes`` of the console log ``name`` (a file in ``pool``'s folder, see
+        ``DomainSpec.console_log_path``). ``NotFound`` when there is none yet (the domain never ran with it).
+        """
+        ...
+
+    def delete_console_log(self, *, pool: str, name: str) -> None:
+        """Delete a console log and the older parts the host's log daemon rotated out of it.
+
+        A missing one is not an error.
+        """
         ...
 
     def close(self) -> None: ...

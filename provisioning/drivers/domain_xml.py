@@ -1,5 +1,7 @@
 """libvirt XML for the portal's domains, pools and volumes, built and read with ElementTree.
 
+Snapshots have theirs in ``snapshot_xml`` (its names are offered here too).
+
 Pure functions: no libvirt import, no connection. Every value that ends up in XML is validated
 first (``xml_values``) and then placed as element text or an attribute, so ElementTree does the
 escaping and a hostile name can never add elements. Names of libvirt objects are chosen in
@@ -10,7 +12,15 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from provisioning.drivers.base import DomainSpec, DomainTags, InvalidRequest, PortForward, SnapshotInfo
+from provisioning.drivers.base import DomainSpec, DomainTags, InvalidRequest, PortForward
+from provisioning.drivers.snapshot_xml import (
+    SNAPSHOT_DISKS_ONLY,
+    SNAPSHOT_FORMATS,
+    build_snapshot_xml,
+    disks_without_snapshots,
+    parse_snapshot_info,
+    snapshot_holds_memory,
+)
 from provisioning.drivers.xml_values import (
     BRIDGE_PATTERN,
     DISK_FORMATS,
@@ -100,8 +110,21 @@ def _add_stack_nics(devices: ET.Element, spec: DomainSpec) -> None:
         _sub(interface, "model", type="virtio")
 
 
-def _add_console(devices: ET.Element) -> None:
+def _console_log_path(path: str) -> str:
+    # The host's log daemon creates this file as root: it must stay in the folder it names.
+    validate_absolute_path("console log", path)
+    if ".." in path.split("/"):
+        raise InvalidRequest(f"invalid console log path {path!r}: it climbs out of its folder")
+    return path
+
+
+def _add_console(devices: ET.Element, spec: DomainSpec) -> None:
     serial = _sub(devices, "serial", type="pty")
+    if spec.console_log_path is not None:
+        # virtlogd appends everything the guest writes, whether or not a console is open, so a
+        # console opened later can show what came before it. Only the serial port is logged: the
+        # <console> below is the same port, seen again.
+        _sub(serial, "log", file=_console_log_path(spec.console_log_path), append="on")
     _sub(serial, "target", port="0")
     console = _sub(devices, "console", type="pty")
     _sub(console, "target", type="serial", port="0")
@@ -169,7 +192,7 @@ def build_domain_xml(spec: DomainSpec) -> str:
     _add_disk(devices, spec)
     _add_config_drive(devices, spec)
     _add_stack_nics(devices, spec)
-    _add_console(devices)
+    _add_console(devices, spec)
     _add_display(devices, spec)
     _add_port_forwards(domain, spec.port_forwards)
     return ET.tostring(domain, encoding="unicode")
@@ -233,80 +256,6 @@ def build_overlay_xml(name: str, capacity_bytes: int, backing_path: str, backing
     _sub(backing, "path", backing_path)
     _sub(backing, "format", type=backing_format)
     return ET.tostring(volume, encoding="unicode")
-
-
-# --- snapshot XML -------------------------------------------------------------------------------
-
-SNAPSHOT_DISKS_ONLY = "portal: disks only, its memory is not to be restored"
-"""The description of a snapshot taken without memory of a running guest.
-
-libvirt cannot take an internal snapshot of a running QEMU guest without its memory, so such a
-snapshot holds the memory anyway; this mark (snapshots have no ``<metadata>``) tells a revert to
-leave the guest off instead of resuming it, and the listing to report it without memory.
-"""
-# The only formats whose files keep internal snapshots (QEMU's savevm / qemu-img snapshot).
-SNAPSHOT_FORMATS = frozenset({"qcow2"})
-# libvirt's <state> of a snapshot taken while the guest ran (or was paused): its memory is in it.
-_ACTIVE_SNAPSHOT_STATES = frozenset({"running", "blocked", "paused", "pmsuspended"})
-
-
-def build_snapshot_xml(name: str, *, disks_only: bool) -> str:
-    """A ``<domainsnapshot>`` named ``name``, left to libvirt's defaults (internal, read-only disks skipped)."""
-    validate_name("snapshot", name)
-    snapshot = ET.Element("domainsnapshot")
-    _sub(snapshot, "name", name)
-    if disks_only:
-        _sub(snapshot, "description", SNAPSHOT_DISKS_ONLY)
-    return ET.tostring(snapshot, encoding="unicode")
-
-
-def snapshot_holds_memory(xml: str) -> bool:
-    """Whether libvirt kept the guest's memory in a snapshot (whatever the portal asked for)."""
-    root = _parse(xml)
-    if root is None:
-        return False
-    memory = root.find("memory")
-    if memory is not None and memory.get("snapshot"):
-        return memory.get("snapshot") != "no"
-    return (root.findtext("state") or "") in _ACTIVE_SNAPSHOT_STATES
-
-
-def parse_snapshot_info(xml: str) -> SnapshotInfo:
-    """Name, creation time and memory of a snapshot, from libvirt's ``<domainsnapshot>`` XML."""
-    root = _parse(xml)
-    if root is None:
-        raise InvalidRequest("the host described a snapshot in XML that cannot be read")
-    try:
-        created_at = float(root.findtext("creationTime") or 0)
-    except ValueError:
-        created_at = 0.0
-    disks_only = (root.findtext("description") or "") == SNAPSHOT_DISKS_ONLY
-    return SnapshotInfo(
-        name=root.findtext("name") or "",
-        created_at=created_at,
-        with_memory=snapshot_holds_memory(xml) and not disks_only,
-    )
-
-
-def disks_without_snapshots(xml: str) -> list[tuple[str, str]]:
-    """``(target, format)`` of each writable disk of a domain whose format keeps no internal snapshots.
-
-    The format is ``""`` when the domain XML does not name one.
-    Read-only disks (the config drive) are left out of snapshots by libvirt, so they do not count.
-    """
-    root = _parse(xml)
-    if root is None:
-        return []
-    refused = []
-    for disk in root.iterfind("devices/disk"):
-        if disk.get("device", "disk") != "disk" or disk.find("readonly") is not None or disk.get("snapshot") == "no":
-            continue
-        driver = disk.find("driver")
-        disk_format = "" if driver is None else driver.get("type", "")
-        if disk_format not in SNAPSHOT_FORMATS:
-            target = disk.find("target")
-            refused.append(("" if target is None else target.get("dev", ""), disk_format))
-    return refused
 
 
 # --- reading libvirt's XML back -----------------------------------------------------------------

@@ -8,9 +8,9 @@ The driver is assembled from parts with one job each, sharing one connection:
 ``libvirt_connection`` (opening, reconnecting, host capabilities), ``libvirt_errors`` (error
 translation), ``libvirt_storage`` (pools, volumes, uploads and downloads), ``libvirt_domains`` (domains),
 ``libvirt_power`` (power actions and managed saves), ``libvirt_snapshots`` (internal snapshots),
-``libvirt_networks`` (stack networks), ``libvirt_console`` (serial consoles over libvirt streams) and
-``libvirt_stats`` (activity samples: CPU time, state, connections through published ports).
-Only these modules import ``libvirt``.
+``libvirt_networks`` (stack networks), ``libvirt_console`` (serial consoles over libvirt streams),
+``libvirt_console_log`` (what the serial consoles wrote, kept in the pool) and ``libvirt_stats``
+(activity samples: CPU time, state, connections through published ports). Only these modules import ``libvirt``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import libvirt
 from provisioning.drivers.base import HostCapabilities, HostInfo
 from provisioning.drivers.domain_xml import parse_guest_arches
 from provisioning.drivers.libvirt_console import LibvirtConsoles
+from provisioning.drivers.libvirt_console_log import LibvirtConsoleLogs
 from provisioning.drivers.libvirt_domains import LibvirtDomains
 from provisioning.drivers.libvirt_networks import LibvirtNetworks
 from provisioning.drivers.libvirt_power import LibvirtPower
@@ -38,7 +39,14 @@ def _format_version(number: int) -> str:
 
 
 class LibvirtDriver(
-    LibvirtStorage, LibvirtDomains, LibvirtPower, LibvirtSnapshots, LibvirtNetworks, LibvirtConsoles, LibvirtStats
+    LibvirtStorage,
+    LibvirtDomains,
+    LibvirtPower,
+    LibvirtSnapshots,
+    LibvirtNetworks,
+    LibvirtConsoles,
+    LibvirtConsoleLogs,
+    LibvirtStats,
 ):
     """A ``HypervisorDriver`` for one libvirt URI; the connection opens on first use.
 

@@ -19,6 +19,7 @@ from catalog.errors import CatalogError
 from catalog.image_cache import use_image
 from catalog.models import ApplianceVersion
 from provisioning import naming
+from provisioning.consoles.backlog import console_log_path
 from provisioning.demand import GIB
 from provisioning.drivers import (
     DomainInfo,
@@ -35,6 +36,7 @@ from provisioning.placement import allocate_port
 from provisioning.services.base_images import ensure_base_volume
 from provisioning.services.cleanup import remove_stack_resources
 from provisioning.services.config_drives import upload_config_drive
+from provisioning.services.endpoint_probe import queue_endpoints_watch
 from provisioning.services.events import stack_event
 from provisioning.services.hosts import driver_for
 from provisioning.services.image_waits import disk_too_small, image_download_queue, stack_images_outlook
@@ -97,6 +99,7 @@ def stack_build(*, stack: Stack) -> Stack:
         )
     if marked:
         stack_event(stack, "running")
+        queue_endpoints_watch(stack_id=stack.pk)
     stack.refresh_from_db()
     return stack
 
@@ -231,6 +234,8 @@ def _domain_spec(*, host: Host, instance: Instance, disks: InstanceDisks) -> Dom
         vnc_listen=host.console_address,
         vnc_password=instance.vnc_password or None,
         port_forwards=port_forwards(host=host, instance=instance),
+        # The serial output is kept beside the disk, so a console opened late shows what came before.
+        console_log_path=console_log_path(instance=instance, disk_path=disks.overlay),
     )
 
 

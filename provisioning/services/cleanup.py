@@ -1,4 +1,4 @@
-"""Removing what a stack made on its hosts: domains, overlays, config drives and its network.
+"""Removing what a stack made on its hosts: domains, overlays, config drives, console logs and its network.
 
 The one place that deletes them, used by a failed build, a delete, the watchdog and lease expiry
 alike. It opens one libvirt connection per host, not one per instance: on a remote host each is an
@@ -14,6 +14,7 @@ from functools import partial
 
 from django.utils import timezone
 
+from provisioning.consoles.backlog import delete_console_log
 from provisioning.drivers import DriverError, HostUnreachable, HypervisorDriver
 from provisioning.models import Host, Instance, Stack, StackNetwork
 from provisioning.services.hosts import driver_for
@@ -64,6 +65,7 @@ def _remove_instance(driver: HypervisorDriver, host: Host, instance: Instance) -
     driver.delete_volume(pool=host.storage_pool, name=instance.volume_name)
     if instance.config_volume_name:
         driver.delete_volume(pool=host.storage_pool, name=instance.config_volume_name)
+    delete_console_log(driver=driver, host=host, instance=instance)
 
 
 def _remove_network(driver: HypervisorDriver, network: StackNetwork) -> list[str]:

@@ -29,6 +29,7 @@ from catalog.image_cache import use_image
 from catalog.images import ImageError, rebase_overlay
 from portal import errors
 from provisioning import allocations, naming
+from provisioning.consoles.backlog import delete_console_log
 from provisioning.demand import GIB, InstanceDemand, StackDemand
 from provisioning.drivers import DriverError, HypervisorDriver
 from provisioning.models import Host, Instance, PublishedPort, Stack, StackNetwork, StackSnapshot, Status
@@ -36,6 +37,7 @@ from provisioning.placement import allocate_ports, claim_host
 from provisioning.services.base_images import ensure_base_volume
 from provisioning.services.build import InstanceDisks, start_instance_domain
 from provisioning.services.config_drives import upload_config_drive
+from provisioning.services.endpoint_probe import queue_endpoints_watch
 from provisioning.services.events import stack_event
 from provisioning.services.hosts import driver_for
 from provisioning.subnets import allocate_subnet, guest_address
@@ -164,6 +166,7 @@ def move_stack(stack: Stack, origin: Origin, layers: list[list[Instance]]) -> No
                     )
                     Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING, vnc_port=info.vnc_port)
                     stack_event(stack, f"{instance.name} started on {target.name}")
+            queue_endpoints_watch(stack_id=stack.pk)
     except (DriverError, ImageError):
         _remove_from(target, stack, instances)
         _restore_network(source, stack, network=network, bridge=bridge)
@@ -224,6 +227,7 @@ def _remove_from(host: Host, stack: Stack, instances: list[Instance]) -> None:
                 driver.destroy_domain(name=instance.domain_name)
                 driver.delete_volume(pool=host.storage_pool, name=instance.volume_name)
                 driver.delete_volume(pool=host.storage_pool, name=instance.config_volume_name)
+                delete_console_log(driver=driver, host=host, instance=instance)
             driver.delete_network(name=stack.network.name)
     except DriverError as exc:
         logger.warning("stack %s: clearing host %s after a move: %s", stack.pk, host.name, exc.detail or exc.message)

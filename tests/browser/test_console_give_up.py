@@ -17,7 +17,7 @@ import pytest
 from tests.browser_pages import new_page, sign_in
 from tests.provisioning.test_console_helpers import make_running_instance
 
-GIVE_UP_SECONDS = 30  # CONNECT_SECONDS in templates/provisioning/console_base.html
+GIVE_UP_SECONDS = 30  # CONNECT_SECONDS in static/js/console_session.js
 
 
 class SilentServer:
@@ -73,8 +73,8 @@ def test_a_console_that_gets_no_answer_says_so_and_offers_reconnect(
     assert page.locator("#console-screen").get_attribute("data-connected") == "no"
     assert len(silent_server.accepted) == 1
 
-    page.get_by_role("button", name="Reconnect").click()  # tries again at once
-    assert status.inner_text() == "Connecting…"
+    page.get_by_role("button", name="Reconnect").click()  # tries again at once, and says so
+    assert status.inner_text() == "Reconnecting…"
     assert page.locator("#console-reconnect").is_hidden()
     for _ in range(100):
         if len(silent_server.accepted) == 2:

@@ -1,14 +1,18 @@
 """Consoles of a real VM: its serial output through libvirt, its screen through the VNC proxy.
 
 The browser's side is played by WebsocketCommunicator against the real ASGI application; the VM
-is the demo-web appliance under qemu:///system, built inline by the test process.
+is the demo-web appliance under qemu:///system, built inline by the test process. A console opened
+long after the boot still shows it (the host keeps the serial output in the pool), then the login.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import struct
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -18,15 +22,19 @@ from django.db import connections
 
 from portal.models import AuditEvent
 from provisioning.consoles import rfb
+from provisioning.consoles.backlog import console_log_volume_name
 from provisioning.consoles.tickets import CLOSE_ENDED, console_ticket_issue
-from provisioning.models import Status
+from provisioning.drivers import open_driver
+from provisioning.endpoints import bind_address
+from provisioning.models import PublishedPort, Status
 from provisioning.services import lifecycle
 from provisioning.services.launch import stack_launch
 from tests.browser_pages import new_page, wait_for_console
 from tests.e2e.conftest import SYSTEM_URI
-from tests.polling import wait_for
+from tests.polling import page_text, wait_for
 from tests.provisioning.test_console_helpers import (
     open_console,
+    receive_backlog,
     receive_exactly,
     socket_headers,
     vnc_handshake_as_browser,
@@ -37,6 +45,11 @@ from tests.provisioning.test_console_helpers import (
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 READY_MARKER = b"DEMO-APPLIANCE-READY"
+LOGIN_PROMPT = re.compile(rb"login: $")
+# The root shell's prompt ("name:/# "), maybe followed by its question for the cursor's position.
+SHELL_PROMPT = re.compile(rb"# (\x1b\[6n)?$")
+# A line the kernel itself printed (its timestamp in brackets), not init.
+KERNEL_LINE = re.compile(rb"\[\s*\d+\.\d+\] (Linux version|Freeing unused kernel|Run /init)")
 
 
 def _live_graphics(domain: str) -> ET.Element:
@@ -63,13 +76,12 @@ def test_serial_and_vnc_consoles_of_a_real_vm(client, member, project, inline_de
     async def serial_console() -> bytes:
         socket_, connected, code = await open_console("serial", serial_ticket, headers)
         assert connected, code
-        seen = b""
+        # The guest has begun to boot: what it wrote before the socket opened comes first.
+        _note, seen = await receive_backlog(socket_)
         try:
-            while READY_MARKER not in seen:
-                seen += await socket_.receive_from(timeout=120)
+            seen = await _until(socket_, seen, re.compile(re.escape(READY_MARKER)), timeout=120)
             await socket_.send_to(text_data="typed\r")  # the guest's tty echoes it
-            while b"typed" not in seen.split(READY_MARKER, 1)[1]:
-                seen += await socket_.receive_from(timeout=30)
+            seen = await _until(socket_, seen, re.compile(re.escape(READY_MARKER) + rb".*typed", re.DOTALL), timeout=30)
         finally:
             # The close writes its audit row after libvirt lets go of the console: give it time.
             await socket_.disconnect(timeout=30)
@@ -121,6 +133,87 @@ def test_serial_and_vnc_consoles_of_a_real_vm(client, member, project, inline_de
     assert sessions[0].detail["bytes_from_vm"] > 0
 
 
+async def _until(socket_, seen: bytes, wanted: re.Pattern[bytes], timeout: float = 60) -> bytes:
+    """What the VM sends, added to ``seen``, until ``wanted`` matches it (the portal's notes are skipped).
+
+    Waits with ``receive_nothing``: a ``receive_from`` that times out cancels the application.
+    """
+    deadline = time.monotonic() + timeout
+    while not wanted.search(seen):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{wanted.pattern!r} not seen; the last output: {seen[-400:]!r}")
+        if await socket_.receive_nothing(timeout=0.5):
+            continue
+        message = await socket_.receive_from(timeout=5)
+        if isinstance(message, bytes):
+            seen += message
+    return seen
+
+
+async def _prompted(socket_, seen: bytes, prompt: re.Pattern[bytes]) -> bytes:
+    """``seen`` and what follows until the last thing shown is ``prompt``: as a person would, press
+    Enter for a fresh one when a late kernel line was printed after it."""
+    for _ in range(5):
+        try:
+            return await _until(socket_, seen, prompt, timeout=10)
+        except TimeoutError:
+            await socket_.send_to(text_data="\r")
+    return await _until(socket_, seen, prompt, timeout=10)
+
+
+def test_a_console_opened_after_the_boot_shows_it_and_offers_a_root_shell(client, member, project, inline_demo_catalog):
+    version = inline_demo_catalog["demo-web"].versions.newest_first().first()
+    stack = stack_launch(user=member, project=project, name="backlog", appliance_version=version, lease_seconds=900)
+    stack.refresh_from_db()
+    assert stack.status == Status.RUNNING, stack.status_reason
+    instance = stack.instances.get()
+    port = PublishedPort.objects.get(instance=instance)
+    # Nobody watches the console while the guest boots and serves its page.
+    wait_for(lambda: page_text(f"http://{bind_address(instance.host)}:{port.host_port}/"), timeout=180, what="the page")
+    headers = socket_headers(client, member)
+    ticket = console_ticket_issue(user=member, instance=instance, kind="serial").ticket
+
+    async def serial_console() -> tuple[dict, bytes, bytes]:
+        socket_, connected, code = await open_console("serial", ticket, headers)
+        assert connected, code
+        try:
+            note, backlog = await receive_backlog(socket_, timeout=30)
+            seen = await _prompted(socket_, backlog, LOGIN_PROMPT)
+            await socket_.send_to(text_data="root\r")
+            seen = await _prompted(socket_, seen, SHELL_PROMPT)
+            await socket_.send_to(text_data="echo $((6*7))-$(hostname)\r")
+            seen = await _until(socket_, seen, re.compile(rb"\r\n42-\S+\r\n"))
+            await socket_.send_to(text_data="exit\r")
+            seen = await _prompted(socket_, seen, LOGIN_PROMPT)
+        finally:
+            await socket_.disconnect(timeout=30)
+        return note, backlog, seen
+
+    note, backlog, seen = async_to_sync(serial_console)()
+    # The backlog holds the boot: the kernel's lines, init's, the ready line, then the login prompt.
+    assert note["available"], note
+    assert note["bytes"] == len(backlog) > 0
+    assert KERNEL_LINE.search(backlog), backlog[:2000]
+    assert READY_MARKER + b" demo-web port 80" in backlog
+    assert seen.count(READY_MARKER) == 1  # the replay and the live output do not repeat each other
+    assert b"Log in as root" in seen
+    assert f"42-{instance.name}".encode() in seen  # the guest's hostname is its instance's name
+
+    # The same log, as text, through the API; and it goes with the stack.
+    log = client.get(f"/api/v1/instances/{instance.pk}/console-log/")
+    assert log.status_code == 200
+    body = json.loads(log.content)
+    assert body["available"]
+    assert f"{READY_MARKER.decode()} demo-web port 80" in body["text"]
+    assert "\x1b" not in body["text"]
+    pool = instance.host.storage_pool
+    lifecycle.stack_destroy(user=member, stack=stack)
+    with open_driver(SYSTEM_URI) as driver:
+        left = [volume.name for volume in driver.list_volumes(pool=pool)]
+    assert console_log_volume_name(instance) not in left
+    assert not [name for name in left if name.endswith("-console.log") or "-console.log." in name]
+
+
 # --- in a real browser: Debian's Chromium driven by Playwright, the portal served by daphne ------
 
 CHROMIUM = shutil.which("chromium")
@@ -138,7 +231,12 @@ _CANVAS_PIXELS = """() => {
 _TERMINAL_TEXT = """() => {
   const buffer = window.consoleTerminal.buffer.active;
   const lines = [];
-  for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i).translateToString(true));
+  for (let i = 0; i < buffer.length; i++) {
+    const line = buffer.getLine(i);
+    // A line the terminal wrapped at its width continues the one before it.
+    if (line.isWrapped && lines.length) lines[lines.length - 1] += line.translateToString(true);
+    else lines.push(line.translateToString(true));
+  }
   return lines.join("\\n");
 }"""
 

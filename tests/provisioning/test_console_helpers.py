@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import queue
 import socket
 import socketserver
@@ -22,6 +23,7 @@ from django.utils import timezone
 
 from portal.asgi import application
 from provisioning.consoles import rfb
+from provisioning.consoles.backlog import ConsoleBacklog
 from provisioning.models import Host, Instance, Stack, Status
 from tests.factories import ApplianceVersionFactory, HostFactory
 
@@ -134,12 +136,19 @@ def vnc_server() -> Iterator[FakeVncServer]:
 
 
 class FakeSerialConsole:
-    """Stands in for ``backends.SerialConsole``: ``feed`` is the guest writing; ``written`` what it got."""
+    """Stands in for ``backends.SerialConsole``: ``feed`` is the guest writing; ``written`` what it got;
+    ``backlog_data`` what its log holds (``backlogs_read`` counts reads of it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, backlog_data: bytes = b"") -> None:
         self._output: queue.Queue[bytes] = queue.Queue()
         self.written: queue.Queue[bytes] = queue.Queue()
         self.closed = threading.Event()
+        self.backlog_data = backlog_data
+        self.backlogs_read: list[tuple[str, str]] = []
+
+    def backlog(self, *, pool: str, name: str) -> ConsoleBacklog:
+        self.backlogs_read.append((pool, name))
+        return ConsoleBacklog(self.backlog_data, False, len(self.backlog_data), available=True)
 
     def feed(self, data: bytes) -> None:
         self._output.put(data)
@@ -157,6 +166,19 @@ class FakeSerialConsole:
 
     def close(self) -> None:
         self.closed.set()
+
+
+async def receive_backlog(socket_: WebsocketCommunicator, timeout: float = 10) -> tuple[dict, bytes]:
+    """The serial socket's opening: its backlog note and the backlog's bytes, up to the "live" note."""
+    note = json.loads(await socket_.receive_from(timeout=timeout))
+    assert note["type"] == "backlog", note
+    data = b""
+    while True:
+        message = await socket_.receive_from(timeout=timeout)
+        if isinstance(message, str):
+            assert json.loads(message) == {"type": "live"}
+            return note, data
+        data += message
 
 
 def socket_headers(client=None, user=None, origin: str | None = PORTAL_ORIGIN) -> list[tuple[bytes, bytes]]:

@@ -63,11 +63,29 @@ def test_a_member_gets_the_console_pages(client, member, instance, page, asset):
     assert "Reconnect" in text
 
 
-def test_the_screen_page_has_ctrl_alt_del_and_a_clipboard(client, owner, instance):
+def test_the_screen_page_has_ctrl_alt_del_a_clipboard_and_the_serial_log(client, owner, instance):
     client.force_login(owner)
     text = client.get(f"/instances/{instance.pk}/screen/").content.decode()
-    assert "sendCtrlAltDel" in text
-    assert "clipboardPasteFrom" in text
+    assert 'data-key="ctrl-alt-del"' in text
+    assert 'id="console-clipboard-send"' in text
+    assert f'data-log-url="/api/v1/instances/{instance.pk}/console-log/"' in text
+    assert "/static/js/console_vnc.js" in text
+
+
+@pytest.mark.parametrize("page", ["screen", "serial"])
+def test_both_pages_have_the_extra_keys_and_the_status_lines(client, member, instance, page):
+    client.force_login(member)
+    text = client.get(f"/instances/{instance.pk}/{page}/").content.decode()
+    for key in ("Escape", "Tab", "ArrowLeft", "ArrowUp", "ArrowDown", "ArrowRight", "ctrl-c"):
+        assert f'data-key="{key}"' in text, key
+    assert 'data-modifier="ctrl" aria-pressed="false"' in text
+    assert 'data-modifier="alt" aria-pressed="false"' in text
+    assert 'id="console-status" role="status"' in text
+    assert 'id="console-notice" role="status"' in text
+    for asset in ("js/console_session.js", "js/console_keys.js", "css/console.css"):
+        assert f"/static/{asset}" in text, asset
+    # A serial line has no Ctrl-Alt-Del: only the screen offers it.
+    assert ('data-key="ctrl-alt-del"' in text) == (page == "screen")
 
 
 @pytest.mark.parametrize("page", ["screen", "serial"])

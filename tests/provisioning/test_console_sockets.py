@@ -21,6 +21,7 @@ from tests.provisioning.test_console_helpers import (
     FakeSerialConsole,
     make_running_instance,
     open_console,
+    receive_backlog,
     receive_exactly,
     socket_headers,
     vnc_handshake_as_browser,
@@ -300,6 +301,7 @@ def test_serial_console_bytes_flow_both_ways_and_the_console_is_closed(client, m
     async def scenario():
         socket_, connected, _ = await open_console("serial", ticket, headers)
         assert connected
+        await receive_backlog(socket_)
         console.feed(b"DEMO-APPLIANCE-READY demo-web port 80\r\n")
         assert await socket_.receive_from(timeout=5) == b"DEMO-APPLIANCE-READY demo-web port 80\r\n"
         await socket_.send_to(text_data="ls\r")  # xterm.js may send text frames
@@ -354,6 +356,7 @@ def test_a_browser_gone_before_its_disconnect_arrives_ends_the_session_as_closed
     async def scenario():
         socket_, connected, _ = await open_console("serial", ticket, headers, app=like_daphne)
         assert connected
+        await receive_backlog(socket_)
         console.feed(b"boot log\r\n")
         assert await socket_.receive_from(timeout=5) == b"boot log\r\n"
         browser_gone.set()

@@ -379,3 +379,27 @@ def test_published_ports_are_rewritten_in_place_and_a_domain_without_them_is_ref
     assert moved.count("-netdev") == xml.count("-netdev")
     with pytest.raises(InvalidRequest, match="publishes no ports"):
         with_port_forwards(build_domain_xml(make_spec(port_forwards=())), (PortForward(host_port=1, guest_port=2),))
+
+
+# --- the serial console's log ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["relative/console.log", "/images/../etc/shadow", "/images/a\nb.log", ""])
+def test_a_console_log_path_that_is_not_a_plain_absolute_path_is_refused(path):
+    with pytest.raises(InvalidRequest):
+        build_domain_xml(make_spec(console_log_path=path))
+
+
+def test_the_serial_port_is_logged_to_the_file_named_appending():
+    path = "/var/lib/libvirt/images/portal/lab-1-p1-s2-i3-console.log"
+    devices = parse(build_domain_xml(make_spec(console_log_path=path))).find("devices")
+    serial = devices.find("serial")
+    log = serial.find("log")
+    assert log.attrib == {"file": path, "append": "on"}
+    assert serial.find("target").get("port") == "0"
+    # The <console> is the same port seen again: logging it too would log everything twice.
+    assert devices.find("console/log") is None
+
+
+def test_without_a_console_log_path_nothing_is_logged():
+    assert parse(build_domain_xml(make_spec())).find("devices/serial/log") is None
