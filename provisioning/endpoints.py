@@ -23,7 +23,8 @@ from portal import errors
 if TYPE_CHECKING:
     from provisioning.models import Host
 
-_TLS_PORTS = (443, 8443)
+# Guest ports served over TLS: their URLs say https, and the probe shakes hands before it listens.
+TLS_PORTS = (443, 8443)
 
 
 def _configured_address() -> str | None:
@@ -44,7 +45,7 @@ def bind_address(host: Host) -> str:
 
 
 def endpoint_url(*, host: Host, host_port: int, guest_port: int) -> str:
-    scheme = "https" if guest_port in _TLS_PORTS else "http"
+    scheme = "https" if guest_port in TLS_PORTS else "http"
     name = endpoint_host(host)
     if ":" in name:  # IPv6 literals need brackets in URLs
         name = f"[{name}]"
@@ -72,4 +73,4 @@ def check_endpoint_host(host: Host) -> None:
         )
 
 
-__all__ = ["bind_address", "check_endpoint_host", "endpoint_host", "endpoint_url", "is_portal_host"]
+__all__ = ["TLS_PORTS", "bind_address", "check_endpoint_host", "endpoint_host", "endpoint_url", "is_portal_host"]

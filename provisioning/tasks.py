@@ -7,6 +7,7 @@ from provisioning.consoles.tickets import console_tickets_prune
 from provisioning.models import Host, Stack
 from provisioning.services import (
     build,
+    endpoint_probe,
     hosts,
     idle,
     image_waits,
@@ -104,3 +105,13 @@ def apply_schedules() -> int:
 def sweep_idle_stacks() -> int:
     """Warn, then shelve, running stacks that stayed idle for their project's idle period."""
     return idle.idle_sweep()
+
+
+def watch_stack_endpoints(stack_id: int) -> int:
+    """After a stack's guests started: probe its published ports until they answer (or a bound passes)."""
+    return endpoint_probe.endpoints_watch_after_start(stack_id=stack_id)
+
+
+def probe_endpoints() -> int:
+    """Probe every published port of a running guest that has not answered yet; how many now answer."""
+    return endpoint_probe.endpoints_sweep()

@@ -13,11 +13,13 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
+from portal.moments import duration_text
 from portal.scoping import User
 from provisioning.drivers import DomainInfo, DriverError, HypervisorDriver, PortUnavailable
 from provisioning.models import Instance, Stack, Status
 from provisioning.services import stack_jobs
 from provisioning.services.build import PORT_ATTEMPTS, move_published_ports, port_forwards
+from provisioning.services.endpoint_probe import forget_readiness, queue_endpoints_watch
 from provisioning.services.events import stack_event
 from provisioning.services.hosts import driver_for
 from provisioning.services.stack_jobs import StackAction
@@ -76,6 +78,7 @@ def _settled_status(stack: Stack) -> Status:
 
 def stop_layers(stack: Stack, driver: HypervisorDriver, layers: Iterable[list[Instance]], *, force: bool) -> None:
     """Stop each layer's guests (all of a layer together), layer after layer; mark their instances stopped."""
+    actor = stack_jobs.asker(stack)
     for layer in layers:
         running = [i for i in layer if driver.domain_info(name=i.domain_name).state != "shutoff"]
         if not force:
@@ -87,13 +90,12 @@ def stop_layers(stack: Stack, driver: HypervisorDriver, layers: Iterable[list[In
         for instance in still_on:
             driver.power_off_domain(name=instance.domain_name)
             if not force:
-                stack_event(
-                    stack,
-                    f"{instance.name}: did not shut down within {settings.SHUTDOWN_TIMEOUT_SECONDS} s; powered off",
-                )
+                waited = duration_text(settings.SHUTDOWN_TIMEOUT_SECONDS)
+                stack_event(stack, f"{instance.name}: did not shut down within {waited}; powered off", actor=actor)
         Instance.objects.filter(pk__in=[i.pk for i in layer]).update(status=Status.STOPPED)
+        forget_readiness(instance_ids=[i.pk for i in layer])
         for instance in layer:
-            stack_event(stack, f"{instance.name}: {'powered off' if force else 'shut down'}")
+            stack_event(stack, f"{instance.name}: {'powered off' if force else 'shut down'}", actor=actor)
 
 
 def _wait_until_off(driver: HypervisorDriver, instances: list[Instance], *, timeout: float) -> list[Instance]:
@@ -110,12 +112,15 @@ def _wait_until_off(driver: HypervisorDriver, instances: list[Instance], *, time
 
 def start_layers(stack: Stack, driver: HypervisorDriver, layers: Iterable[list[Instance]]) -> None:
     """Start each layer's guests, layer after layer; record their new VNC ports and mark them running."""
+    actor = stack_jobs.asker(stack)
     for layer in layers:
         for instance in layer:
             info = _start_moving_taken_ports(stack, driver, instance)
+            forget_readiness(instance_ids=[instance.pk])  # a started guest answers anew
             # autoport may pick another VNC port at every start: the console proxy needs this one.
             Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING, vnc_port=info.vnc_port)
-            stack_event(stack, f"{instance.name}: started")
+            stack_event(stack, f"{instance.name}: started", actor=actor)
+    queue_endpoints_watch(stack_id=stack.pk)
 
 
 def _start_moving_taken_ports(stack: Stack, driver: HypervisorDriver, instance: Instance) -> DomainInfo:

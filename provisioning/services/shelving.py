@@ -31,6 +31,7 @@ from provisioning.lease_policy import latest_end
 from provisioning.models import Instance, Stack, Status
 from provisioning.quotas import check_more_quota
 from provisioning.services import stack_jobs, stack_move
+from provisioning.services.endpoint_probe import forget_readiness
 from provisioning.services.events import stack_event
 from provisioning.services.hosts import driver_for
 from provisioning.services.power import start_layers, stop_layers
@@ -91,7 +92,7 @@ def _put_away(stack: Stack, driver: HypervisorDriver, layers: list[list[Instance
     if not memory:
         stop_layers(stack, driver, layers, force=False)
         return False
-    kept = True
+    kept, actor = True, stack_jobs.asker(stack)
     for layer in layers:
         for instance in layer:
             state = driver.domain_info(name=instance.domain_name).state
@@ -100,9 +101,9 @@ def _put_away(stack: Stack, driver: HypervisorDriver, layers: list[list[Instance
                 continue
             try:
                 driver.save_domain_memory(name=instance.domain_name)
-                stack_event(stack, f"{instance.name}: memory saved on {instance.host}")
+                stack_event(stack, f"{instance.name}: memory saved on {instance.host}", actor=actor)
             except Unsupported as exc:
-                stack_event(stack, f"{instance.name}: {exc.message}; shutting it down instead")
+                stack_event(stack, f"{instance.name}: {exc.message}; shutting it down instead", actor=actor)
                 stop_layers(stack, driver, [[instance]], force=False)
                 kept = False
     return kept
@@ -203,3 +204,4 @@ def _onto_the_shelf(locked: Stack) -> None:
     live = Instance.objects.filter(stack=locked).exclude(status=Status.DELETED)
     allocations.release_compute(live)  # before the status change: only computing instances give back
     live.update(status=Status.SHELVED)
+    forget_readiness(instance_ids=live.values_list("pk", flat=True))

@@ -29,6 +29,7 @@ from provisioning.models import BUSY_STATUSES, Instance, Stack, StackSnapshot, S
 from provisioning.name_rules import SNAPSHOT_NAME
 from provisioning.quotas import check_more_quota
 from provisioning.services import stack_jobs
+from provisioning.services.endpoint_probe import forget_readiness, queue_endpoints_watch
 from provisioning.services.events import stack_event
 from provisioning.services.hosts import driver_for
 from provisioning.services.power import start_layers
@@ -213,11 +214,13 @@ def revert_job(*, stack_id: int, snapshot_id: int) -> str:
             _pause_running(driver, instances)  # nothing a tier writes meanwhile reaches the others
             for instance in instances:
                 driver.revert_snapshot(domain=instance.domain_name, name=snapshot.libvirt_name)
+            forget_readiness(instance_ids=[i.pk for i in instances])  # the guests are what they were then
             if snapshot.memory:
                 _resume_in_order(driver, layers, instances)
                 for instance in instances:
                     info = driver.domain_info(name=instance.domain_name)
                     Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING, vnc_port=info.vnc_port)
+                queue_endpoints_watch(stack_id=stack.pk)
             elif snapshot.taken_running:
                 start_layers(stack, driver, layers)  # as after a power cut at that moment
             else:
@@ -243,7 +246,7 @@ def snapshot_delete(*, user: User, stack: Stack, snapshot: StackSnapshot) -> Sta
             raise errors.WrongState(f"snapshot '{row.name}' is still being taken")
         row.status = StackSnapshot.State.DELETING
         row.save(update_fields=["status"])
-        stack_event(locked, f"snapshot '{row.name}': deleting")
+        stack_event(locked, f"snapshot '{row.name}': deleting", actor=user)
         audit.record(
             actor=user, action="stack.snapshot_delete", target=locked, project=locked.project, snapshot=row.name
         )
