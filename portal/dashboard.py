@@ -35,6 +35,7 @@ class ProjectCard:
     project: Project
     role: Role | None  # None for an operator who is not a member
     can_manage_members: bool  # owners, and operators everywhere
+    can_launch: bool  # members and owners, and operators everywhere
     lines: list[quotas.QuotaLine]
     longest_lease: str
 
@@ -89,6 +90,11 @@ class Dashboard:
     def has_projects(self) -> bool:
         return bool(self.projects)
 
+    @property
+    def can_launch(self) -> bool:
+        """Whether the reader may launch anywhere: the dashboard then offers the launch dialog."""
+        return any(card.can_launch for card in self.projects)
+
 
 def dashboard_for(user: Account, *, now: datetime | None = None) -> Dashboard:
     now = now or timezone.now()
@@ -121,6 +127,7 @@ def _project_cards(user: Account) -> list[ProjectCard]:
                 project=entry.project,
                 role=role,
                 can_manage_members=operator or role == Role.OWNER,
+                can_launch=operator or (role is not None and role.rank >= Role.MEMBER.rank),
                 lines=entry.lines,
                 longest_lease=entry.longest_lease,
             )
@@ -138,7 +145,7 @@ def _active_stacks(user: User) -> list[Stack]:
 
 
 def _recent_events(user: User) -> list[StackEvent]:
-    events = StackEvent.objects.visible_to(user).select_related("stack__project")
+    events = StackEvent.objects.visible_to(user).select_related("stack__project", "actor")
     return list(events.order_by("-created_at", "-pk")[:RECENT_EVENTS_SHOWN])
 
 
@@ -167,11 +174,11 @@ def _host_row(host: HostCapacity) -> HostRow:
 
 
 def failing_hosts(now: datetime) -> list[FailingHost]:
-    """Hosts that get no new stacks, or that the portal could not read lately, each with why."""
+    """Hosts that get no new stacks (disabled, unhealthy, draining) or were not read lately, each with why."""
     overdue = now - HOST_CHECK_OVERDUE
     # Disabled hosts are not re-read (refresh_hosts skips them), so only enabled ones can be overdue.
     unchecked = Q(enabled=True) & (Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=overdue))
-    hosts = Host.objects.filter(Q(enabled=False) | Q(healthy=False) | unchecked).order_by("name")
+    hosts = Host.objects.filter(Q(enabled=False) | Q(healthy=False) | Q(draining=True) | unchecked).order_by("name")
     return [FailingHost(host, _problems(host, overdue)) for host in hosts]
 
 
@@ -181,6 +188,8 @@ def _problems(host: Host, overdue: datetime) -> list[str]:
         problems.append("disabled")
     if not host.healthy:
         problems.append("unhealthy")
+    if host.draining:
+        problems.append("draining: takes no new stacks")
     if host.enabled and (host.last_checked_at is None or host.last_checked_at < overdue):
         problems.append("not checked recently")
     return problems

@@ -13,5 +13,11 @@ from portal.scoping import Account
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, Account), "login_required lets no anonymous caller through"
-    context = {"dashboard": dashboard_for(request.user), "ending_soon_minutes": int(ENDING_SOON.total_seconds() // 60)}
+    dashboard = dashboard_for(request.user)
+    context = {
+        "dashboard": dashboard,
+        "ending_soon": ENDING_SOON,
+        # The launch dialog is offered where the reader may launch (catalog/_launch_dialog.html).
+        "launch_projects": dashboard.can_launch,
+    }
     return render(request, "portal/dashboard.html", context)

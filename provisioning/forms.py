@@ -42,7 +42,7 @@ LIMIT_MARGIN = timedelta(minutes=1)
 LEAST_GAIN = timedelta(minutes=1)
 
 
-def _default_lease() -> int:
+def default_lease() -> int:
     """The deployment's default lease when the list offers it, else 4 hours."""
     offered = {seconds for seconds, _label in LEASE_CHOICES}
     return settings.DEFAULT_LEASE_SECONDS if settings.DEFAULT_LEASE_SECONDS in offered else 4 * 3600
@@ -85,27 +85,57 @@ def offer_projects(form: forms.Form, user: User) -> None:
         form.initial["project"] = only[0]
 
 
-class LaunchForm(BootstrapForm):
+class StackLaunchFields(BootstrapForm):
+    """What every launch asks, of an appliance or a template: a name, a project, a lease.
+
+    ``projects`` are those the launch may go to (``provisioning.launch_choices``); without them,
+    every project the user may launch in. The project list has no empty choice: the view starts it on
+    a project the launch may go to.
+    """
+
     name = STACK_NAME.form_field()
-    project = forms.ModelChoiceField(queryset=None)
-    appliance_version = forms.ModelChoiceField(queryset=None, label="Appliance")
+    project: forms.ModelChoiceField[Project] = forms.ModelChoiceField(queryset=None, empty_label=None)
     lease_seconds = forms.TypedChoiceField(
         choices=LEASE_CHOICES,
         coerce=int,
-        initial=_default_lease,
+        initial=default_lease,
         label="Lease",
         help_text="The stack and its data are deleted when the lease ends; you can extend it later",
     )
 
-    def __init__(self, *args: Any, user: User, versions: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: User, projects: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        offer_projects(self, user)
-        self.fields["appliance_version"].queryset = versions
-        self.fields["appliance_version"].label_from_instance = _version_label
+        if projects is None:
+            offer_projects(self, user)
+        else:
+            self.fields["project"].queryset = projects  # type: ignore[attr-defined]
+        name = self.fields["name"]
+        name.label = "Stack name"
+        # What the dialog's script says next to the field when the browser finds the name bad.
+        name.widget.attrs.update({"data-invalid-message": _sentence(STACK_NAME.message), "autocomplete": "off"})
+        name.widget.attrs["spellcheck"] = "false"
 
 
-def _version_label(version: ApplianceVersion) -> str:
-    return f"{version.appliance.title} {version.version} ({version.min_vcpus} vCPU, {version.min_ram_mib} MiB)"
+def _sentence(text: str) -> str:
+    return f"{text[0].upper()}{text[1:]}."
+
+
+class LaunchForm(StackLaunchFields):
+    """A one-appliance launch. ``picker``: the appliances to choose from, grouped (``(label, [(pk,
+    label)])``), when none is chosen yet; without it, the version travels in a hidden field."""
+
+    appliance_version: forms.ModelChoiceField[ApplianceVersion] = forms.ModelChoiceField(
+        queryset=None, label="Appliance", empty_label="Choose an appliance", widget=forms.HiddenInput
+    )
+
+    def __init__(self, *args: Any, user: User, versions: Any, picker: list[Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, user=user, **kwargs)
+        field = self.fields["appliance_version"]
+        field.queryset = versions  # type: ignore[attr-defined]
+        if picker is not None:
+            field.widget = forms.Select(attrs={"class": "form-select"})
+            field.choices = [("", "Choose an appliance"), *picker]  # type: ignore[attr-defined]
+        self.order_fields(["appliance_version", "name", "project", "lease_seconds"])
 
 
 class ExtendLeaseForm(BootstrapForm):
@@ -194,25 +224,15 @@ class SnapshotForm(BootstrapForm):
         self.fields["name"].initial = timezone.localtime().strftime("snap-%Y%m%d-%H%M")
 
 
-class TemplateLaunchForm(BootstrapForm):
-    name = STACK_NAME.form_field()
-    project = forms.ModelChoiceField(queryset=None)
-    lease_seconds = forms.TypedChoiceField(
-        choices=LEASE_CHOICES,
-        coerce=int,
-        initial=_default_lease,
-        label="Lease",
-        help_text="The stack and its data are deleted when the lease ends; you can extend it later",
-    )
-
-    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        offer_projects(self, user)
+class TemplateLaunchForm(StackLaunchFields):
+    """A template's launch: what every launch asks, the template is in the address."""
 
 
 class TemplateForm(BootstrapForm):
     name = TEMPLATE_NAME.form_field()
-    project = forms.ModelChoiceField(queryset=None, required=False, help_text="Empty: shared (operators only)")
+    project: forms.ModelChoiceField[Project] = forms.ModelChoiceField(
+        queryset=None, required=False, help_text="Empty: shared (operators only)"
+    )
     description = forms.CharField(required=False, max_length=1000)
     source = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 20, "spellcheck": "false", "class": "code font-monospace"}),

@@ -26,6 +26,12 @@ class NameRule:
         """What a refused name is told, by the service, the API and the form alike."""
         return f"name must be {self.rule}"
 
+    @property
+    def html_pattern(self) -> str:
+        """The pattern for an ``<input pattern>``: browsers compile it with the ``v`` flag, under which
+        a ``-`` inside a character class that is not a range must be escaped."""
+        return html_pattern(self.pattern.pattern)
+
     def check(self, name: str) -> None:
         if not self.pattern.fullmatch(name):
             raise errors.Invalid.for_field("name", self.message)
@@ -34,9 +40,36 @@ class NameRule:
         # The pattern bounds the length itself; a max_length check would add a second message.
         return forms.CharField(
             validators=[RegexValidator(rf"\A(?:{self.pattern.pattern})\Z", message=self.message)],
-            widget=forms.TextInput(attrs={"maxlength": self.max_length}),
+            widget=forms.TextInput(attrs={"maxlength": self.max_length, "pattern": self.html_pattern}),
             help_text=self.rule[0].upper() + self.rule[1:],
         )
+
+
+def html_pattern(pattern: str) -> str:
+    """``pattern`` with each literal ``-`` of a character class escaped (``[a-z0-9-]`` -> ``[a-z0-9\\-]``).
+
+    A ``-`` is literal when it opens or closes the class; between two characters it is a range and
+    stays. Escaped characters are copied as they are.
+    """
+    out: list[str] = []
+    in_class = False
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            out.append(pattern[index : index + 2])
+            index += 2
+            continue
+        if in_class:
+            if char == "]":
+                in_class = False
+            elif char == "-" and (out[-1] == "[" or out[-2:] == ["[", "^"] or pattern[index + 1 : index + 2] == "]"):
+                char = "\\-"
+        elif char == "[":
+            in_class = True
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 STACK_NAME = NameRule(

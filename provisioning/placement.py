@@ -268,6 +268,20 @@ def no_capacity(demand: StackDemand) -> NoCapacity:
     return NoCapacity(f"no host has room for {demand.describe()} right now")
 
 
+def room_for(demand: StackDemand) -> NoCapacity | None:
+    """Whether a launch of ``demand`` would find a host now, judged as ``claim_host`` judges it; a
+    preview (what the launch dialog says before anything is sent), so it reads without locking.
+
+    None when some host that takes launches (enabled, healthy, not draining, running the stack's
+    architectures) has room next to what its counters say it holds; else why none has, in
+    ``no_capacity``'s words. The claim still decides: another launch may take the room meanwhile.
+    """
+    statement, params = sql.every_host(*sql.eligible(demand), columns=sql.COUNTED_LOAD)
+    if any(_load(host).fits(demand) for host in Host.objects.raw(statement, params)):
+        return None
+    return no_capacity(demand)
+
+
 @dataclass(frozen=True)
 class HostLoad:
     """What placement has handed out on a host, against what it may hand out."""

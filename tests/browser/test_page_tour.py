@@ -76,7 +76,8 @@ def test_every_main_page_fits_and_passes_accessibility_checks(
     dialog = wait_for_open_dialog(page)
     assert dialog.get_by_label("Stack name").input_value().startswith(appliance.identifier)
     verdict = dialog.locator("[data-launch-verdict]").inner_text()
-    assert verdict == "Over the quota of alpha: vCPUs (2 of 1). The launch will be refused.", verdict
+    assert verdict.startswith("Over the quota of alpha: 1 of 1 vCPUs in use, this launch needs 1 more."), verdict
+    assert dialog.get_by_role("button", name="Launch").is_disabled()
     inspect_page(page, "launch-dialog", width)
     dialog.get_by_role("button", name="Cancel").click()
     dialog.wait_for(state="hidden")
