@@ -11,6 +11,10 @@ class TokenCreateForm(forms.Form):
     name = forms.CharField(
         max_length=100,
         help_text="What the token is for, e.g. “CI pipeline”, so you know which one to revoke later.",
+        error_messages={
+            "required": "Give the token a name: what it is for.",
+            "max_length": "A token's name has at most %(limit_value)d characters (this one has %(show_value)d).",
+        },
         widget=forms.TextInput(attrs={"class": "form-control", "autocomplete": "off"}),
     )
 
@@ -21,12 +25,18 @@ class MemberForm(forms.Form):
     username = forms.CharField(
         max_length=150,
         label="User name",
+        help_text="The name they sign in with.",
+        error_messages={
+            "required": "Write the user name of the person to add.",
+            "max_length": "User names have at most %(limit_value)d characters (this one has %(show_value)d).",
+        },
         widget=forms.TextInput(attrs={"class": "form-control", "autocomplete": "off", "autocapitalize": "none"}),
     )
     role = forms.TypedChoiceField(
         choices=Role.choices,
         coerce=Role,
         initial=Role.MEMBER,
+        error_messages={"invalid_choice": "Choose one of the roles offered.", "required": "Choose a role."},
         widget=forms.Select(attrs={"class": "form-select"}),
     )
 

@@ -46,11 +46,15 @@ class Invalid(PortalError):
     def from_django(cls, exc: ValidationError) -> Invalid:
         """Django's model or form validation error, with its field messages kept."""
         if not hasattr(exc, "error_dict"):
-            return cls(exc.messages[0] if exc.messages else "invalid input")
+            return cls(exc.messages[0] if exc.messages else "something in the request is not valid")
         by_field = exc.message_dict
         fields = {name: messages for name, messages in by_field.items() if name != NON_FIELD_ERRORS}
         general = by_field.get(NON_FIELD_ERRORS, [])
-        first = general[0] if general else next((f"{name}: {m[0]}" for name, m in fields.items()), "invalid input")
+        first = (
+            general[0]
+            if general
+            else next((f"{name}: {m[0]}" for name, m in fields.items()), "something in the request is not valid")
+        )
         return cls(first, fields=fields)
 
 

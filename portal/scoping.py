@@ -55,5 +55,7 @@ def require_role(user: User, project: Project, min_role: Role) -> Role:
     if role is None:
         raise errors.NotFound("no such project")
     if role.rank < min_role.rank:
-        raise errors.PermissionDenied(f"this needs the {min_role.label.lower()} role in project '{project.name}'")
+        raise errors.PermissionDenied(
+            f"this needs the {min_role.label.lower()} role in project {project.name}: ask one of its owners"
+        )
     return role

@@ -68,7 +68,7 @@ def require_operator(actor: User) -> None:
 def _refuse_unknown(values: dict[str, Any], *, allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(values) - set(allowed))
     if unknown:
-        raise errors.Invalid(f"projects have no settable field {', '.join(unknown)}")
+        raise errors.Invalid(f"a project has no setting called {', '.join(unknown)}")
 
 
 def _validate(project: Project) -> None:
@@ -85,7 +85,10 @@ def membership_set(*, actor: User, project: Project, username: str, role: Role) 
     require_role(actor, project, Role.OWNER)
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
-        raise errors.Invalid.for_field("username", f"no active user '{username}'")
+        raise errors.Invalid.for_field(
+            "username",
+            f"there is no user called {username} who can sign in: check the spelling",
+        )
     with transaction.atomic():
         # Locking the project serialises membership changes, so two owners cannot demote each other at once.
         Project.objects.select_for_update().get(pk=project.pk)
@@ -103,7 +106,7 @@ def membership_remove(*, actor: User, project: Project, username: str) -> None:
         Project.objects.select_for_update().get(pk=project.pk)
         membership = Membership.objects.filter(project=project, user__username=username).first()
         if membership is None:
-            raise errors.Invalid.for_field("username", f"'{username}' is not in project '{project.name}'")
+            raise errors.Invalid.for_field("username", f"{username} is not a member of project {project.name}")
         if membership.role == Role.OWNER:
             _keep_an_owner(project, leaving=membership, blame=None)
         audit.record(actor=actor, action="membership.remove", target=membership, project=project)
@@ -114,5 +117,5 @@ def _keep_an_owner(project: Project, *, leaving: Membership, blame: str | None) 
     """Refuse to leave the project without an owner: the request is well formed, but the project's
     state (who else owns it) does not allow it, so it is a conflict (409), not bad input."""
     if not Membership.objects.filter(project=project, role=Role.OWNER).exclude(pk=leaving.pk).exists():
-        message = f"project '{project.name}' must keep at least one owner"
+        message = f"project {project.name} must keep at least one owner: make someone else an owner first"
         raise errors.WrongState.for_field(blame, message) if blame else errors.WrongState(message)

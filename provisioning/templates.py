@@ -138,6 +138,15 @@ def _without_repeated_dependencies(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "tiers": cleaned}
 
 
+class DocumentInvalid(errors.Invalid):
+    """A template document's problems by path (an ordinary ``invalid`` answer), and how many more
+    there were past the ``MAX_PROBLEMS`` paths named, so a page can say that it shows only some."""
+
+    def __init__(self, detail: str, *, fields: dict[str, list[str]], unnamed: int) -> None:
+        super().__init__(detail, fields=fields)
+        self.unnamed = unnamed
+
+
 class _Problems:
     """Collects every problem with its path, so one answer lists them all (the first ``MAX_PROBLEMS``
     paths by name, the rest counted: a flood of mistakes must not make a flood of an answer)."""
@@ -157,7 +166,7 @@ class _Problems:
             path, messages = next(iter(self.by_path.items()))
             more = len(self.by_path) - 1 + self.unnamed
             suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-            raise errors.Invalid(f"{path}: {messages[0]}{suffix}", fields=self.by_path)
+            raise DocumentInvalid(f"{path}: {messages[0]}{suffix}", fields=self.by_path, unnamed=self.unnamed)
 
 
 def parse_template(source: str) -> TemplateDocument:

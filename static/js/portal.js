@@ -20,3 +20,20 @@ const focusableScrollers = (root) => {
 };
 document.addEventListener("DOMContentLoaded", () => focusableScrollers(document));
 document.addEventListener("htmx:afterSettle", (event) => focusableScrollers(event.target));
+
+// A form that comes back with errors opens with their summary (templates/_form_fields.html): move the
+// focus there, so the reader (on a phone, a screen reader) starts at the list of what to correct
+// instead of at the top of a long page. After an htmx form submission too, but never for a request
+// made while typing (a live check), which must not take the caret away.
+const focusErrorSummary = (root) => {
+  const summary = root.querySelector("[data-error-summary]");
+  if (summary) summary.focus();
+};
+document.addEventListener("DOMContentLoaded", () => focusErrorSummary(document));
+document.addEventListener("htmx:afterSettle", (event) => {
+  const config = event.detail.requestConfig;
+  if (config && config.triggeringEvent && config.triggeringEvent.type === "submit") {
+    // An outerHTML swap leaves the old target out of the page: then look in the whole page.
+    focusErrorSummary(event.target.isConnected ? event.target : document);
+  }
+});

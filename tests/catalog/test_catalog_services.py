@@ -31,7 +31,7 @@ def test_member_subscribes_and_import_runs_after_commit(
 
 
 def test_viewer_cannot_subscribe(viewer, project):
-    with pytest.raises(errors.PermissionDenied, match="needs the member role in project 'alpha'"):
+    with pytest.raises(errors.PermissionDenied, match="needs the member role in project alpha: ask"):
         services.feed_subscribe(user=viewer, url="https://example.org/f.xml", project=project)
     assert not Feed.objects.exists()
 

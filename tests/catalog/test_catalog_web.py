@@ -24,7 +24,7 @@ def test_api_tells_a_viewer_their_role_is_too_low(api, viewer, project):
     assert response.status_code == 403
     assert response.json() == {
         "code": "permission_denied",
-        "detail": "this needs the member role in project 'alpha'",
+        "detail": "this needs the member role in project alpha: ask one of its owners",
     }
     assert not Feed.objects.exists()
 

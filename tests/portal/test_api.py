@@ -66,7 +66,10 @@ def test_viewer_may_look_but_not_delete(launched, viewer, api):
     assert client.get(f"/api/v1/stacks/{launched['id']}/").status_code == 200
     response = client.delete(f"/api/v1/stacks/{launched['id']}/")
     assert response.status_code == 403
-    assert response.json() == {"code": "permission_denied", "detail": "this needs the member role in project 'alpha'"}
+    assert response.json() == {
+        "code": "permission_denied",
+        "detail": "this needs the member role in project alpha: ask one of its owners",
+    }
 
 
 def test_launch_into_a_foreign_project_is_refused(outsider, project, ready_version, test_host, api):

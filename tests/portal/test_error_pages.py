@@ -68,7 +68,7 @@ def test_forbidden_action_shows_the_styled_403_with_the_reason(client, project, 
     assert response.status_code == 403
     assert "403.html" in template_names(response)
     html = response.content.decode()
-    assert "this needs the owner role in project &#x27;alpha&#x27;" in html
+    assert "this needs the owner role in project alpha: ask one of its owners" in html
     assert 'aria-label="Main"' in html
     assert 'href="/">Back to the dashboard</a>' in html
 

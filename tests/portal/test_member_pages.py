@@ -64,8 +64,11 @@ def test_adding_an_unknown_user_explains_on_the_form(as_user, project, owner):
     response = as_user(owner).post(members_url(project), {"username": "ghost", "role": "member"})
     assert response.status_code == 200
     html = response.content.decode()
-    assert "no active user &#x27;ghost&#x27;" in html
+    assert "There is no user called ghost who can sign in: check the spelling" in html
     assert "is-invalid" in html
+    # Above the form, where the focus goes, a summary links to the field.
+    assert "data-error-summary" in html
+    assert '<a class="alert-link" href="#id_username">User name</a>' in html
     assert "Nothing was changed" in html
     assert "ghost" not in roles_of(project)
 

@@ -46,12 +46,15 @@ def test_the_last_owner_stays(owner, project, api):
     assert demote.status_code == 409
     assert demote.json() == {
         "code": "invalid_state",
-        "detail": "project 'alpha' must keep at least one owner",
-        "fields": {"role": ["project 'alpha' must keep at least one owner"]},
+        "detail": "project alpha must keep at least one owner: make someone else an owner first",
+        "fields": {"role": ["project alpha must keep at least one owner: make someone else an owner first"]},
     }
     leave = client.delete(f"{url}olivia/")
     assert leave.status_code == 409
-    assert leave.json() == {"code": "invalid_state", "detail": "project 'alpha' must keep at least one owner"}
+    assert leave.json() == {
+        "code": "invalid_state",
+        "detail": "project alpha must keep at least one owner: make someone else an owner first",
+    }
     assert Membership.objects.get(user=owner).role == Role.OWNER
 
 

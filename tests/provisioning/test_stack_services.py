@@ -80,7 +80,7 @@ def test_delete_removes_domain_and_volume(
 
 
 def test_viewer_cannot_launch_and_outsider_cannot_see(viewer, outsider, project, test_host, ready_version):
-    with pytest.raises(errors.PermissionDenied, match="needs the member role in project 'alpha'"):
+    with pytest.raises(errors.PermissionDenied, match="needs the member role in project alpha: ask"):
         launch(viewer, project, ready_version)
     with pytest.raises(errors.NotFound, match="no such project"):
         launch(outsider, project, ready_version)

@@ -40,13 +40,14 @@ def test_a_bad_template_is_shown_again_with_the_path_of_the_mistake(signed_in, p
     assert not StackTemplate.objects.exists()
 
 
-def test_a_member_writes_edits_and_removes_a_project_template(signed_in, project):
+def test_a_member_writes_edits_and_removes_a_project_template(signed_in, project, demo_catalog):
     response = signed_in.post(reverse("template-create"), {"name": "mine", "project": project.pk, "source": CLASSIC})
     assert response.status_code == 302
     template = StackTemplate.objects.get(name="mine")
     assert template.project == project
     edited = signed_in.post(
-        reverse("template-edit", args=[template.pk]), {"name": "mine", "source": "tiers: [{name: a, appliance: b}]"}
+        reverse("template-edit", args=[template.pk]),
+        {"name": "mine", "source": "tiers: [{name: a, appliance: demo-web}]"},
     )
     assert edited.status_code == 302
     template.refresh_from_db()
@@ -59,7 +60,8 @@ def test_a_member_writes_edits_and_removes_a_project_template(signed_in, project
 def test_a_member_cannot_write_a_shared_template(signed_in):
     response = signed_in.post(reverse("template-create"), {"name": "shared", "source": CLASSIC})
     assert response.status_code == 200
-    assert "only operators may write shared templates" in response.content.decode()
+    assert "Only operators may write shared templates: choose one of your projects." in response.content.decode()
+    assert not StackTemplate.objects.exists()
 
 
 def test_another_projects_template_pages_are_not_found(signed_in, outsider, other_project):

@@ -39,7 +39,7 @@ def _fields(source: str) -> dict[str, list[str]]:
 @pytest.mark.parametrize(
     ("source", "path", "message"),
     [
-        ("tiers: [", "source", "not valid YAML (line 1)"),
+        ("tiers: [", "source", "not valid YAML (line 1, column 9)"),
         ('{"tiers": [}', "source", "not valid JSON"),
         ("- just a list", "source", "a template is a mapping"),
         ("tiers: []", "tiers", "at least one tier"),
