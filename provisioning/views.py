@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -20,18 +20,18 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
-from catalog.selectors import appliance_versions_visible_to
 from portal import errors
 from portal.models import Project, Role, RunEnd
 from portal.moments import duration_text, moment_text
 from portal.scoping import role_in
-from portal.web_errors import errors_as_messages, errors_on
-from provisioning import quotas, selectors
+from portal.web_errors import errors_as_messages
+from provisioning import launch_views, quotas, selectors
 from provisioning.diagram import tier_diagram
-from provisioning.forms import LEAST_GAIN, ExtendLeaseForm, LaunchForm, ShelveForm, SnapshotForm
+from provisioning.forms import LEAST_GAIN, ExtendLeaseForm, ShelveForm, SnapshotForm
+from provisioning.host_page import hosts_page
 from provisioning.lease_policy import extendable_until, latest_end
 from provisioning.models import BUSY_STATUSES, DELETABLE_STATUSES, Instance, Stack, StackSnapshot, Status
-from provisioning.services import launch, lifecycle
+from provisioning.services import lifecycle
 from provisioning.templates import TemplateDocument
 
 logger = logging.getLogger(__name__)
@@ -66,16 +66,7 @@ POWERED = (Status.RUNNING, Status.STOPPED)
 
 @staff_member_required
 def host_overview(request: HttpRequest) -> HttpResponse:
-    hosts = selectors.host_capacity()
-    # What the chart's script reads of each host; the table under it shows every field.
-    chart_fields = [
-        *("name", "uri", "healthy", "enabled", "instances"),
-        *("vcpus_used", "vcpus_capacity", "memory_used_mib", "memory_capacity_mib"),
-    ]
-    chart = [{field: host[field] for field in chart_fields} for host in hosts]
-    # Chart.js fills its box; give each host's pair of bars room to be read.
-    context = {"hosts": hosts, "chart": chart, "chart_height_rem": 5 + 3 * len(hosts)}
-    return render(request, "provisioning/hosts.html", context)
+    return hosts_page(request)
 
 
 def _live_updates() -> bool:
@@ -109,20 +100,10 @@ def stack_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def stack_launch(request: HttpRequest) -> HttpResponse:
-    versions = appliance_versions_visible_to(request.user).order_by("appliance__title", "-published_at")
-    initial = {}
-    if "version" in request.GET:
-        initial["appliance_version"] = request.GET["version"]
-    form = LaunchForm(request.POST or None, user=request.user, versions=versions, initial=initial)
-    if request.method == "POST":
-        if form.is_valid():
-            with errors_on(form):
-                stack = launch.stack_launch(user=request.user, **form.cleaned_data)
-                messages.success(request, f"Stack {stack.name} is being built.")
-                return redirect("stack-detail", pk=stack.pk)
-        messages.error(request, "The stack was not launched: the form says why.")
-    return render(request, "provisioning/launch.html", {"form": form})
+    """One appliance's launch: the dialog's form, its preview, and the launch (``launch_views``)."""
+    return launch_views.appliance_launch(request)
 
 
 @dataclass(frozen=True)
@@ -210,7 +191,7 @@ def _stack_context(request: HttpRequest, pk: int, *, snapshot_form: SnapshotForm
         for instance in stack.instances.all()
         if instance.appliance_version is not None and instance.appliance_version.image_state.status == "downloading"
     }
-    latest_events = list(stack.events.order_by("-created_at", "-id")[:EVENTS_SHOWN])
+    latest_events = list(stack.events.select_related("actor").order_by("-created_at", "-id")[:EVENTS_SHOWN])
     document = _stored_document(stack)
     live = _live_updates()
     snapshots = list(stack.snapshots.select_related("created_by"))
@@ -319,8 +300,7 @@ def lease_moved_text(stack: Stack, previous_end: datetime) -> str:
     added = stack.expires_at - previous_end
     kept = "is kept" if stack.status == Status.SHELVED else "now runs"
     return (
-        f"Lease extended by about {_minutes(added.total_seconds())}: {stack.name} {kept} until "
-        f"{moment_text(stack.expires_at)}."
+        f"Lease extended by about {_to_the_minute(added)}: {stack.name} {kept} until {moment_text(stack.expires_at)}."
     )
 
 
@@ -344,12 +324,9 @@ def stack_renew_lease(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("stack-detail", pk=pk)
 
 
-def _minutes(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    hours, rest = divmod(minutes, 60)
-    if hours and rest:
-        return f"{hours} h {rest} min"
-    return f"{hours} h" if hours else f"{rest} min"
+def _to_the_minute(length: timedelta) -> str:
+    """A length measured between two clocks, to the nearest minute (the seconds are the clocks' noise)."""
+    return duration_text(round(length.total_seconds() / 60) * 60)
 
 
 @login_required
@@ -364,5 +341,7 @@ def stack_delete(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "provisioning/stack_delete.html", {"stack": stack})
     with errors_as_messages(request):
         lifecycle.stack_destroy(user=request.user, stack=stack)
-        messages.success(request, f"Stack {stack.name} is being deleted with its disks and network.")
+        messages.success(
+            request, f"Stack {stack.name} is being deleted with its disks and network.", extra_tags="while-deleting"
+        )
     return redirect("stack-detail", pk=pk)

@@ -1,11 +1,12 @@
 // Sockets that the portal's pages keep open, and the live parts of the pages that show what the workers
 // change (the stack page and the stacks list).
 //
-// window.portalSocket.keep(path, {wanted, onOpen, onMessage, onRefused}) opens the socket at path and
-// keeps it: when it drops it is opened again after about 1 s, 2 s, 4 s… up to 30 s, and at once when
-// the browser comes back online or the tab is shown again. Close codes 4000-4999 are the server saying
-// no (not signed in, not yours): no more tries, onRefused() says so. wanted() is asked before each try
-// and each message; once it says no, the socket is closed for good. keep() answers {stop}.
+// window.portalSocket.keep(path, {wanted, onOpen, onMessage, onRefused, onDrop}) opens the socket at path
+// and keeps it: when it drops (onDrop() says so) it is opened again after about 1 s, 2 s, 4 s… up to
+// 30 s, and at once when the browser comes back online or the tab is shown again. Close codes 4000-4999
+// are the server saying no (not signed in, not yours): no more tries, onRefused() says so. wanted() is
+// asked before each try and each message; once it says no, the socket is closed for good. keep()
+// answers {stop}.
 //
 // Markup of a live part: an element with an id, data-live-socket="/ws/…" and data-live-event="name".
 // Each message on the socket fires that event on the element, and its hx-trigger re-reads it through
@@ -14,6 +15,10 @@
 // being drawn and the socket opening) is missed. A refused socket leaves the element its slow poll.
 // htmx swaps the element (keeping its id), so it is looked up again each time; once it no longer asks
 // for this socket (a deleted stack), the socket is closed for good.
+//
+// While a live part's socket is down the page is not live: "portal:live-paused" is fired on the document
+// (live_status.js says so on the page), and "portal:live-resumed" once the socket is back and the part
+// has been re-read, so what it shows is current again. Both carry {detail: {part: the element's id}}.
 //
 // base.html loads this file on every signed-in page (the navigation's unread count keeps a socket too);
 // a page may load it again, and the second load does nothing.
@@ -24,7 +29,10 @@
   const LONGEST_DELAY_MS = 30000;
   const nothing = () => {};
 
-  function keep(path, { wanted = () => true, onOpen = nothing, onMessage = nothing, onRefused = nothing } = {}) {
+  function keep(
+    path,
+    { wanted = () => true, onOpen = nothing, onMessage = nothing, onRefused = nothing, onDrop = nothing } = {},
+  ) {
     let socket = null;
     let timer = null;
     let failures = 0; // connections in a row that did not open
@@ -59,6 +67,7 @@
           onRefused();
           return;
         }
+        if (!stopped) onDrop();
         later();
       });
     }
@@ -90,13 +99,38 @@
     const element = () => document.getElementById(elementId);
     const wanted = () => element()?.dataset.liveSocket === path;
 
+    let away = false; // the socket dropped and the part has not been re-read since it came back
+    let reopened = false;
+    const tell = (name) => document.dispatchEvent(new CustomEvent(name, { detail: { part: elementId } }));
+
     function nudge() {
       const target = element();
       if (target) target.dispatchEvent(new CustomEvent(target.dataset.liveEvent));
     }
 
-    const kept = keep(path, { wanted, onOpen: nudge, onMessage: nudge });
-    document.addEventListener("htmx:afterSettle", () => wanted() || kept.stop());
+    function dropped() {
+      away = true;
+      reopened = false;
+      tell("portal:live-paused");
+    }
+
+    function opened() {
+      if (away) reopened = true;
+      nudge();
+    }
+
+    const kept = keep(path, { wanted, onOpen: opened, onMessage: nudge, onDrop: dropped });
+    document.addEventListener("htmx:afterSettle", (event) => {
+      const stillWanted = wanted();
+      if (!stillWanted) kept.stop();
+      if (event.target.id !== elementId) return;
+      // Back and re-read; or re-read into a state that needs no socket any more (a deleted stack).
+      if (away && (reopened || !stillWanted)) {
+        away = false;
+        reopened = false;
+        tell("portal:live-resumed");
+      }
+    });
   }
 
   for (const element of document.querySelectorAll("[data-live-socket]")) {

@@ -1,5 +1,5 @@
-// The stack page: the lease countdown, saying a changed status aloud, and keeping the actions column
-// steady while someone is using it.
+// The stack page: the lease countdown, saying a changed status aloud, taking away messages its stack
+// has outgrown, and keeping the actions column steady while someone is using it.
 (() => {
   // Whole seconds left, written the way people read a clock; "expired" rather than a negative time.
   function remaining(milliseconds) {
@@ -33,14 +33,27 @@
   const statusText = () => document.getElementById("stack-status")?.dataset.statusText;
   let announced = statusText();
 
+  // A message on top that tells of a state ("is being built") holds only while the stack is in it
+  // (data-while="while-pending while-building"): once a re-read shows the stack elsewhere, it goes.
+  function dropOutdatedMessages() {
+    const status = document.getElementById("stack-status")?.dataset.status;
+    if (!status) return;
+    for (const message of document.querySelectorAll("#main > .alert[data-while]")) {
+      const holds = message.dataset.while.split(/\s+/).filter((tag) => tag.startsWith("while-"));
+      if (holds.length && !holds.includes(`while-${status}`)) message.remove();
+    }
+  }
+
   document.addEventListener("htmx:afterSettle", () => {
     tick(); // a re-read part arrives with the server's text: replace it at once
+    dropOutdatedMessages();
     const text = statusText();
     if (announcer && text && text !== announced) {
       announced = text;
       announcer.textContent = `Status changed: ${text}`;
     }
   });
+  dropOutdatedMessages();
   tick();
   setInterval(tick, 1000);
 
