@@ -58,23 +58,32 @@ class Feed(models.Model):
         ERROR = "error", "Error"
 
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="feeds")
-    url = models.URLField(max_length=1000, blank=True)
+    url = models.URLField(max_length=1000, blank=True, verbose_name="URL")
     title = models.CharField(max_length=200, blank=True)
     # What the URL answered, detected at each import (the API's ``format``).
     format = models.CharField(max_length=16, choices=Format.choices, default=Format.UNKNOWN, blank=True)
     # The validators of the last accepted answer, sent back as If-None-Match / If-Modified-Since:
     # an unchanged feed then costs one 304 and no parsing.
-    etag = models.CharField(max_length=300, blank=True)
-    last_modified = models.CharField(max_length=100, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_import_at = models.DateTimeField(null=True, blank=True)
+    etag = models.CharField(
+        max_length=300,
+        blank=True,
+        verbose_name="ETag",
+        help_text="The server's ETag at the last import, sent back to skip an unchanged feed",
+    )
+    last_modified = models.CharField(max_length=100, blank=True, verbose_name="last modified (as the server said)")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, verbose_name="subscribed by"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="subscribed")
+    last_import_at = models.DateTimeField(null=True, blank=True, verbose_name="last imported")
     # When it was last queued or started: an import "queued" or "importing" for longer than a task
     # may run lost its worker, and the watchdog says so.
-    status_changed_at = models.DateTimeField(null=True, blank=True)
-    last_status = models.CharField(max_length=10, choices=ImportStatus.choices, default=ImportStatus.NEVER)
+    status_changed_at = models.DateTimeField(null=True, blank=True, verbose_name="status changed")
+    last_status = models.CharField(
+        max_length=10, choices=ImportStatus.choices, default=ImportStatus.NEVER, verbose_name="status"
+    )
     last_error = models.TextField(blank=True)
-    last_item_count = models.PositiveIntegerField(default=0)
+    last_item_count = models.PositiveIntegerField(default=0, verbose_name="items in the last import")
 
     objects = FeedQuerySet.as_manager()
 
@@ -131,15 +140,17 @@ class CachedImage(models.Model):
         MISSING = "missing", "Not downloaded"
         READY = "ready", "Ready"
 
-    sha256 = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64, verbose_name="SHA-256")
     source_format = models.CharField(max_length=10)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.MISSING)
     path = models.CharField(max_length=500, blank=True)
-    size_bytes = models.BigIntegerField(default=0)
-    virtual_size_bytes = models.BigIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
+    size_bytes = models.BigIntegerField(default=0, verbose_name="file size (bytes)")
+    virtual_size_bytes = models.BigIntegerField(
+        default=0, verbose_name="disk size (bytes)", help_text="The size the guest sees"
+    )
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="last changed")
     # When a launch last asked for it: the least recently used images are evicted first.
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, verbose_name="last used")
 
     class Meta:
         constraints = [
@@ -180,20 +191,27 @@ class ApplianceVersion(models.Model):
 
     appliance = models.ForeignKey(Appliance, on_delete=models.CASCADE, related_name="versions")
     version = models.CharField(max_length=50)
-    image_url = models.URLField(max_length=1000)
-    size_bytes = models.BigIntegerField()
+    image_url = models.URLField(max_length=1000, verbose_name="image URL")
+    size_bytes = models.BigIntegerField(verbose_name="image size (bytes)")
     media_type = models.CharField(max_length=100, blank=True)
     disk_format = models.CharField(max_length=10)
-    arch = models.CharField(max_length=20, default="x86_64")
-    min_ram_mib = models.PositiveIntegerField(default=128)
-    min_vcpus = models.PositiveIntegerField(default=1)
+    arch = models.CharField(max_length=20, default="x86_64", verbose_name="architecture")
+    min_ram_mib = models.PositiveIntegerField(default=128, verbose_name="least memory (MiB)")
+    min_vcpus = models.PositiveIntegerField(default=1, verbose_name="least virtual CPUs")
     service_port = models.PositiveIntegerField(null=True, blank=True)
-    published_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True, verbose_name="published")
     # The disk size the feed declares (vmc:virtualsize): launches claim it before the image is
     # downloaded, and an image larger than it is refused. Empty when the feed does not say.
-    declared_virtual_bytes = models.BigIntegerField(null=True, blank=True)
+    declared_virtual_bytes = models.BigIntegerField(null=True, blank=True, verbose_name="declared disk size (bytes)")
     # Empty while the bytes are unknown: a feed that gives no checksum (pinned on first download).
-    image = models.ForeignKey(CachedImage, null=True, blank=True, on_delete=models.PROTECT, related_name="versions")
+    image = models.ForeignKey(
+        CachedImage,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="versions",
+        verbose_name="cached image",
+    )
     checksum_source = models.CharField(max_length=8, choices=ChecksumSource.choices, default=ChecksumSource.FEED)
     # What the URL delivers: a disk image, or a package holding one (taken apart when first fetched).
     package = models.CharField(max_length=8, choices=Package.choices, default=Package.DISK)
@@ -270,15 +288,15 @@ class ImageDelivery(models.Model):
     source = models.CharField(max_length=64)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     error = models.TextField(blank=True)
-    bytes_done = models.BigIntegerField(default=0)
-    bytes_total = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0, verbose_name="bytes received")
+    bytes_total = models.BigIntegerField(default=0, verbose_name="bytes expected")
     # Cache room this download holds while it converts, so two downloads cannot both take the last of it.
-    reserved_bytes = models.BigIntegerField(default=0)
-    requested_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    reserved_bytes = models.BigIntegerField(default=0, verbose_name="space reserved (bytes)")
+    requested_at = models.DateTimeField(null=True, blank=True, verbose_name="requested")
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name="started")
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name="finished")
     # The download's heartbeat: a claim not touched for a while lost its worker and is taken over.
-    updated_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now, verbose_name="last changed")
 
     class Meta:
         verbose_name_plural = "image deliveries"

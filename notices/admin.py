@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.html import format_html
 
 from notices.models import ExtendLink, LeaseWarning, Notification, WebhookAttempt, WebhookDelivery
 from portal.admin_tools import ObservedOnlyAdmin, ObservedOnlyInline
+from portal.moments import duration_text
 
 
 @admin.register(Notification)
@@ -18,8 +20,12 @@ class NotificationAdmin(ObservedOnlyAdmin):
 
 @admin.register(LeaseWarning)
 class LeaseWarningAdmin(ObservedOnlyAdmin):
-    list_display = ["created_at", "stack", "expires_at", "offset_seconds", "sent"]
+    list_display = ["created_at", "stack", "expires_at", "warned_before", "sent"]
     search_fields = ["stack__name"]
+
+    @admin.display(description="Warned before the end", ordering="offset_seconds")
+    def warned_before(self, warning: LeaseWarning) -> str:
+        return duration_text(warning.offset_seconds)
 
 
 @admin.register(ExtendLink)
@@ -54,4 +60,5 @@ class WebhookDeliveryAdmin(ObservedOnlyAdmin):
 
     @admin.display(description="Body (the exact bytes sent)")
     def body_text(self, delivery: WebhookDelivery) -> str:
-        return bytes(delivery.body).decode("ascii", errors="replace")
+        # Machine text (the JSON sent, with its ISO moments), marked as code rather than prose.
+        return format_html("<pre><code>{}</code></pre>", bytes(delivery.body).decode("ascii", errors="replace"))

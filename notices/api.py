@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django_filters import rest_framework as filters  # type: ignore[import-untyped]
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -71,6 +71,11 @@ class NotificationFilter(StrictFilterSet):
         fields = ["unread"]
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List your notifications"),
+    read=extend_schema(summary="Mark a notification read"),
+    read_all=extend_schema(summary="Mark every notification read"),
+)
 class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """The caller's own notifications, newest first."""
 

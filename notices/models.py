@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 
 from portal.models import Project
+from portal.moments import duration_text, moment_text
 from portal.querysets import ProjectScopedQuerySet
 from provisioning.models import Stack
 
@@ -53,13 +54,13 @@ class Notification(models.Model):
     # The stack's id and name are copied: the notification still says what it was about once the
     # stack row is gone.
     stack = models.ForeignKey(Stack, null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications")
-    stack_ref = models.BigIntegerField(help_text="The stack's id")
+    stack_ref = models.BigIntegerField(help_text="The stack's id", verbose_name="stack ID")
     stack_name = models.CharField(max_length=63)
     event = models.CharField(max_length=20, choices=Event.choices)
     moment = models.DateTimeField(null=True, blank=True, help_text="The lease end the notification speaks of")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    read_at = models.DateTimeField(null=True, blank=True)
-    mailed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created")
+    read_at = models.DateTimeField(null=True, blank=True, verbose_name="read")
+    mailed_at = models.DateTimeField(null=True, blank=True, verbose_name="mailed")
 
     objects = NotificationQuerySet.as_manager()
 
@@ -80,10 +81,10 @@ class LeaseWarning(models.Model):
     """
 
     stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="lease_warnings")
-    expires_at = models.DateTimeField()
-    offset_seconds = models.PositiveIntegerField()
+    expires_at = models.DateTimeField(verbose_name="lease ends")
+    offset_seconds = models.PositiveIntegerField(verbose_name="before the lease ends (seconds)")
     sent = models.BooleanField(default=True, help_text="False: passed over for a later warning due at once")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="created")
 
     class Meta:
         constraints = [
@@ -93,7 +94,7 @@ class LeaseWarning(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.stack_id} warned {self.offset_seconds} s before {self.expires_at.isoformat()}"
+        return f"{self.stack_id} warned {duration_text(self.offset_seconds)} before {moment_text(self.expires_at)}"
 
 
 class ExtendLink(models.Model):
@@ -103,14 +104,14 @@ class ExtendLink(models.Model):
     of the same person, stack and lease end counts as one: using any of them uses them all.
     """
 
-    digest = models.CharField(max_length=64, unique=True)
+    digest = models.CharField(max_length=64, unique=True, verbose_name="SHA-256 digest of the link's secret")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="extend_links")
     stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="extend_links")
     lease_end = models.DateTimeField(help_text="The lease end the link was made for")
     notification = models.ForeignKey(Notification, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField()
-    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="created")
+    expires_at = models.DateTimeField(verbose_name="expires")
+    used_at = models.DateTimeField(null=True, blank=True, verbose_name="used")
 
     class Meta:
         indexes = [models.Index(fields=["user", "stack", "lease_end"], name="extend_link_owner")]
@@ -129,15 +130,15 @@ class WebhookDelivery(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhook_deliveries")
     event = models.CharField(max_length=20, choices=Event.choices)
-    url = models.CharField(max_length=500)
+    url = models.CharField(max_length=500, verbose_name="URL")
     body = models.BinaryField(help_text="The exact JSON bytes sent (and signed)")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    last_response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True, verbose_name="next attempt")
+    last_response_code = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name="last HTTP status")
     last_error = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="created")
+    delivered_at = models.DateTimeField(null=True, blank=True, verbose_name="delivered")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -151,10 +152,10 @@ class WebhookAttempt(models.Model):
     """One try of a delivery: when, what the server answered, or why nothing was sent."""
 
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="tries")
-    number = models.PositiveSmallIntegerField()
-    started_at = models.DateTimeField()
-    duration_ms = models.PositiveIntegerField(default=0)
-    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    number = models.PositiveSmallIntegerField(verbose_name="attempt")
+    started_at = models.DateTimeField(verbose_name="started")
+    duration_ms = models.PositiveIntegerField(default=0, verbose_name="duration (ms)")
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name="HTTP status")
     error = models.CharField(max_length=300, blank=True)
 
     class Meta:

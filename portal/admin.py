@@ -10,6 +10,7 @@ from django.http import HttpRequest
 
 from portal import errors, services, tokens
 from portal.admin_tools import ObservedOnlyInline, ServiceForm, ServiceFormAdmin
+from portal.audit_display import AuditEventDisplay
 from portal.models import ApiToken, AuditEvent, Membership, Project, Role
 
 
@@ -96,12 +97,12 @@ class MembershipAdmin(ServiceFormAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "actor", "project", "action", "target"]
+class AuditEventAdmin(AuditEventDisplay, admin.ModelAdmin):
+    list_display = ["created_at", "actor_name", "project", "action", "target"]
     list_filter = ["action", "project"]
     search_fields = ["target", "actor__username"]
     date_hierarchy = "created_at"
-    readonly_fields = ["created_at", "actor", "project", "action", "target", "detail"]
+    readonly_fields = fields = ["created_at", "actor_name", "project", "action", "target", "detail_text"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

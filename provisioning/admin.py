@@ -10,6 +10,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from portal import errors
+from portal.actors import actor_name
 from portal.admin_tools import ObservedOnlyAdmin, ObservedOnlyInline, ServiceForm, ServiceFormAdmin
 from provisioning.models import (
     Flavor,
@@ -39,8 +40,13 @@ class NetworkInline(ObservedOnlyInline):
 
 class EventInline(ObservedOnlyInline):
     model = StackEvent
-    fields = ["created_at", "message", "moment", "is_error"]
+    fields = ["created_at", "message", "moment", "by", "is_error"]
     readonly_fields = fields
+
+    @admin.display(description="by")
+    def by(self, event: StackEvent) -> str:
+        return actor_name(event.actor)
+
     show_change_link = False
 
 

@@ -9,6 +9,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from portal.admin_tools import ObservedOnlyAdmin, ServiceForm, ServiceFormAdmin
+from provisioning.host_sizes import disk_sum, memory_sum, state_words, vcpu_sum
 from provisioning.models import Host, HostImage
 from provisioning.services import hosts
 from provisioning.services.reconcile import reconcile_host
@@ -39,15 +40,35 @@ class HostAdmin(ServiceFormAdmin):
         "enabled",
         "draining",
         "healthy",
-        "cpus",
-        "memory_mib",
+        "takes_launches",
+        "vcpus_to_place",
+        "memory_to_place",
+        "disk_to_place",
         "last_checked_at",
     ]
     list_filter = ["enabled", "draining", "healthy", "domain_type"]
     search_fields = ["name", "uri", "hostname"]
     # Draining is changed with the drain and undrain actions (audited), not on the form.
-    readonly_fields = ["draining", *Host.OBSERVED_FIELDS]
+    readonly_fields = ["draining", *Host.OBSERVED_FIELDS, "vcpus_to_place", "memory_to_place", "disk_to_place"]
     actions = ["refresh", "repair", "reconcile", "drain", "undrain"]
+
+    # Physical size and overcommit side by side, as on the Hosts page: "2 CPUs" here and "8 vCPUs"
+    # there must not read as two different hosts.
+    @admin.display(description="New stacks")
+    def takes_launches(self, host: Host) -> str:
+        return state_words(host)
+
+    @admin.display(description="virtual CPUs to place")
+    def vcpus_to_place(self, host: Host) -> str:
+        return vcpu_sum(host)
+
+    @admin.display(description="Memory to place")
+    def memory_to_place(self, host: Host) -> str:
+        return memory_sum(host)
+
+    @admin.display(description="Disk to place")
+    def disk_to_place(self, host: Host) -> str:
+        return disk_sum(host)
 
     @admin.action(description="Drain: keep their stacks, place no new ones")
     def drain(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:

@@ -64,7 +64,9 @@ class Host(models.Model):
         QEMU = "qemu", "QEMU (software emulation)"
 
     name = models.CharField(max_length=100, unique=True)
-    uri = models.CharField(max_length=300, unique=True, help_text="libvirt URI, e.g. qemu:///system")
+    uri = models.CharField(
+        max_length=300, unique=True, help_text="libvirt URI, e.g. qemu:///system", verbose_name="libvirt URI"
+    )
     domain_type = models.CharField(max_length=10, choices=DomainType.choices, default=DomainType.KVM)
     enabled = models.BooleanField(default=True, help_text="Disabled hosts keep their VMs but get no new ones")
     draining = models.BooleanField(
@@ -75,7 +77,13 @@ class Host(models.Model):
     public_address = models.GenericIPAddressField(
         default="127.0.0.1", help_text="Address on which published guest ports are reachable"
     )
-    cpu_overcommit = models.DecimalField(max_digits=4, decimal_places=2, default=4)
+    cpu_overcommit = models.DecimalField(
+        max_digits=4,
+        decimal_places=2,
+        default=4,
+        verbose_name="CPU overcommit",
+        help_text="Virtual CPUs placed per physical CPU: 2 CPUs at 4 give 8 vCPUs to place",
+    )
     memory_overcommit = models.DecimalField(
         max_digits=4, decimal_places=2, default=1, help_text="RAM is not over-committed unless raised above 1"
     )
@@ -85,35 +93,42 @@ class Host(models.Model):
         default=1,
         help_text="Overlays are thin: above 1 their sizes may pass the pool",
     )
-    memory_reserved_mib = models.PositiveIntegerField(default=512, help_text="Kept for the host itself")
+    memory_reserved_mib = models.PositiveIntegerField(
+        default=512, help_text="Kept for the host itself", verbose_name="memory kept for the host (MiB)"
+    )
     # Read from the host by the driver (capacity and health).
-    cpus = models.PositiveIntegerField(default=0)
-    memory_mib = models.PositiveBigIntegerField(default=0)
-    free_memory_mib = models.PositiveBigIntegerField(default=0)
+    cpus = models.PositiveIntegerField(default=0, verbose_name="physical CPUs")
+    memory_mib = models.PositiveBigIntegerField(default=0, verbose_name="physical memory (MiB)")
+    free_memory_mib = models.PositiveBigIntegerField(default=0, verbose_name="free memory (MiB)")
     hypervisor = models.CharField(max_length=50, blank=True)
     libvirt_version = models.CharField(max_length=20, blank=True)
     hostname = models.CharField(max_length=255, blank=True)
     healthy = models.BooleanField(default=False)
-    health_error = models.TextField(blank=True)
-    last_checked_at = models.DateTimeField(null=True, blank=True)
+    health_error = models.TextField(blank=True, verbose_name="health problem")
+    last_checked_at = models.DateTimeField(null=True, blank=True, verbose_name="last checked")
     guests_bind_host_ports = models.BooleanField(
         default=True, help_text="Whether published ports are bound on the host (not on simulated hosts)"
     )
     guest_arches = models.CharField(
-        max_length=200, default="x86_64", help_text="Comma-separated architectures its guests may have"
+        max_length=200,
+        default="x86_64",
+        help_text="Comma-separated architectures its guests may have",
+        verbose_name="guest architectures",
     )
-    pool_capacity_bytes = models.PositiveBigIntegerField(default=0)
-    pool_available_bytes = models.PositiveBigIntegerField(default=0)
+    pool_capacity_bytes = models.PositiveBigIntegerField(default=0, verbose_name="storage pool size (bytes)")
+    pool_available_bytes = models.PositiveBigIntegerField(default=0, verbose_name="storage pool free (bytes)")
     # Bumped by every claim on the host: a launch that read an older value retries (optimistic claims).
-    generation = models.PositiveBigIntegerField(default=0)
+    generation = models.PositiveBigIntegerField(
+        default=0, verbose_name="claim generation", help_text="Bumped by every claim on the host"
+    )
     # What placement has handed out on the host: the sizes and count of its instances in
     # ``ACTIVE_STATUSES``. The claim adds a stack's demand in the statement that claims the host; an
     # instance gives its share back when its teardown marks it deleted or its row is deleted
     # (``provisioning.allocations``). Placement reads these instead of summing the host's instances;
     # the reconciler recounts them from the instances, so a drift heals.
-    allocated_vcpus = models.BigIntegerField(default=0)
-    allocated_memory_mib = models.BigIntegerField(default=0)
-    allocated_disk_gib = models.BigIntegerField(default=0)
+    allocated_vcpus = models.BigIntegerField(default=0, verbose_name="allocated virtual CPUs")
+    allocated_memory_mib = models.BigIntegerField(default=0, verbose_name="allocated memory (MiB)")
+    allocated_disk_gib = models.BigIntegerField(default=0, verbose_name="allocated disk (GiB)")
     allocated_instances = models.BigIntegerField(default=0)
     console_address = models.GenericIPAddressField(
         default="127.0.0.1",
@@ -152,13 +167,13 @@ class HostImage(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.UPLOADING)
     volume_name = models.CharField(max_length=200)
     volume_path = models.CharField(max_length=500, blank=True)
-    capacity_bytes = models.BigIntegerField(default=0)
-    bytes_done = models.BigIntegerField(default=0)
-    bytes_total = models.BigIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
-    uploaded_at = models.DateTimeField(null=True, blank=True)
+    capacity_bytes = models.BigIntegerField(default=0, verbose_name="size (bytes)")
+    bytes_done = models.BigIntegerField(default=0, verbose_name="bytes uploaded")
+    bytes_total = models.BigIntegerField(default=0, verbose_name="bytes to upload")
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="last changed")
+    uploaded_at = models.DateTimeField(null=True, blank=True, verbose_name="uploaded")
     # When a build last laid an overlay on it: copies idle for PORTAL_BASE_VOLUME_IDLE are removed.
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, verbose_name="last used")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["host", "image"], name="one_base_volume_per_host")]
@@ -215,9 +230,9 @@ class Flavor(models.Model):
 
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="flavors")
     name = models.CharField(max_length=50)
-    vcpus = models.PositiveIntegerField()
-    memory_mib = models.PositiveIntegerField()
-    disk_gib = models.PositiveIntegerField()
+    vcpus = models.PositiveIntegerField(verbose_name="virtual CPUs")
+    memory_mib = models.PositiveIntegerField(verbose_name="memory (MiB)")
+    disk_gib = models.PositiveIntegerField(verbose_name="disk (GiB)")
 
     objects = FlavorQuerySet.as_manager()
 
@@ -243,8 +258,8 @@ class StackTemplate(models.Model):
     source = models.TextField(help_text="The document as written (YAML or JSON)")
     document = models.JSONField(help_text="The validated document")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="created")
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="last changed")
 
     objects = StackTemplateQuerySet.as_manager()
 
@@ -265,25 +280,27 @@ class Stack(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="stacks")
     template = models.ForeignKey(StackTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="stacks")
     # The tiers as launched: later edits of the template do not change a stack that exists.
-    document = models.JSONField(default=dict, blank=True)
+    document = models.JSONField(default=dict, blank=True, verbose_name="template document")
     name = models.CharField(max_length=63)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
-    status_reason = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    expires_at = models.DateTimeField(db_index=True)
-    running_at = models.DateTimeField(null=True, blank=True)
-    deleted_at = models.DateTimeField(null=True, blank=True)
+    status_reason = models.TextField(blank=True, verbose_name="status details")
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="launched")
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="last changed")
+    expires_at = models.DateTimeField(db_index=True, verbose_name="lease ends")
+    running_at = models.DateTimeField(null=True, blank=True, verbose_name="running since")
+    deleted_at = models.DateTimeField(null=True, blank=True, verbose_name="deleted")
     # Deletes that failed in a row, and when the lease sweep may try again (growing pauses, so a
     # host that stays away is not asked every minute); see provisioning.services.lifecycle.
-    teardown_failures = models.PositiveIntegerField(default=0)
-    teardown_retry_at = models.DateTimeField(null=True, blank=True)
+    teardown_failures = models.PositiveIntegerField(default=0, verbose_name="failed teardowns")
+    teardown_retry_at = models.DateTimeField(null=True, blank=True, verbose_name="next teardown attempt")
     # While a job owns the stack (``BUSY_STATUSES``): the settled status it came from, which it goes
     # back to when the job fails or is found dead.
-    status_before = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    status_before = models.CharField(
+        max_length=16, choices=Status.choices, blank=True, verbose_name="status before the current action"
+    )
     # Set while shelved: when, and whether its guests' memory was kept (a managed save on its host).
-    shelved_at = models.DateTimeField(null=True, blank=True)
+    shelved_at = models.DateTimeField(null=True, blank=True, verbose_name="shelved")
     shelved_with_memory = models.BooleanField(default=False)
     # A weekly schedule (``provisioning.stack_schedules``): shelved when it says down, unshelved when
     # up; ``schedule_state`` is what it wanted at the last sweep ("up", "down", "" before the first).
@@ -292,7 +309,12 @@ class Stack(models.Model):
     # While an unshelve moves the stack to another host (``services.stack_move``): the host its disks
     # are copied from, which keeps them (the reconciler counts them as claimed) until the move ends.
     moving_from = models.ForeignKey(
-        Host, null=True, blank=True, on_delete=models.PROTECT, related_name="stacks_moving_away"
+        Host,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="stacks_moving_away",
+        verbose_name="moving from host",
     )
 
     objects = StackQuerySet.as_manager()
@@ -307,26 +329,34 @@ class Stack(models.Model):
 class Instance(models.Model):
     stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="instances")
     name = models.CharField(max_length=63)
-    role = models.CharField(max_length=30)
+    role = models.CharField(max_length=30, verbose_name="tier")
     # Empty once a deleted stack's feed was removed: a feed may go when no live instance uses it.
     appliance_version = models.ForeignKey(
         ApplianceVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"
     )
     host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.PROTECT, related_name="instances")
-    vcpus = models.PositiveIntegerField()
-    memory_mib = models.PositiveIntegerField()
+    vcpus = models.PositiveIntegerField(verbose_name="virtual CPUs")
+    memory_mib = models.PositiveIntegerField(verbose_name="memory (MiB)")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
-    status_reason = models.TextField(blank=True)
-    disk_gib = models.PositiveIntegerField(default=0, help_text="Size of the overlay disk; 0: the image's own")
-    domain_name = models.CharField(max_length=100, blank=True)
-    volume_name = models.CharField(max_length=200, blank=True)
-    config_volume_name = models.CharField(max_length=200, blank=True, help_text="Its NoCloud config drive")
+    status_reason = models.TextField(blank=True, verbose_name="status details")
+    disk_gib = models.PositiveIntegerField(
+        default=0, help_text="Size of the overlay disk; 0: the image's own", verbose_name="disk (GiB)"
+    )
+    domain_name = models.CharField(max_length=100, blank=True, verbose_name="libvirt domain")
+    volume_name = models.CharField(max_length=200, blank=True, verbose_name="disk volume")
+    config_volume_name = models.CharField(
+        max_length=200, blank=True, help_text="Its NoCloud config drive", verbose_name="config drive volume"
+    )
     address = models.GenericIPAddressField(null=True, blank=True, help_text="On the stack network")
-    mac_address = models.CharField(max_length=17, blank=True, help_text="Of its NIC on the stack network")
-    vnc_port = models.PositiveIntegerField(null=True, blank=True)
+    mac_address = models.CharField(
+        max_length=17, blank=True, help_text="Of its NIC on the stack network", verbose_name="MAC address"
+    )
+    vnc_port = models.PositiveIntegerField(null=True, blank=True, verbose_name="VNC port")
     # Known to the portal and its console proxy only (never serialised, never shown): the proxy does the
     # VNC authentication itself. Empty for domains defined before consoles had passwords.
-    vnc_password = models.CharField(max_length=8, blank=True, default=new_vnc_password, editable=False)
+    vnc_password = models.CharField(
+        max_length=8, blank=True, default=new_vnc_password, editable=False, verbose_name="VNC password"
+    )
 
     objects = InstanceQuerySet.as_manager()
 
@@ -365,15 +395,15 @@ class StackSnapshot(models.Model):
 
     stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="snapshots")
     name = models.CharField(max_length=63)
-    libvirt_name = models.CharField(max_length=100)
+    libvirt_name = models.CharField(max_length=100, verbose_name="libvirt snapshot")
     memory = models.BooleanField(default=False, help_text="Whether the guests' memory is in it (a revert resumes them)")
     # Whether the stack ran when it was taken: a revert without memory boots it only then.
     taken_running = models.BooleanField(default=True)
     status = models.CharField(max_length=10, choices=State.choices, default=State.CREATING)
-    status_reason = models.TextField(blank=True)
-    size_bytes = models.BigIntegerField(default=0)
+    status_reason = models.TextField(blank=True, verbose_name="status details")
+    size_bytes = models.BigIntegerField(default=0, verbose_name="size (bytes)")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="taken")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -392,9 +422,9 @@ class PublishedPort(models.Model):
     guest_port = models.PositiveIntegerField()
     # When the guest first answered on this port since its instance last started (None: not yet);
     # a running stack's endpoint is only offered as ready from then on.
-    ready_at = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True, verbose_name="first answered")
     # When the portal last tried the port, answered or not.
-    probed_at = models.DateTimeField(null=True, blank=True)
+    probed_at = models.DateTimeField(null=True, blank=True, verbose_name="last probed")
 
     objects = PublishedPortQuerySet.as_manager()
 
@@ -416,9 +446,11 @@ class StackNetwork(models.Model):
     stack = models.OneToOneField(Stack, on_delete=models.CASCADE, related_name="network")
     host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="stack_networks")
     name = models.CharField(max_length=100)
-    cidr = models.CharField(max_length=43, help_text="The subnet the portal hands addresses out of")
+    cidr = models.CharField(
+        max_length=43, help_text="The subnet the portal hands addresses out of", verbose_name="subnet (CIDR)"
+    )
     # Set when the network is gone from the host; the subnet is free again.
-    released_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True, verbose_name="released")
 
     objects = StackNetworkQuerySet.as_manager()
 
@@ -437,7 +469,7 @@ class StackEvent(models.Model):
     """A line of progress shown on the stack page (image download, upload, boot...)."""
 
     stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="events")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="when")
     message = models.CharField(max_length=500)
     # A moment the message speaks of ("lease renewed until" ...), kept as data: pages and the API
     # render it in the reader's time zone, after the message.
@@ -447,7 +479,7 @@ class StackEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    is_error = models.BooleanField(default=False)
+    is_error = models.BooleanField(default=False, verbose_name="error")
 
     objects = StackEventQuerySet.as_manager()
 

@@ -35,7 +35,7 @@ class Upload(models.Model):
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name="ID")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="uploads")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     appliance = models.CharField(max_length=100)
@@ -46,15 +46,15 @@ class Upload(models.Model):
     # launch) and the tier name such a launch gives it (a tier name, so as long as Appliance.role allows).
     service_port = models.PositiveIntegerField(null=True, blank=True)
     role = models.CharField(max_length=30, blank=True)
-    length = models.BigIntegerField()
-    offset = models.BigIntegerField(default=0)
-    path = models.CharField(max_length=500, blank=True)
+    length = models.BigIntegerField(verbose_name="size (bytes)")
+    offset = models.BigIntegerField(default=0, verbose_name="bytes received")
+    path = models.CharField(max_length=500, blank=True, verbose_name="file on the server")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVING)
     error = models.TextField(blank=True)
     result = models.ForeignKey(ApplianceVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="started")
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="last changed")
+    expires_at = models.DateTimeField(verbose_name="expires")
 
     class Meta:
         ordering = ["-created_at"]
@@ -84,20 +84,20 @@ class Export(models.Model):
     format = models.CharField(max_length=8, choices=Format.choices)
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     error = models.TextField(blank=True)
-    bytes_done = models.BigIntegerField(default=0)
-    bytes_total = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0, verbose_name="bytes written")
+    bytes_total = models.BigIntegerField(default=0, verbose_name="bytes to write")
     # What the finished file takes: counted against the project's max_export_gib until it expires.
-    size_bytes = models.BigIntegerField(default=0)
+    size_bytes = models.BigIntegerField(default=0, verbose_name="size (bytes)")
     # Claimed when queued (the disks' virtual size), so parallel exports cannot pass the quota together.
-    reserved_bytes = models.BigIntegerField(default=0)
-    sha256 = models.CharField(max_length=64, blank=True)
-    path = models.CharField(max_length=500, blank=True)
+    reserved_bytes = models.BigIntegerField(default=0, verbose_name="space reserved (bytes)")
+    sha256 = models.CharField(max_length=64, blank=True, verbose_name="SHA-256")
+    path = models.CharField(max_length=500, blank=True, verbose_name="file on the server")
     download_token = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="requested")
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name="started")
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name="finished")
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="last changed")
+    expires_at = models.DateTimeField(null=True, blank=True, verbose_name="expires")
 
     class Meta:
         ordering = ["-created_at"]
@@ -119,15 +119,15 @@ class Capture(models.Model):
     version = models.CharField(max_length=50)
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     error = models.TextField(blank=True)
-    bytes_done = models.BigIntegerField(default=0)
-    bytes_total = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0, verbose_name="bytes copied")
+    bytes_total = models.BigIntegerField(default=0, verbose_name="bytes to copy")
     template = models.ForeignKey(
         "provisioning.StackTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="requested")
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name="started")
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name="finished")
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="last changed")
 
     class Meta:
         ordering = ["-created_at"]

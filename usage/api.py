@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -94,6 +94,9 @@ def csv_filename(project: Project, period: UsagePeriod) -> str:
     return f"usage-project-{project.pk}-{period.start.isoformat()}-{period.end.isoformat()}.csv"
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Get a project's usage and cost"),
+)
 class ProjectUsageView(generics.GenericAPIView):
     """Usage and cost of a project's stacks, one row per stack and day (UTC)."""
 

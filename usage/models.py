@@ -21,9 +21,9 @@ QUANTITY_DIGITS = 20
 QUANTITY_PLACES = 9
 
 
-def _quantity(help_text: str) -> models.DecimalField:
+def _quantity(help_text: str, verbose_name: str | None = None) -> models.DecimalField:
     return models.DecimalField(
-        max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES, default=0, help_text=help_text
+        verbose_name, max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES, default=0, help_text=help_text
     )
 
 
@@ -37,17 +37,21 @@ class UsageRecord(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="usage_records")
     stack = models.ForeignKey(Stack, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
     # Copies that stay when the stack row (or its creator) is gone: a bill still names them.
-    kept_stack_id = models.PositiveBigIntegerField(help_text="The stack's id, kept when the stack row is removed")
+    kept_stack_id = models.PositiveBigIntegerField(
+        help_text="The stack's id, kept when the stack row is removed", verbose_name="stack ID"
+    )
     stack_name = models.CharField(max_length=63)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    username = models.CharField(max_length=150, blank=True, help_text="Who launched the stack")
-    date = models.DateField(help_text="The day (UTC)")
-    vcpu_hours = _quantity("vCPUs held (not shelved), times hours")
-    memory_gib_hours = _quantity("GiB of memory held (not shelved), times hours")
-    disk_gib_hours = _quantity("GiB of instance disks held, times hours")
-    snapshot_gib_hours = _quantity("GiB of snapshot space held, times hours")
+    username = models.CharField(
+        max_length=150, blank=True, help_text="Who launched the stack", verbose_name="launched by"
+    )
+    date = models.DateField(help_text="The day (UTC)", verbose_name="day")
+    vcpu_hours = _quantity("vCPUs held (not shelved), times hours", verbose_name="virtual CPU hours")
+    memory_gib_hours = _quantity("GiB of memory held (not shelved), times hours", verbose_name="memory (GiB hours)")
+    disk_gib_hours = _quantity("GiB of instance disks held, times hours", verbose_name="disk (GiB hours)")
+    snapshot_gib_hours = _quantity("GiB of snapshot space held, times hours", verbose_name="snapshots (GiB hours)")
     cost = _quantity("In settings.CURRENCY, at the prices when each piece was sampled")
-    updated_at = models.DateTimeField(help_text="The sample that last added to the row")
+    updated_at = models.DateTimeField(help_text="The sample that last added to the row", verbose_name="last sampled")
 
     objects = UsageRecordQuerySet.as_manager()
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -15,6 +15,13 @@ from catalog.models import Appliance, Feed
 from portal.api.filters import ApplianceFilter, FeedFilter
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List feed subscriptions"),
+    create=extend_schema(summary="Subscribe to a feed"),
+    retrieve=extend_schema(summary="Get a feed"),
+    destroy=extend_schema(summary="Unsubscribe from a feed"),
+    refresh=extend_schema(summary="Import a feed again now"),
+)
 class FeedViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """Feed subscriptions. Creating or refreshing one queues its import; poll the feed for ``last_status``.
 
@@ -54,6 +61,10 @@ class FeedViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.Re
         services.feed_unsubscribe(user=self.request.user, feed=instance)
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List appliances"),
+    retrieve=extend_schema(summary="Get an appliance"),
+)
 class ApplianceViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ApplianceSerializer
     filterset_class = ApplianceFilter

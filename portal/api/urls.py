@@ -1,9 +1,10 @@
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from catalog.api.views import ApplianceViewSet, FeedViewSet
 from notices.api import NotificationViewSet
+from portal.api.docs import ApiDocsView
 from portal.api.errors import api_not_found
 from portal.api.policy import ProjectPolicyView
 from portal.api.tokens import ApiTokenViewSet, TokenCreateView
@@ -27,10 +28,11 @@ router.register("notifications", NotificationViewSet, basename="notification")
 urlpatterns = [
     path("auth/token/", TokenCreateView.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    # The schema as a page for people: Swagger UI from drf_spectacular_sidecar's static files. The split
-    # view serves its start-up script as a file (?script), so the page has no inline script for a CSP
-    # to allow. (drf-spectacular's Redoc page is left out: its template loads Google's web fonts.)
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:api-schema"), name="api-docs"),
+    # The schema as a page for people, in the portal's layout: Swagger UI from drf_spectacular_sidecar's
+    # static files. The split view serves its start-up script as a file (?script), so the page has no
+    # inline script for a CSP to allow. (drf-spectacular's Redoc page is left out: its template loads
+    # Google's web fonts.)
+    path("docs/", ApiDocsView.as_view(url_name="api:api-schema"), name="api-docs"),
     path("projects/<int:pk>/policy/", ProjectPolicyView.as_view(), name="project-policy"),
     path("projects/<int:pk>/usage/", include("usage.api_urls")),
     path("", include("transfers.api.urls")),

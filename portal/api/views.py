@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -17,6 +17,16 @@ from portal.models import Project, Role
 from provisioning.quotas import with_usage
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List your projects"),
+    retrieve=extend_schema(summary="Get a project with its quotas and usage"),
+    partial_update=extend_schema(summary="Change a project's quotas"),
+    members=[
+        extend_schema(methods=["GET"], summary="List a project's members"),
+        extend_schema(methods=["POST"], summary="Add a member or change their role"),
+    ],
+    remove_member=extend_schema(summary="Remove a member from a project"),
+)
 class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
     """The caller's projects with their quotas and usage. Operators change quotas with PATCH; owners manage
     members under ``members/``."""

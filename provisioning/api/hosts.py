@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -24,6 +24,15 @@ class HostOutputSerializer(HostSerializer):
         fields = [*HostSerializer.Meta.fields, "draining"]
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List hosts"),
+    create=extend_schema(summary="Register a host"),
+    retrieve=extend_schema(summary="Get a host"),
+    drain=extend_schema(summary="Drain a host: no new stacks"),
+    undrain=extend_schema(summary="Undrain a host: new stacks again"),
+    refresh=extend_schema(summary="Read a host's capacity and health again"),
+    repair=extend_schema(summary="Repair a host's storage pool"),
+)
 class HostViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Hypervisor hosts (operators only). Creating one connects to it first; an unreachable URI is refused."""
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog.selectors import appliance_version_for_launch, appliances_visible_to
@@ -9,17 +10,32 @@ from portal.api.fields import LeaseSecondsField, NameField, ScopedPrimaryKeyFiel
 from portal.api.validation import ExactlyOneOf, StrictRequestSerializer
 from portal.models import Project
 from provisioning.api.template_schema import StoredDocumentField, TemplateDocumentField
+from provisioning.endpoint_states import instance_endpoint_states, stack_endpoint_states
 from provisioning.lease_policy import extendable_until, latest_end
-from provisioning.models import Host, Instance, Stack, StackSnapshot, StackTemplate, Status
+from provisioning.models import Host, Instance, Stack, StackEvent, StackSnapshot, StackTemplate, Status
 from provisioning.name_rules import SNAPSHOT_NAME, STACK_NAME, TEMPLATE_NAME
-from provisioning.selectors import stack_endpoints
 from provisioning.stack_schedules import DAYS, MAX_WINDOWS
 from provisioning.template_limits import MAX_SOURCE_BYTES
 from provisioning.templates import validate_document
 
 
+class EndpointSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    guest_port = serializers.IntegerField()
+    url = serializers.CharField()
+    ready = serializers.BooleanField(
+        help_text="Whether the guest answers there: true once it first answered since its instance last started, "
+        "while the stack runs"
+    )
+    ready_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When the guest first answered there since its instance last started; null until ready",
+    )
+
+
 class InstanceSerializer(serializers.ModelSerializer):
     host = serializers.CharField(source="host.name", default=None, read_only=True)
+    endpoints = serializers.SerializerMethodField(help_text="The instance's published ports")
     # Null once a deleted stack's feed was removed.
     appliance_version = serializers.StringRelatedField(read_only=True, allow_null=True)
 
@@ -37,13 +53,12 @@ class InstanceSerializer(serializers.ModelSerializer):
             "memory_mib",
             "disk_gib",
             "appliance_version",
+            "endpoints",
         ]
 
-
-class EndpointSerializer(serializers.Serializer):
-    role = serializers.CharField()
-    guest_port = serializers.IntegerField()
-    url = serializers.CharField()
+    @extend_schema_field(EndpointSerializer(many=True))
+    def get_endpoints(self, instance: Instance) -> list[dict]:
+        return EndpointSerializer(instance_endpoint_states(instance), many=True).data
 
 
 class StackSerializer(serializers.ModelSerializer):
@@ -80,8 +95,9 @@ class StackSerializer(serializers.ModelSerializer):
             "instances",
         ]
 
+    @extend_schema_field(EndpointSerializer(many=True))
     def get_endpoints(self, stack: Stack) -> list[dict]:
-        return EndpointSerializer(stack_endpoints(stack), many=True).data
+        return EndpointSerializer(stack_endpoint_states(stack), many=True).data
 
     def get_at_lease_end(self, stack: Stack) -> str:
         if stack.status in (Status.RUNNING, Status.STOPPED):
@@ -93,6 +109,23 @@ class StackSerializer(serializers.ModelSerializer):
 
     def get_latest_end(self, stack: Stack) -> str:
         return serializers.DateTimeField().to_representation(latest_end(stack))
+
+
+class StackEventSerializer(serializers.ModelSerializer):
+    """A line of a stack's progress. ``moment`` is the instant the message speaks of ("lease renewed
+    until"), kept apart from the words; ``actor`` is who asked (null: the portal on its own)."""
+
+    actor = serializers.CharField(
+        source="actor.username",
+        default=None,
+        allow_null=True,
+        read_only=True,
+        help_text="Who asked; null when the portal acted on its own (a lease that ran out, a schedule)",
+    )
+
+    class Meta:
+        model = StackEvent
+        fields = ["id", "created_at", "message", "moment", "is_error", "actor"]
 
 
 class SnapshotSerializer(serializers.ModelSerializer):

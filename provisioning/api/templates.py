@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,13 @@ from provisioning.models import StackTemplate, StackTemplateQuerySet
 from provisioning.services import templates
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List templates"),
+    create=extend_schema(summary="Create a template"),
+    retrieve=extend_schema(summary="Get a template"),
+    update=extend_schema(summary="Replace a template"),
+    destroy=extend_schema(summary="Delete a template"),
+)
 class TemplateViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """Templates list a stack's tiers (YAML or JSON, see the README). PUT replaces one; DELETE removes it."""
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
@@ -19,13 +19,39 @@ from provisioning.api.serializers import (
     StackCreateSerializer,
     StackSerializer,
 )
+from provisioning.api.stack_events import StackEventsMixin
 from provisioning.models import StackSnapshot
 from provisioning.services import launch, lifecycle, power, schedules, shelving, snapshots
 
 SNAPSHOT_ID = r"snapshots/(?P<snapshot_id>[0-9]+)"
 
 
-class StackViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+@extend_schema_view(
+    list=extend_schema(summary="List stacks"),
+    create=extend_schema(summary="Launch a stack"),
+    retrieve=extend_schema(summary="Get a stack"),
+    destroy=extend_schema(summary="Delete a stack"),
+    events=extend_schema(summary="List a stack's events"),
+    extend=extend_schema(summary="Extend a stack's lease as far as allowed"),
+    lease=extend_schema(summary="Renew a stack's lease"),
+    start=extend_schema(summary="Start a stack"),
+    shutdown=extend_schema(summary="Shut a stack down"),
+    poweroff=extend_schema(summary="Power a stack off"),
+    reboot=extend_schema(summary="Reboot a stack"),
+    shelve=extend_schema(summary="Shelve a stack"),
+    unshelve=extend_schema(summary="Unshelve a stack"),
+    schedule=[
+        extend_schema(methods=["PUT"], summary="Set a stack's weekly schedule"),
+        extend_schema(methods=["DELETE"], summary="Remove a stack's schedule"),
+    ],
+    snapshots=[
+        extend_schema(methods=["GET"], summary="List a stack's snapshots"),
+        extend_schema(methods=["POST"], summary="Take a snapshot of a stack"),
+    ],
+    snapshot_delete=extend_schema(summary="Delete a snapshot"),
+    snapshot_revert=extend_schema(summary="Revert a stack to a snapshot"),
+)
+class StackViewSet(StackEventsMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """Stacks of the caller's projects. Create and delete answer at once; the work runs in the background."""
 
     serializer_class = StackSerializer

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,6 +23,9 @@ from transfers.models import Capture
 from transfers.vmcast_producer import vmcast_revoke, vmcast_rotate, vmcast_url
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Capture a stack's disks as new appliance versions"),
+)
 class StackCaptureView(generics.GenericAPIView):
     """Capture a stack: its tiers' disks become versions of the project's own catalog, plus a template."""
 
@@ -41,6 +44,9 @@ class StackCaptureView(generics.GenericAPIView):
         return Response(CaptureSerializer(capture_get(user=request.user, capture_id=made.pk)).data, status=202)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="List captures"),
+)
 class CaptureListView(generics.ListAPIView):
     """The captures of the caller's projects, newest first."""
 
@@ -52,6 +58,9 @@ class CaptureListView(generics.ListAPIView):
         return captures_visible_to(self.request.user).order_by("-created_at", "-id")
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Get a capture"),
+)
 class CaptureDetailView(generics.RetrieveAPIView):
     """One capture: its status (pending, running, ready, failed), progress, error and template."""
 
@@ -63,6 +72,9 @@ class CaptureDetailView(generics.RetrieveAPIView):
         return captures_visible_to(self.request.user)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Make or replace a project's VMcast token"),
+)
 class VmcastRotateView(generics.GenericAPIView):
     """Make the project's VMcast token, or replace it (every URL given out before stops working)."""
 
@@ -76,6 +88,9 @@ class VmcastRotateView(generics.GenericAPIView):
         return Response(VmcastSerializer({"vmcast_url": vmcast_url(project)}).data)
 
 
+@extend_schema_view(
+    delete=extend_schema(summary="Revoke a project's VMcast feed"),
+)
 class VmcastView(generics.GenericAPIView):
     """Revoke the project's VMcast: its URLs answer 404 until an owner makes a new one."""
 

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +22,9 @@ from transfers.export_selectors import export_of, exports_visible_to
 from transfers.models import Export
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Export an instance's disk"),
+)
 class InstanceExportView(generics.GenericAPIView):
     """Export one instance's disk as a self-contained image."""
 
@@ -40,6 +43,9 @@ class InstanceExportView(generics.GenericAPIView):
         return _accepted(request, made)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Export a stack as an OVA"),
+)
 class StackExportView(generics.GenericAPIView):
     """Export every tier of a stack as one OVA."""
 
@@ -59,6 +65,9 @@ def _accepted(request: Request, made: Export) -> Response:
     return Response(ExportSerializer(export, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="List exports"),
+)
 class ExportListView(generics.ListAPIView):
     """The exports of the caller's projects (where they are a member), newest first."""
 
@@ -71,6 +80,10 @@ class ExportListView(generics.ListAPIView):
         return exports_visible_to(self.request.user).order_by("-created_at", "-id")
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Get an export"),
+    delete=extend_schema(summary="Delete an export"),
+)
 class ExportDetailView(mixins.DestroyModelMixin, generics.RetrieveAPIView):
     """One export: its status, progress, checksum and download URL."""
 

@@ -27,7 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -57,6 +57,10 @@ class TusEndpoint(generics.GenericAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT, headers=headers)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="List uploads"),
+    post=extend_schema(summary="Start an upload"),
+)
 class UploadListView(TusEndpoint, generics.ListAPIView):
     """The uploads of the caller's projects (where they are a member), newest first."""
 
@@ -83,6 +87,11 @@ class UploadListView(TusEndpoint, generics.ListAPIView):
         return Response(UploadSerializer(upload).data, status=status.HTTP_201_CREATED, headers=headers)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Get an upload"),
+    patch=extend_schema(summary="Send the next part of an upload"),
+    delete=extend_schema(summary="Cancel an upload"),
+)
 class UploadDetailView(TusEndpoint, generics.RetrieveAPIView):
     """One upload: where it stands, and (once ready) the appliance version it became."""
 
