@@ -4,11 +4,12 @@ from typing import Any, cast
 
 from django import forms
 
+from portal.form_styles import MarksInvalidFields
 from portal.models import Project, Role
 from portal.scoping import User, is_operator
 
 
-class FeedSubscribeForm(forms.Form):
+class FeedSubscribeForm(MarksInvalidFields, forms.Form):
     url = forms.CharField(max_length=1000, label="Feed URL", widget=forms.URLInput(attrs={"placeholder": "https://"}))
     project = forms.ModelChoiceField(queryset=Project.objects.none(), required=False)
 

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from catalog import views as catalog_views
-from portal import account_views, dashboard_views, policy_views, sign_in_views
+from portal import account_views, dashboard_views, own_account_views, policy_views, sign_in_views
 from provisioning import template_views
 from provisioning import views as stack_views
 
@@ -11,6 +11,7 @@ urlpatterns = [
     # The dashboard answers to both names: "home" is what older links and LOGIN_REDIRECT_URL use.
     path("", dashboard_views.dashboard, name="dashboard"),
     path("", dashboard_views.dashboard, name="home"),
+    path("account/", own_account_views.account_page, name="account"),
     path("account/tokens/", account_views.token_list, name="account-tokens"),
     path("account/tokens/<int:pk>/revoke/", account_views.token_revoke, name="account-token-revoke"),
     path("projects/<int:pk>/members/", account_views.project_members, name="project-members"),
@@ -23,9 +24,11 @@ urlpatterns = [
     path("admin/login/", sign_in_views.admin_sign_in),
     path("catalog/", catalog_views.catalog_index, name="catalog"),
     path("catalog/feeds/", catalog_views.feed_subscribe, name="feed-subscribe"),
+    path("catalog/feeds/<int:pk>/", catalog_views.feed_status, name="feed-status"),
     path("catalog/feeds/<int:pk>/retry/", catalog_views.feed_retry, name="feed-retry"),
     path("catalog/feeds/<int:pk>/remove/", catalog_views.feed_remove, name="feed-remove"),
     path("catalog/appliances/<int:pk>/", catalog_views.appliance_detail, name="appliance-detail"),
+    path("catalog/versions/<int:pk>/download/", catalog_views.version_image_retry, name="version-image-retry"),
     path("hosts/", stack_views.host_overview, name="host-overview"),
     path("stacks/", stack_views.stack_list, name="stack-list"),
     path("stacks/launch/", stack_views.stack_launch, name="stack-launch"),
@@ -43,6 +46,7 @@ urlpatterns = [
     path("", include("usage.urls")),
     path("", include("transfers.urls")),
     path("", include("provisioning.stack_action_urls")),
+    path("", include("provisioning.host_urls")),
     path("admin/", admin.site.urls),
     # Namespaced so the router's names (stack-list, stack-detail...) never shadow the web pages'.
     path("api/v1/", include(("portal.api.urls", "api"), namespace="api")),

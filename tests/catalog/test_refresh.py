@@ -285,7 +285,7 @@ def test_the_page_shows_each_feeds_format_and_a_refresh_button(client, member, h
         page.index('id="feeds"') :
     ]
     response = step(lambda: client.post(f"/catalog/feeds/{served.pk}/retry/", follow=True))
-    assert "Importing" in next(str(message) for message in response.context["messages"])
+    assert "Fetching" in next(str(message) for message in response.context["messages"])
     assert [seen.status for seen in http_server.requests] == [200, 304]  # the button's import was conditional
 
 
