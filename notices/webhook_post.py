@@ -15,6 +15,7 @@ from catalog.fetch import PinnedHTTPConnection, PinnedHTTPSConnection  # connect
 from catalog.fetch_deadline import Deadline, DeadlinePassed
 from notices.webhook_address import check_webhook_url, webhook_policy
 from portal import errors
+from portal.moments import duration_text
 
 USER_AGENT = "stackportal-webhook/1"
 # Read of the answer, then dropped: a receiver need not be heard beyond its status.
@@ -60,7 +61,7 @@ def post_json(url: str, *, body: bytes, headers: dict[str, str]) -> PostResult:
         response.read(ANSWER_BYTES_READ)
         code = response.status
     except (DeadlinePassed, TimeoutError):
-        return result(None, f"no answer within {policy.transfer_seconds:g} s")
+        return result(None, f"no answer within {duration_text(policy.transfer_seconds)}")
     except ConnectionRefusedError:
         return result(None, "the connection was refused")
     except ssl.SSLCertVerificationError:

@@ -19,6 +19,7 @@ from notices.webhook_address import check_webhook_url
 from portal import audit, errors
 from portal.lease_bounds import out_of_lease_bounds, within_lease_bounds
 from portal.models import Project, Role, RunEnd
+from portal.moments import duration_text
 from portal.scoping import User, require_role
 
 POLICY_FIELDS = (
@@ -106,8 +107,8 @@ def _check_each(changes: dict[str, Any]) -> None:
         if not (_is_int(value) and MIN_EXTENSION_SECONDS <= value <= settings.MAX_LEASE_SECONDS):
             raise errors.Invalid.for_field(
                 "max_extension_seconds",
-                f"the longest extension must be between {MIN_EXTENSION_SECONDS} and "
-                f"{settings.MAX_LEASE_SECONDS} seconds",
+                f"the longest extension must be between {duration_text(MIN_EXTENSION_SECONDS)} and "
+                f"{duration_text(settings.MAX_LEASE_SECONDS)}",
             )
     if "at_run_end" in changes and changes["at_run_end"] not in RunEnd.values:
         raise errors.Invalid.for_field("at_run_end", f"at the run's end a stack is one of: {', '.join(RunEnd.values)}")
@@ -118,7 +119,8 @@ def _check_each(changes: dict[str, Any]) -> None:
         if value is not None and not (_is_int(value) and MIN_IDLE_SECONDS <= value <= settings.MAX_LEASE_SECONDS):
             raise errors.Invalid.for_field(
                 "idle_after_seconds",
-                f"idle time must be between {MIN_IDLE_SECONDS} and {settings.MAX_LEASE_SECONDS} seconds, or empty",
+                f"idle time must be between {duration_text(MIN_IDLE_SECONDS)} and "
+                f"{duration_text(settings.MAX_LEASE_SECONDS)}, or empty",
             )
     secret = changes.get("webhook_secret")
     if secret and not (SECRET_MIN_LENGTH <= len(secret) <= SECRET_MAX_LENGTH):
@@ -136,7 +138,8 @@ def _warnings(value: Any) -> list[int]:
         raise errors.Invalid.for_field("warn_before", f"at most {MAX_WARNINGS} warnings")
     if not all(_is_int(offset) and 0 < offset < WARNING_LIMIT_SECONDS for offset in value):
         raise errors.Invalid.for_field(
-            "warn_before", f"each warning must come between 1 and {WARNING_LIMIT_SECONDS - 1} seconds before the end"
+            "warn_before",
+            f"each warning must come between 1 second and {duration_text(WARNING_LIMIT_SECONDS - 1)} before the end",
         )
     if len(set(value)) != len(value):
         raise errors.Invalid.for_field("warn_before", "each warning may be given once")

@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 
 from portal import errors
 from portal.models import Project
+from portal.moments import duration_text
 from portal.scoping import User
 from provisioning.demand import GIB, StackDemand
 from provisioning.models import ACTIVE_STATUSES, COMPUTE_STATUSES, Instance, Stack, StackSnapshot
@@ -134,12 +135,8 @@ def quota_overview(user: User) -> list[ProjectQuotas]:
 
 
 def describe_seconds(seconds: int) -> str:
-    """``7 days``, ``4 hours``, ``90 minutes``: the largest unit that divides ``seconds`` evenly."""
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'' if count == 1 else 's'}"
-    return f"{seconds} seconds"
+    """``7 days``, ``4 hours``, ``1 hour 30 minutes``: the one way durations are written."""
+    return duration_text(seconds)
 
 
 def check_stack_quota(project: Project, demand: StackDemand) -> None:
@@ -181,4 +178,5 @@ def _refuse_over(project: Project, wanted: dict[str, int], needs: str, *, extra:
 def _lease_problem(project: Project, lease_seconds: int) -> str | None:
     if lease_seconds <= project.max_lease_seconds:
         return None
-    return f"allows leases of at most {project.max_lease_seconds} seconds and this stack asks for {lease_seconds}"
+    longest, asked = duration_text(project.max_lease_seconds), duration_text(lease_seconds)
+    return f"allows leases of at most {longest} and this stack asks for {asked}"

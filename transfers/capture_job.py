@@ -90,6 +90,7 @@ def capture_job(*, stack_id: int, capture_id: int) -> str:
         stack,
         f"capture: {len(made.versions)} appliance versions '{capture.version}' and template "
         f"'{made.template.name if made.template else ''}' are in the project's catalog",
+        actor=capture.created_by,
     )
     return "ready"
 

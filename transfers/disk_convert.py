@@ -24,6 +24,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from portal.moments import duration_text
+
 logger = logging.getLogger(__name__)
 
 QEMU_IMG = "qemu-img"
@@ -86,7 +88,7 @@ def _run(arguments: list[str], *, memory_bytes: int, cpu_seconds: int, file_byte
     except FileNotFoundError:
         raise ConvertError("qemu-img is not installed (Debian package qemu-utils)") from None
     except subprocess.TimeoutExpired:
-        raise ConvertError(f"qemu-img {arguments[0]} took longer than {wall_seconds} s") from None
+        raise ConvertError(f"qemu-img {arguments[0]} took longer than {duration_text(wall_seconds)}") from None
     _check_exit(arguments[0], completed.returncode, completed.stderr, file_bytes)
     return completed.stdout
 
@@ -252,7 +254,7 @@ def _run_with_progress(
         finally:
             watchdog.cancel()
         if timed_out.is_set():
-            raise ConvertError(f"qemu-img {arguments[0]} took longer than {wall_seconds} s")
+            raise ConvertError(f"qemu-img {arguments[0]} took longer than {duration_text(wall_seconds)}")
         errors.seek(0)
         _check_exit(arguments[0], returncode, errors.read(64 * 1024).decode(errors="replace"), file_bytes)
 

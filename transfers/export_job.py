@@ -128,7 +128,7 @@ def _read_disks(
         check_exportable(locked)
         locked.status_before, locked.status = locked.status, HOLD
         locked.save(update_fields=["status", "status_before", "updated_at"])
-        stack_event(locked, f"export of {export.source_name}: reading the disks")
+        stack_event(locked, f"export of {export.source_name}: reading the disks", actor=export.created_by)
     settled = Status(locked.status_before)
     try:
         instances = live_instances(locked)
@@ -149,9 +149,16 @@ def _read_disks(
             status=settled,
             message=f"export of {export.source_name}: the disks could not be read",
             is_error=True,
+            actor=export.created_by,
         )
         raise
-    stack_jobs.settle(locked, busy=HOLD, status=settled, message=f"export of {export.source_name}: disks read")
+    stack_jobs.settle(
+        locked,
+        busy=HOLD,
+        status=settled,
+        message=f"export of {export.source_name}: disks read",
+        actor=export.created_by,
+    )
     tally.downloaded([d.virtual_size_bytes for d in disks])
     return locked, instances, disks, tally
 

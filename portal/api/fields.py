@@ -55,7 +55,7 @@ class NameField(serializers.CharField):
 
 class LeaseSecondsField(serializers.IntegerField):
     """Seconds of a lease, within the portal's bounds (read from settings whenever a serializer is made),
-    refused in the services' words: "``subject`` must be between 60 and 604800 seconds"."""
+    refused in the services' words: "``subject`` must be between 1 minute and 7 days"."""
 
     def __init__(self, *, subject: str = "lease", **kwargs: Any) -> None:
         out_of_range = out_of_lease_bounds(subject)

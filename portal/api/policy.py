@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -153,6 +153,10 @@ class PolicySerializer(serializers.Serializer):
         return bool(project.webhook_secret)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Get a project's lease policy"),
+    patch=extend_schema(summary="Change a project's lease policy"),
+)
 class ProjectPolicyView(generics.GenericAPIView):
     """A project's lease policy: read by everyone in it, changed by its owners."""
 

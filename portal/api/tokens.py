@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.permissions import AllowAny
@@ -33,6 +33,9 @@ class TokenRequestSerializer(StrictRequestSerializer, AuthTokenSerializer):
     )
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Trade a username and password for an API token"),
+)
 class TokenCreateView(APIView):
     """Trade a username and password for a new API token (shown once; it expires).
 
@@ -74,6 +77,11 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at"]
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List your API tokens"),
+    retrieve=extend_schema(summary="Get one of your API tokens"),
+    destroy=extend_schema(summary="Revoke an API token"),
+)
 class ApiTokenViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """The caller's own API tokens: list them (never their secrets) and revoke one by deleting it."""
 

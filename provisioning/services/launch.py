@@ -123,7 +123,7 @@ def _launch(
         )
         _create_network_and_instances(stack=stack, host=host, plan=plan)
         tiers = ", ".join(f"{item.tier} ({item.version})" for item in plan.instances)
-        stack_event(stack, f"queued: {tiers} on host {host.name}")
+        stack_event(stack, f"queued: {tiers} on host {host.name}", actor=user)
         audit.record(
             actor=user,
             action="stack.launch",

@@ -96,7 +96,7 @@ def _set_lease_end(*, user: User, stack: Stack, end: datetime, how: str, **audit
     previous_end = stack.expires_at  # the stored end: the caller's copy may be stale
     stack.expires_at = end
     stack.save(update_fields=["expires_at", "updated_at"])
-    stack_event(stack, "lease renewed until", moment=end)
+    stack_event(stack, "lease renewed until", moment=end, actor=user)
     audit.record(
         actor=user,
         action="stack.renew_lease" if how == "renew" else "stack.extend_lease",
@@ -109,10 +109,11 @@ def _set_lease_end(*, user: User, stack: Stack, end: datetime, how: str, **audit
     return stack
 
 
-def stack_destroy(*, user: User | None, stack: Stack, reason: str = "deleted by user") -> Stack:
+def stack_destroy(*, user: User | None, stack: Stack, reason: str = "") -> Stack:
     """Mark the stack for deletion and queue the teardown (domains and volumes, data and all).
 
-    ``user`` is None when the portal itself destroys the stack (lease expiry).
+    ``user`` is None when the portal itself destroys the stack (lease expiry); ``reason`` says why
+    when no person asked (the event names the person who did).
     """
     if user is not None:
         require_role(user, stack.project, Role.MEMBER)
@@ -125,7 +126,7 @@ def stack_destroy(*, user: User | None, stack: Stack, reason: str = "deleted by 
         locked.status = Status.DELETING
         locked.status_reason = reason
         locked.save(update_fields=["status", "status_reason", "updated_at"])
-        stack_event(locked, f"deleting: {reason}")
+        stack_event(locked, f"deleting: {reason}" if reason else "deleting", actor=user)
         audit.record(actor=user, action="stack.destroy", target=locked, project=locked.project, reason=reason)
         transaction.on_commit(lambda: _queue_teardown(locked.pk))
     return locked

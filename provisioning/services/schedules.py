@@ -39,7 +39,7 @@ def stack_schedule_set(*, user: User, stack: Stack, document: dict | None) -> St
             raise errors.WrongState(f"stack is {locked.status}")
         locked.schedule, locked.schedule_state = document, ""
         locked.save(update_fields=["schedule", "schedule_state", "updated_at"])
-        stack_event(locked, "schedule set" if document is not None else "schedule removed")
+        stack_event(locked, "schedule set" if document is not None else "schedule removed", actor=user)
         audit.record(actor=user, action="stack.schedule", target=locked, project=locked.project, schedule=document)
     return locked
 

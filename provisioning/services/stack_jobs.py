@@ -15,17 +15,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from django.db import transaction
 
 from portal import audit, errors
 from portal.models import Role
-from portal.scoping import User, require_role
+from portal.scoping import Account, User, require_role
 from portal.task_queues import Queue, enqueue
 from provisioning.drivers import DriverError
-from provisioning.models import BUSY_STATUSES, Host, Instance, Stack, Status
+from provisioning.models import BUSY_STATUSES, Host, Instance, Stack, StackEvent, Status
 from provisioning.services.events import stack_event
 from provisioning.templates import TemplateDocument
+
+QUEUED = "queued"  # the word of the event that begins a job; its actor is who asked for the job
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def begin(
         extra_args = check(locked) if check is not None else None
         locked.status_before, locked.status = locked.status, action.busy
         locked.save(update_fields=["status", "status_before", "updated_at"])
-        stack_event(locked, f"{action.name}: queued")
+        stack_event(locked, f"{action.name}: {QUEUED}", actor=user)
         audit.record(actor=user, action=f"stack.{action.name}", target=locked, project=locked.project, **audit_fields)
         args = (*job_args, *(extra_args or ()))
         transaction.on_commit(
@@ -77,6 +80,14 @@ def begin(
             )
         )
     return locked
+
+
+def asker(stack: Stack) -> Account | None:
+    """Who asked for the job the stack is busy with: the actor of the event that queued it (one job at
+    a time, so the latest such event is this job's)."""
+    queued = StackEvent.objects.filter(stack=stack, message__endswith=f": {QUEUED}").select_related("actor")
+    begun = queued.order_by("-created_at", "-id").first()
+    return begun.actor if begun is not None else None
 
 
 def claim_job(stack_id: int, busy: Status) -> Stack | None:
@@ -94,10 +105,12 @@ def settle(
     moment: datetime | None = None,
     fields: dict[str, object] | None = None,
     before_save: Callable[[Stack], None] | None = None,
+    actor: Account | Literal["asker"] | None = "asker",
 ) -> bool:
     """End a job: move the stack from ``busy`` to ``status`` with an event; False if it left ``busy`` meanwhile.
 
     ``before_save`` runs under the lock, in the same transaction (release what the stack held, ...).
+    The event's actor is whoever asked for the job (``begin``), unless ``actor`` names one.
     """
     with transaction.atomic():
         locked = Stack.objects.select_for_update().filter(pk=stack.pk, status=busy).first()
@@ -109,7 +122,9 @@ def settle(
         for name, value in (fields or {}).items():
             setattr(locked, name, value)
         locked.save()
-        stack_event(locked, message, is_error=is_error, moment=moment)
+        stack_event(
+            locked, message, is_error=is_error, moment=moment, actor=asker(locked) if actor == "asker" else actor
+        )
     stack.refresh_from_db()
     return True
 

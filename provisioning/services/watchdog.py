@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
+from portal.moments import duration_text
 from portal.task_queues import Queue, enqueue
 from provisioning.drivers import DriverError
 from provisioning.models import BUSY_STATUSES, Instance, Stack, StackSnapshot, Status
@@ -57,7 +58,7 @@ def stacks_watchdog(*, now: datetime | None = None) -> int:
 
 
 def _fail_stalled_build(stack: Stack, *, minutes: int) -> None:
-    reason = f"the worker building this stack stopped (no progress for {minutes} minutes)"
+    reason = f"the worker building this stack stopped (no progress for {duration_text(minutes * 60)})"
     logger.warning("stack %s: %s", stack.pk, reason)
     instances = list(stack.instances.select_related("host", "stack"))
     problems = remove_stack_resources(stack, instances)

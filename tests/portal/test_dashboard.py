@@ -75,7 +75,7 @@ def test_leases_ending_within_the_hour_link_to_the_stack_page(page, member, proj
     response = page(member)
     assert response.context["dashboard"].ending_soon == [soon]
     html = response.content.decode()
-    assert "Leases ending within 60 minutes" in html
+    assert "Leases ending within 1 hour" in html
     assert f'href="/stacks/{soon.pk}/">Extend the lease' in html
 
 

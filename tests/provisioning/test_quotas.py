@@ -44,7 +44,7 @@ def launch(project, version, wanted=THREE_TIER, name="s"):
         ("max_vcpus", 3, "may hold 3 vCPUs, 0 are in use and this stack needs 4"),
         ("max_memory_mib", 1023, "may hold 1023 MiB of memory, 0 are in use and this stack needs 1024"),
         ("max_disk_gib", 7, "may hold 7 GiB of disk, 0 are in use and this stack needs 8"),
-        ("max_lease_seconds", 3599, "allows leases of at most 3599 seconds and this stack asks for 3600"),
+        ("max_lease_seconds", 3599, "allows leases of at most 59 minutes 59 seconds and this stack asks for 1 hour"),
     ],
 )
 def test_each_limit_refuses_the_whole_stack_and_names_itself(project, version, big_host, limit, value, message):
@@ -76,7 +76,7 @@ def test_every_limit_passed_is_named_at_once(project, version, big_host):
     assert refused.value.detail == (
         "quota exceeded: project 'alpha' may hold 1 instances, 0 are in use and this stack needs 3; "
         "it may hold 1 vCPUs, 0 are in use and this stack needs 4; "
-        "it allows leases of at most 60 seconds and this stack asks for 3600"
+        "it allows leases of at most 1 minute and this stack asks for 1 hour"
     )
 
 
@@ -120,9 +120,16 @@ def test_usage_of_every_project_costs_one_query(member, project, version, big_ho
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(60, "1 minute"), (5400, "90 minutes"), (7200, "2 hours"), (61, "61 seconds")]
+    ("seconds", "text"),
+    [
+        (60, "1 minute"),
+        (5400, "1 hour 30 minutes"),
+        (7200, "2 hours"),
+        (61, "1 minute 1 second"),
+        (604799, "6 days 23 hours"),
+    ],
 )
-def test_leases_read_in_the_largest_unit(seconds, text):
+def test_leases_read_the_one_way(seconds, text):
     assert quotas.describe_seconds(seconds) == text
 
 

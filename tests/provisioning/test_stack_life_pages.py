@@ -113,7 +113,7 @@ def test_a_viewer_gets_no_buttons_and_their_posts_change_nothing(client, viewer,
     before = shop.expires_at
     for route, args, data in _action_routes(shop, snapshot):
         page = _text(act(client, route, *args, data=data))
-        assert "this needs the member role in project &#x27;alpha&#x27;" in page, route
+        assert "this needs the member role in project alpha: ask one of its owners" in page, route
     shop.refresh_from_db()
     assert shop.status == Status.RUNNING
     assert shop.expires_at == before
@@ -152,7 +152,7 @@ def test_a_snapshot_name_error_shows_next_to_the_field(web, shop, act):
     page = _text(act(web, "stack-snapshot-create", shop.pk, data={"name": "Bad Name!"}))
     error = re.search(r'<div class="invalid-feedback d-block" id="snapshot-name_error">([^<]*)</div>', page)
     assert error is not None
-    assert error.group(1).startswith("name must be 1-40 lowercase letters")
+    assert error.group(1).startswith("Name must be 1-40 lowercase letters")
     assert 'value="Bad Name!"' in page  # what was typed stays, to be corrected
     assert not StackSnapshot.objects.exists()
 
@@ -160,7 +160,7 @@ def test_a_snapshot_name_error_shows_next_to_the_field(web, shop, act):
     page = _text(act(web, "stack-snapshot-create", shop.pk, data={"name": "first"}))
     error = re.search(r'id="snapshot-name_error">([^<]*)</div>', page)
     assert error is not None
-    assert error.group(1) == "this stack already has a snapshot called &#x27;first&#x27;"
+    assert error.group(1) == "This stack already has a snapshot called &#x27;first&#x27;"
     assert StackSnapshot.objects.count() == 1
 
 
@@ -378,7 +378,7 @@ def test_extend_goes_as_far_as_the_policy_allows_from_now(web, shop, project, ac
     page = _text(act(web, "stack-extend", shop.pk))
     shop.refresh_from_db()
     assert abs(shop.expires_at - (timezone.now() + timedelta(hours=1))) < timedelta(seconds=5)
-    assert "Lease extended by about 50 min: shop now runs until" in _notes(page, "lease")
+    assert "Lease extended by about 50 minutes: shop now runs until" in _notes(page, "lease")
     assert 'id="extend-lease"' not in page  # an hour from now is as far as it goes now
     assert "It cannot be extended now" in page
 

@@ -186,7 +186,9 @@ def test_the_lease_is_set_the_chosen_time_from_now(web, stack):
     stack.refresh_from_db()
     assert abs(stack.expires_at - (timezone.now() + timedelta(hours=4))) < timedelta(seconds=5)
     # The 10-minute lease now ends 4 hours from now: 3 h 50 min later than it did.
-    assert any(text.startswith("Lease extended by about 3 h 50 min: shop now runs until") for text in _flash(response))
+    assert any(
+        text.startswith("Lease extended by about 3 hours 50 minutes: shop now runs until") for text in _flash(response)
+    )
 
 
 @pytest.mark.parametrize("lease_seconds", [-3600, 0, 30, 5 * 60, "soon"])
