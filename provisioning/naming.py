@@ -68,6 +68,17 @@ def parse_overlay_volume_name(name: str) -> DomainTags | None:
     return DomainTags(deployment=own, project_id=project, stack_id=stack, instance_id=instance)
 
 
+def parse_console_log_volume_name(name: str) -> DomainTags | None:
+    """The owner of one of this deployment's serial console logs (``<overlay stem>-console.log``, and the
+    ``.N`` parts the log daemon rotates out); ``None`` for any other name."""
+    own = deployment()
+    match = re.fullmatch(re.escape(own) + r"-p(\d+)-s(\d+)-i(\d+)-console\.log(?:\.\d{1,3})?", name)
+    if match is None:
+        return None
+    project, stack, instance = (int(group) for group in match.groups())
+    return DomainTags(deployment=own, project_id=project, stack_id=stack, instance_id=instance)
+
+
 def base_volume_name(sha256: str, disk_format: str) -> str:
     """Name of a base image in a host's pool, keyed by content so instances of one image share it."""
     digest = sha256.lower()

@@ -67,9 +67,9 @@ def find_leftovers(*, driver: HypervisorDriver, host: Host) -> list[Leftover]:
     # listing is simply not seen, and one whose row exists is claimed. Read the other way round, a
     # domain defined in between would be listed without its claim and destroyed while it runs.
     domains = [domain.name for domain in driver.list_domains() if naming.is_ours(domain.tags)]
-    volumes = [
-        volume.name for volume in driver.list_volumes(pool=host.storage_pool) if _is_instance_volume(volume.name)
-    ]
+    in_pool = [volume.name for volume in driver.list_volumes(pool=host.storage_pool)]
+    volumes = [name for name in in_pool if _is_instance_volume(name)]
+    logs = [(name, tags) for name in in_pool if (tags := naming.parse_console_log_volume_name(name)) is not None]
     networks = [name for name in driver.list_networks() if naming.parse_network_name(name) is not None]
 
     # A stack moving away from the host still has its disks here until its move ends.
@@ -88,6 +88,8 @@ def find_leftovers(*, driver: HypervisorDriver, host: Host) -> list[Leftover]:
     return (
         [Leftover("domain", name) for name in domains if name not in claimed_domains]
         + [Leftover("volume", name) for name in volumes if name not in claimed_volumes]
+        # A serial console log belongs to its instance's disk: it stays while that disk is claimed.
+        + [Leftover("volume", name) for name, tags in logs if naming.overlay_volume_name(tags) not in claimed_volumes]
         + [Leftover("network", name) for name in networks if name not in claimed_networks]
     )
 

@@ -177,3 +177,18 @@ def test_a_build_that_lands_while_the_host_is_listed_is_not_destroyed(
         domains, volumes = _names(driver)
     assert instance.domain_name in domains
     assert instance.volume_name in volumes
+
+
+def test_a_console_log_goes_with_its_instance_and_stays_while_the_disk_is_claimed(running_instance, test_host):
+    kept = running_instance
+    kept_log = kept.volume_name.removesuffix(".qcow2") + "-console.log"
+    orphan = "portal-p1-s2-i999999-console.log"
+    with open_driver("test:///default") as driver:
+        for name in (kept_log, orphan, orphan + ".1", "portal-b-p1-s2-i7-console.log"):
+            _volume(driver, name)
+
+        removed = {item.name for item in reconcile_host(host=test_host).removed}
+
+        assert removed == {orphan, orphan + ".1"}
+        _domains, volumes = _names(driver)
+    assert {kept_log, "portal-b-p1-s2-i7-console.log"} <= volumes
