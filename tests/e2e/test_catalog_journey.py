@@ -90,7 +90,7 @@ def _phone_fits(phone, url: str) -> None:
 
 
 def _launch_template(page, *, name: str, project) -> Stack:
-    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Stack name").fill(name)
     page.get_by_label("Project").select_option(label=project.name)
     page.get_by_role("button", name="Launch").click()
     page.wait_for_url(re.compile(r"/stacks/\d+/$"))

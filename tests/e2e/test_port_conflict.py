@@ -26,6 +26,9 @@ def test_port_grabbed_before_start_is_replaced(
         )
     reserved = stack.instances.get().published_ports.get().host_port
     with socket.socket() as squatter:
+        # As servers do (QEMU too): an earlier test's connections to this port may still be in
+        # TIME_WAIT, which refuses a plain bind although nothing listens there.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", reserved))
         squatter.listen()
         for callback in queued:  # the build, in this process (tasks run inline in tests)
