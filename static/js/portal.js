@@ -7,6 +7,25 @@
   }
 })();
 
+// One way to write a duration, as portal/moments.py's duration_text does on the server: the largest
+// unit and the next one, in words, cut rather than rounded ("1 hour 59 minutes", "4 minutes 3 seconds").
+window.portalDuration = (seconds) => {
+  if (seconds > 0 && seconds < 1) return "less than a second";
+  let rest = Math.max(Math.floor(seconds), 0);
+  const units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+  const counted = (count, name) => `${count} ${name}${count === 1 ? "" : "s"}`;
+  for (let index = 0; index < units.length - 1; index += 1) {
+    const [name, size] = units[index];
+    const [nextName, nextSize] = units[index + 1];
+    if (rest >= size) {
+      const count = Math.floor(rest / size);
+      rest -= count * size;
+      return rest >= nextSize ? `${counted(count, name)} ${counted(Math.floor(rest / nextSize), nextName)}` : counted(count, name);
+    }
+  }
+  return counted(rest, "second");
+};
+
 // Forms that destroy something ask first: <form data-confirm="Remove …?">.
 document.addEventListener("submit", (event) => {
   const question = event.target.dataset && event.target.dataset.confirm;

@@ -1,18 +1,9 @@
 // The stack page: the lease countdown, saying a changed status aloud, taking away messages its stack
 // has outgrown, and keeping the actions column steady while someone is using it.
 (() => {
-  // Whole seconds left, written the way people read a clock; "expired" rather than a negative time.
-  function remaining(milliseconds) {
-    const total = Math.floor(milliseconds / 1000);
-    const days = Math.floor(total / 86400);
-    const hours = Math.floor((total % 86400) / 3600);
-    const minutes = Math.floor((total % 3600) / 60);
-    const seconds = total % 60;
-    const two = (number) => String(number).padStart(2, "0");
-    if (days > 0) return `${days} day${days === 1 ? "" : "s"} ${hours} h ${two(minutes)} min`;
-    if (hours > 0) return `${hours} h ${two(minutes)} min ${two(seconds)} s`;
-    return `${minutes} min ${two(seconds)} s`;
-  }
+  // Whole seconds left, written as the server writes durations (portal.js); "expired" rather than a
+  // negative time.
+  const remaining = (milliseconds) => window.portalDuration(Math.floor(milliseconds / 1000));
 
   // Python writes microseconds; not every browser parses more than milliseconds.
   const instant = (text) => Date.parse(text.replace(/(\.\d{3})\d+/, "$1"));

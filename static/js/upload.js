@@ -41,11 +41,7 @@
     }
     return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
   };
-  const duration = (seconds) => {
-    if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
-    if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
-    return `${(seconds / 3600).toFixed(1)} h`;
-  };
+  const duration = (seconds) => window.portalDuration(Math.max(1, seconds));
 
   const show = (button, visible) => {
     button.hidden = !visible;
