@@ -204,6 +204,7 @@ else:
     _SHARED_CACHE = {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": "portal_cache",
+        "KEY_PREFIX": CHANNEL_PREFIX,
         "OPTIONS": {"MAX_ENTRIES": 100_000},
     }
 CACHES = {

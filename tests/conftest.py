@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -77,6 +79,19 @@ def step(django_capture_on_commit_callbacks):
             return work()
 
     return run
+
+
+@pytest.fixture
+def own_sign_in_budgets(settings):
+    """Sign-in budgets that only this test spends: the ``shared`` cache under a key prefix of its own.
+
+    Failed sign-ins are counted in the shared cache, which a test's rollback does not always empty
+    (tests on committed data, servers in other threads and processes): a budget test must not start
+    with places another test left taken. Returns the prefix, for another process that must share it.
+    """
+    prefix = f"test-{secrets.token_hex(6)}"
+    settings.CACHES = {**settings.CACHES, "shared": {**settings.CACHES["shared"], "KEY_PREFIX": prefix}}
+    return prefix
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ def spent_budgets():
     caches["shared"].clear()
 
 
-def test_wrong_current_passwords_are_throttled_like_sign_ins(member, settings, spent_budgets):
+def test_wrong_current_passwords_are_throttled_like_sign_ins(member, settings, own_sign_in_budgets, spent_budgets):
     settings.SIGN_IN_FAILURES_PER_ACCOUNT = 3
     browser = signed_in(member)
     for _ in range(3):

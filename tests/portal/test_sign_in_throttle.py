@@ -25,8 +25,8 @@ TEST_REDIS_URL = os.environ.get("PORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379
 
 
 @pytest.fixture
-def limits(settings):
-    """Small budgets, so a test reaches them in a few requests."""
+def limits(settings, own_sign_in_budgets):
+    """Small budgets, so a test reaches them in a few requests, counted apart from other tests'."""
     settings.TRUSTED_PROXIES = 0
     settings.SIGN_IN_WINDOW_SECONDS = 60
     settings.SIGN_IN_FAILURES_PER_ADDRESS = 4
@@ -249,7 +249,7 @@ print(json.dumps(statuses))
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_budget_is_shared_with_another_process(limits, api, shared_cache):
+def test_the_budget_is_shared_with_another_process(limits, api, own_sign_in_budgets, shared_cache):
     """Another web server process (its own interpreter, cache client and database connection)."""
     client = api()
     assert [token(client, f"here{n}", "guess", REMOTE_ADDR="203.0.113.50").status_code for n in range(2)] == [400, 400]
@@ -260,6 +260,7 @@ def test_the_budget_is_shared_with_another_process(limits, api, shared_cache):
         "PORTAL_SIGN_IN_WINDOW": "60",
         "PORTAL_SIGN_IN_FAILURES_PER_ADDRESS": "4",
         "PORTAL_SIGN_IN_FAILURES_PER_ACCOUNT": "3",
+        "PORTAL_CHANNEL_PREFIX": own_sign_in_budgets,  # the shared cache's key prefix
     }
     env.pop("REDIS_URL", None)
     done = subprocess.run(
