@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "notices",
     "usage",
     "transfers",
+    "metrics",
 ]
 
 MIDDLEWARE = [
@@ -459,6 +460,18 @@ PRICE_MEMORY_GIB_HOUR = env_matching("PORTAL_PRICE_MEMORY_GIB_HOUR", "0.005", **
 PRICE_DISK_GIB_HOUR = env_matching("PORTAL_PRICE_DISK_GIB_HOUR", "0.0002", **_PRICE)
 PRICE_SNAPSHOT_GIB_HOUR = env_matching("PORTAL_PRICE_SNAPSHOT_GIB_HOUR", "0.0001", **_PRICE)
 CURRENCY = env_matching("PORTAL_CURRENCY", "EUR", pattern="[A-Z]{3}", explain="a three-letter currency code, e.g. EUR")
+
+# Operators' day two. Live migration: how long a move may take before it is cancelled (the guest keeps
+# running where it was), and the bandwidth it may use (MiB/s; 0: libvirt's default, unlimited).
+MIGRATION_TIMEOUT_SECONDS = env_int("PORTAL_MIGRATION_TIMEOUT", 600, minimum=10, maximum=24 * 3600)
+MIGRATION_MAX_MIB_SEC = env_int("PORTAL_MIGRATION_MAX_MIB_SEC", 0, minimum=0)
+# The sampler (metrics/): every guest's and host's figures through libvirt's bulk stats, kept this long.
+METRICS_SAMPLE_SECONDS = env_int("PORTAL_METRICS_SAMPLE", 60, minimum=5, maximum=3600)
+METRICS_HISTORY_SECONDS = env_int("PORTAL_METRICS_HISTORY", 2 * 24 * 3600, minimum=3600)
+# /metrics (Prometheus' text format) answers a bearer token (PORTAL_METRICS_TOKEN; empty: none) or a
+# scraper from these networks (comma-separated; loopback by default).
+METRICS_TOKEN = env_str("PORTAL_METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("PORTAL_METRICS_ALLOWED", ["127.0.0.0/8", "::1/128"])
 
 LOGGING = {
     "version": 1,

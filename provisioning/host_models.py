@@ -25,6 +25,11 @@ class Host(models.Model):
         "memory_reserved_mib",
         "disk_overcommit",
         "console_address",
+        "migration_address",
+        "dedicated_cpu_set",
+        "disk_bytes_sec_ceiling",
+        "disk_iops_sec_ceiling",
+        "net_kib_sec_ceiling",
     )
     # Fields the driver reads from the host; operators and API clients never set them.
     OBSERVED_FIELDS = (
@@ -117,6 +122,33 @@ class Host(models.Model):
     console_address = models.GenericIPAddressField(
         default="127.0.0.1",
         help_text="The host's management address: its VMs' VNC servers listen only there, for the console proxy",
+    )
+
+    migration_address = models.GenericIPAddressField(
+        default="127.0.0.1",
+        help_text="Where this host receives live migrations (QEMU's memory stream and the copy of the disks)",
+    )
+    # Maintenance: drained, then evacuated; its libvirtd may then be stopped, and health checks and the
+    # reconciler do not count that as a failure. Undraining ends it.
+    maintenance = models.BooleanField(
+        default=False, help_text="Drained and evacuated for maintenance: its libvirtd may be stopped"
+    )
+    maintenance_since = models.DateTimeField(null=True, blank=True, verbose_name="in maintenance since")
+    # Quality of service: what no guest on this host may exceed, whatever its flavor says (empty: no ceiling).
+    disk_bytes_sec_ceiling = models.PositiveBigIntegerField(
+        null=True, blank=True, verbose_name="disk ceiling (bytes/s per guest)", help_text="Empty: none"
+    )
+    disk_iops_sec_ceiling = models.PositiveBigIntegerField(
+        null=True, blank=True, verbose_name="disk ceiling (operations/s per guest)", help_text="Empty: none"
+    )
+    net_kib_sec_ceiling = models.PositiveBigIntegerField(
+        null=True, blank=True, verbose_name="network ceiling (KiB/s per guest)", help_text="Empty: none"
+    )
+    dedicated_cpu_set = models.CharField(
+        max_length=200,
+        blank=True,
+        verbose_name="dedicated CPU set",
+        help_text="Physical CPUs that dedicated flavors' vCPUs are pinned to, one vCPU each (e.g. 2-7); empty: none",
     )
 
     class Meta:

@@ -14,6 +14,7 @@ from portal.models import Project
 from provisioning.endpoints import endpoint_url
 from provisioning.host_models import Host as Host  # the app's models, defined apart
 from provisioning.host_models import HostImage as HostImage
+from provisioning.operation_models import Operation as Operation
 from provisioning.querysets import (
     ConsoleTicketQuerySet,
     FlavorQuerySet,
@@ -38,6 +39,8 @@ class Status(models.TextChoices):
     UNSHELVING = "unshelving", "Unshelving"
     SNAPSHOTTING = "snapshotting", "Snapshotting"
     REVERTING = "reverting", "Reverting"
+    MIGRATING = "migrating", "Moving to another host"
+    RESIZING = "resizing", "Resizing"
     DELETING = "deleting", "Deleting"
     DELETED = "deleted", "Deleted"
     ERROR = "error", "Error"
@@ -60,6 +63,8 @@ BUSY_STATUSES = (
     Status.UNSHELVING,
     Status.SNAPSHOTTING,
     Status.REVERTING,
+    Status.MIGRATING,
+    Status.RESIZING,
 )
 
 
@@ -67,6 +72,10 @@ def new_vnc_password() -> str:
     """A random VNC password. VNC authentication uses at most 8 characters (a DES key)."""
     alphabet = string.ascii_letters + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def _limit(verbose_name: str) -> models.PositiveBigIntegerField:
+    return models.PositiveBigIntegerField(null=True, blank=True, verbose_name=verbose_name, help_text="Empty: no limit")
 
 
 class Flavor(models.Model):
@@ -77,6 +86,25 @@ class Flavor(models.Model):
     vcpus = models.PositiveIntegerField(verbose_name="virtual CPUs")
     memory_mib = models.PositiveIntegerField(verbose_name="memory (MiB)")
     disk_gib = models.PositiveIntegerField(verbose_name="disk (GiB)")
+    # Quality of service (provisioning.qos): each limit is libvirt's own (<iotune>, <bandwidth>,
+    # <cputune>), copied into an instance's ``qos`` at launch; empty means no limit.
+    disk_read_bytes_sec = _limit("disk reads (bytes/s)")
+    disk_write_bytes_sec = _limit("disk writes (bytes/s)")
+    disk_read_iops_sec = _limit("disk reads (operations/s)")
+    disk_write_iops_sec = _limit("disk writes (operations/s)")
+    net_inbound_kib_sec = _limit("network in (KiB/s)")
+    net_outbound_kib_sec = _limit("network out (KiB/s)")
+    cpu_shares = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        verbose_name="CPU shares",
+        help_text="Its weight when guests compete for the host's CPUs (libvirt's default is 1024 per vCPU)",
+    )
+    dedicated_cpus = models.BooleanField(
+        default=False,
+        verbose_name="dedicated CPUs",
+        help_text="Each vCPU pinned to a physical CPU of its own, from the host's dedicated CPU set",
+    )
 
     objects = FlavorQuerySet.as_manager()
 
@@ -200,6 +228,15 @@ class Instance(models.Model):
     # VNC authentication itself. Empty for domains defined before consoles had passwords.
     vnc_password = models.CharField(
         max_length=8, blank=True, default=new_vnc_password, editable=False, verbose_name="VNC password"
+    )
+    # Its flavor's quality-of-service limits at launch (provisioning.qos), written into its domain.
+    qos = models.JSONField(default=dict, blank=True, verbose_name="quality of service")
+    pinned_cpus = models.CharField(
+        max_length=200, blank=True, help_text="Physical CPUs its vCPUs are pinned to (a dedicated flavor)"
+    )
+    restart_needed = models.BooleanField(
+        default=False,
+        help_text="Resized while it ran, beyond what could change live: the new size takes effect at its next start",
     )
 
     objects = InstanceQuerySet.as_manager()

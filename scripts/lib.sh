@@ -19,8 +19,9 @@ APT_PACKAGES=(
 )
 # The end-to-end tests' second libvirt host is reached once over SSH: a private sshd on loopback,
 # and nc on the "remote" side to reach that host's socket (see test_hosts_start); Debian's chromium for
-# the browser tests (Playwright drives it; it never downloads a browser).
-TEST_APT_PACKAGES=(openssh-server openssh-client netcat-openbsd util-linux chromium)
+# the browser tests (Playwright drives it; it never downloads a browser); Prometheus, which a test
+# starts on loopback to scrape /metrics as operators' own would.
+TEST_APT_PACKAGES=(openssh-server openssh-client netcat-openbsd util-linux chromium prometheus)
 
 apt_install() {
   local missing=()
