@@ -47,6 +47,7 @@ urlpatterns = [
     path("", include("transfers.urls")),
     path("", include("provisioning.stack_action_urls")),
     path("", include("provisioning.host_urls")),
+    path("", include("metrics.urls")),
     path("admin/", admin.site.urls),
     # Namespaced so the router's names (stack-list, stack-detail...) never shadow the web pages'.
     path("api/v1/", include(("portal.api.urls", "api"), namespace="api")),

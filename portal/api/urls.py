@@ -10,6 +10,7 @@ from portal.api.policy import ProjectPolicyView
 from portal.api.tokens import ApiTokenViewSet, TokenCreateView
 from portal.api.views import ProjectViewSet
 from provisioning.api.hosts import HostViewSet
+from provisioning.api.operations import OperationViewSet
 from provisioning.api.templates import TemplateViewSet
 from provisioning.api.views import StackViewSet
 from provisioning.consoles.api import InstanceViewSet
@@ -24,6 +25,7 @@ router.register("stacks", StackViewSet, basename="stack")
 router.register("templates", TemplateViewSet, basename="template")
 router.register("instances", InstanceViewSet, basename="instance")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("operations", OperationViewSet, basename="operation")
 
 urlpatterns = [
     path("auth/token/", TokenCreateView.as_view(), name="api-token"),
@@ -36,6 +38,11 @@ urlpatterns = [
     path("projects/<int:pk>/policy/", ProjectPolicyView.as_view(), name="project-policy"),
     path("projects/<int:pk>/usage/", include("usage.api_urls")),
     path("", include("transfers.api.urls")),
+    # Operators' day two, ahead of the router (its stacks/{id}/ and instances/{id}/ routes).
+    path("", include("provisioning.api.migration_urls")),
+    path("", include("provisioning.api.evacuation_urls")),
+    path("", include("provisioning.api.resize_urls")),
+    path("", include("metrics.api_urls")),
     path("", include(router.urls)),
     # Any other path under the API answers in the API's error body, not with the site's HTML page.
     re_path(r"^.*/$", api_not_found),  # without the slash, Django first redirects to it (APPEND_SLASH)

@@ -1,0 +1,5 @@
+"""What guests and hosts used: ``instances/{id}/metrics/``."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

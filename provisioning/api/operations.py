@@ -1,0 +1,58 @@
+"""``GET /api/v1/operations/`` and ``/operations/{id}/``: moves, evacuations and resizes, with their
+progress and outcome. Members see their projects' operations; a host's evacuation, operators only."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers, viewsets
+
+from provisioning.models import Operation
+
+
+class OperationSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="api:operation-detail")
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    host = serializers.SlugRelatedField(slug_field="name", read_only=True, help_text="The host it moves away from")
+    target_host = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, help_text="The host it moves to, once known"
+    )
+    finished = serializers.BooleanField(read_only=True, help_text="It has reached a final state")
+
+    class Meta:
+        model = Operation
+        fields = [
+            "id",
+            "url",
+            "kind",
+            "status",
+            "finished",
+            "progress_percent",
+            "detail",
+            "result",
+            "request",
+            "project",
+            "stack",
+            "instance",
+            "host",
+            "target_host",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List operations (moves, evacuations, resizes)"),
+    retrieve=extend_schema(summary="Get an operation and its progress"),
+)
+class OperationViewSet(viewsets.ReadOnlyModelViewSet):
+    """What a 202 from migrate, evacuate or resize points at: poll it until ``finished``."""
+
+    serializer_class = OperationSerializer
+    filterset_fields = ["kind", "status", "stack", "instance", "host"]
+
+    def get_queryset(self) -> QuerySet[Operation]:
+        return Operation.objects.visible_to(self.request.user).select_related("created_by", "host", "target_host")
