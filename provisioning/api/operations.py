@@ -12,10 +12,12 @@ from provisioning.models import Operation
 
 class OperationSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:operation-detail")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    host = serializers.SlugRelatedField(slug_field="name", read_only=True, help_text="The host it moves away from")
-    target_host = serializers.SlugRelatedField(
-        slug_field="name", read_only=True, help_text="The host it moves to, once known"
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    host = serializers.CharField(
+        source="host.name", read_only=True, default=None, help_text="The host it moves away from"
+    )
+    target_host = serializers.CharField(
+        source="target_host.name", read_only=True, default=None, help_text="The host it moves to, once known"
     )
     finished = serializers.BooleanField(read_only=True, help_text="It has reached a final state")
 

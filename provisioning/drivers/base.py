@@ -10,6 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from provisioning.drivers.metrics_types import MetricsOps
+from provisioning.drivers.migration_types import MigrationOps
+from provisioning.drivers.qos_types import DomainQos
+from provisioning.drivers.resize_types import ResizeOps
+
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(done_bytes, total_bytes)`` during long transfers."""
 
@@ -129,6 +134,9 @@ class DomainSpec:
     # daemon): a file in the host's storage pool folder, so the portal reads it back through the
     # storage API (``read_console_log``) wherever the host is. None: the output is not kept.
     console_log_path: str | None = None
+    # The most vCPUs it may take while it runs (``<vcpu current=vcpus>max_vcpus</vcpu>``); None: vcpus.
+    max_vcpus: int | None = None
+    qos: DomainQos = field(default_factory=DomainQos)
 
 
 @dataclass(frozen=True)
@@ -188,7 +196,7 @@ class ConsoleStream(Protocol):
         ...
 
 
-class HypervisorDriver(Protocol):
+class HypervisorDriver(MigrationOps, ResizeOps, MetricsOps, Protocol):
     """What the portal needs from a host. Implementations must be safe to call repeatedly."""
 
     uri: str

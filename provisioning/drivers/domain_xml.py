@@ -13,6 +13,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from provisioning.drivers.base import DomainSpec, DomainTags, InvalidRequest, PortForward
+from provisioning.drivers.qos_xml import add_qos
 from provisioning.drivers.snapshot_xml import (
     SNAPSHOT_DISKS_ONLY,
     SNAPSHOT_FORMATS,
@@ -185,7 +186,10 @@ def build_domain_xml(spec: DomainSpec) -> str:
     _sub(domain, "name", spec.name)
     _add_metadata(domain, spec.tags)
     _sub(domain, "memory", str(spec.memory_mib), unit="MiB")
-    _sub(domain, "vcpu", str(spec.vcpus))
+    if spec.max_vcpus is not None and spec.max_vcpus > spec.vcpus:
+        _sub(domain, "vcpu", str(spec.max_vcpus), current=str(spec.vcpus))  # room to add vCPUs live
+    else:
+        _sub(domain, "vcpu", str(spec.vcpus))
     _add_os_and_features(domain, spec)
     _sub(domain, "on_poweroff", "destroy")
     devices = _sub(domain, "devices")
@@ -195,6 +199,7 @@ def build_domain_xml(spec: DomainSpec) -> str:
     _add_console(devices, spec)
     _add_display(devices, spec)
     _add_port_forwards(domain, spec.port_forwards)
+    add_qos(domain, spec.qos)
     return ET.tostring(domain, encoding="unicode")
 
 

@@ -9,8 +9,10 @@ The driver is assembled from parts with one job each, sharing one connection:
 translation), ``libvirt_storage`` (pools, volumes, uploads and downloads), ``libvirt_domains`` (domains),
 ``libvirt_power`` (power actions and managed saves), ``libvirt_snapshots`` (internal snapshots),
 ``libvirt_networks`` (stack networks), ``libvirt_console`` (serial consoles over libvirt streams),
-``libvirt_console_log`` (what the serial consoles wrote, kept in the pool) and ``libvirt_stats``
-(activity samples: CPU time, state, connections through published ports). Only these modules import ``libvirt``.
+``libvirt_console_log`` (what the serial consoles wrote, kept in the pool) ``libvirt_stats``
+(activity samples: CPU time, state, connections through published ports), ``libvirt_migration`` (moving
+running domains between hosts), ``libvirt_resize`` (vCPUs, memory, disk size) and ``libvirt_metrics``
+(the sampler's figures). Only these modules import ``libvirt``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from provisioning.drivers.domain_xml import parse_guest_arches
 from provisioning.drivers.libvirt_console import LibvirtConsoles
 from provisioning.drivers.libvirt_console_log import LibvirtConsoleLogs
 from provisioning.drivers.libvirt_domains import LibvirtDomains
+from provisioning.drivers.libvirt_metrics import LibvirtMetrics
+from provisioning.drivers.libvirt_migration import LibvirtMigration
 from provisioning.drivers.libvirt_networks import LibvirtNetworks
 from provisioning.drivers.libvirt_power import LibvirtPower
+from provisioning.drivers.libvirt_resize import LibvirtResize
 from provisioning.drivers.libvirt_snapshots import LibvirtSnapshots
 from provisioning.drivers.libvirt_stats import LibvirtStats
 from provisioning.drivers.libvirt_storage import LibvirtStorage
@@ -47,6 +52,9 @@ class LibvirtDriver(
     LibvirtConsoles,
     LibvirtConsoleLogs,
     LibvirtStats,
+    LibvirtMigration,
+    LibvirtResize,
+    LibvirtMetrics,
 ):
     """A ``HypervisorDriver`` for one libvirt URI; the connection opens on first use.
 

@@ -33,6 +33,8 @@ from provisioning.drivers import (
 from provisioning.endpoints import bind_address
 from provisioning.models import Host, Instance, PublishedPort, Stack, Status
 from provisioning.placement import allocate_port
+from provisioning.qos import domain_qos
+from provisioning.resize_limits import vcpu_ceiling
 from provisioning.services.base_images import ensure_base_volume
 from provisioning.services.cleanup import remove_stack_resources
 from provisioning.services.config_drives import upload_config_drive
@@ -236,6 +238,8 @@ def _domain_spec(*, host: Host, instance: Instance, disks: InstanceDisks) -> Dom
         port_forwards=port_forwards(host=host, instance=instance),
         # The serial output is kept beside the disk, so a console opened late shows what came before.
         console_log_path=console_log_path(instance=instance, disk_path=disks.overlay),
+        max_vcpus=vcpu_ceiling(instance=instance, host=host),
+        qos=domain_qos(instance=instance, host=host),
     )
 
 
