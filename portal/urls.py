@@ -48,6 +48,7 @@ urlpatterns = [
     path("", include("provisioning.stack_action_urls")),
     path("", include("provisioning.host_urls")),
     path("", include("metrics.urls")),
+    path("", include("metrics.page_urls")),
     path("admin/", admin.site.urls),
     # Namespaced so the router's names (stack-list, stack-detail...) never shadow the web pages'.
     path("api/v1/", include(("portal.api.urls", "api"), namespace="api")),

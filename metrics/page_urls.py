@@ -1,0 +1,5 @@
+"""Pages of what guests and hosts used: an instance's charts."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
