@@ -1,5 +1,7 @@
-"""``/metrics``: Prometheus' text format, for scrapers."""
+"""``/metrics``: Prometheus' text format (or OpenMetrics, when asked), for scrapers."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from metrics.prometheus import metrics_view
+
+urlpatterns: list[URLPattern] = [path("metrics", metrics_view, name="metrics")]

@@ -180,6 +180,8 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # /metrics counts lease actions by action on every scrape.
+        indexes = [models.Index(fields=["action"], name="audit_action")]
 
     def __str__(self) -> str:
         return f"{moment_text(self.created_at)} {actor_name(self.actor)} {self.action} {self.target}"
