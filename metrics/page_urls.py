@@ -1,5 +1,9 @@
 """Pages of what guests and hosts used: an instance's charts."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from metrics import views
+
+urlpatterns = [
+    path("instances/<int:pk>/", views.instance_detail, name="instance-detail"),
+]
