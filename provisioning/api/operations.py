@@ -13,12 +13,16 @@ from provisioning.models import Operation
 
 class OperationSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:operation-detail")
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None, allow_null=True)
     host = serializers.CharField(
-        source="host.name", read_only=True, default=None, help_text="The host it moves away from"
+        source="host.name", read_only=True, default=None, allow_null=True, help_text="The host it moves away from"
     )
     target_host = serializers.CharField(
-        source="target_host.name", read_only=True, default=None, help_text="The host it moves to, once known"
+        source="target_host.name",
+        read_only=True,
+        default=None,
+        allow_null=True,
+        help_text="The host it moves to, once known",
     )
     finished = serializers.BooleanField(read_only=True, help_text="It has reached a final state")
 

@@ -56,6 +56,10 @@ _HOSTFWD_PCI_ADDR = "0x9"
 # --- domain XML ---------------------------------------------------------------------------------
 
 
+# The config drive's device name in the guest: the sampler leaves it out of disk figures.
+CONFIG_DRIVE_TARGET = "vdb"
+
+
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
     element = ET.SubElement(parent, tag, attrs)
     if text is not None:
@@ -99,7 +103,7 @@ def _add_config_drive(devices: ET.Element, spec: DomainSpec) -> None:
     disk = _sub(devices, "disk", type="file", device="disk")
     _sub(disk, "driver", name="qemu", type="raw")
     _sub(disk, "source", file=spec.config_drive_path)
-    _sub(disk, "target", dev="vdb", bus="virtio")
+    _sub(disk, "target", dev=CONFIG_DRIVE_TARGET, bus="virtio")
     _sub(disk, "readonly")
 
 
