@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
@@ -12,6 +13,7 @@ from django.http import HttpRequest
 from portal import errors
 from portal.actors import actor_name
 from portal.admin_tools import ObservedOnlyAdmin, ObservedOnlyInline, ServiceForm, ServiceFormAdmin
+from provisioning import qos
 from provisioning.models import (
     Flavor,
     Instance,
@@ -169,13 +171,42 @@ class StackTemplateAdmin(ServiceFormAdmin):
             templates.template_delete(user=request.user, template=template)
 
 
+class FlavorForm(forms.ModelForm):
+    class Meta:
+        model = Flavor
+        fields = ["project", "name", "vcpus", "memory_mib", "disk_gib", *qos.QOS_FIELDS]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in (*qos.LIMIT_FIELDS, "cpu_shares"):
+            problem = qos.limit_problem(name, cleaned.get(name))
+            if problem:
+                self.add_error(name, problem)
+        return cleaned
+
+
 @admin.register(Flavor)
 class FlavorAdmin(admin.ModelAdmin):
-    """Named sizes for templates: shared (no project) or a project's own. Operator settings, like quotas."""
+    """Named sizes for templates: shared (no project) or a project's own. Operator settings, like quotas.
 
-    list_display = ["name", "project", "vcpus", "memory_mib", "disk_gib"]
-    list_filter = ["project"]
+    Its quality of service is copied into each instance at launch: a change applies to later launches.
+    """
+
+    form = FlavorForm
+    list_display = ["name", "project", "vcpus", "memory_mib", "disk_gib", "dedicated_cpus", "limits"]
+    list_filter = ["project", "dedicated_cpus"]
     search_fields = ["name"]
+    fieldsets = [
+        (None, {"fields": ["project", "name", "vcpus", "memory_mib", "disk_gib"]}),
+        (
+            "Quality of service (applies to stacks launched after a change)",
+            {"fields": list(qos.QOS_FIELDS)},
+        ),
+    ]
+
+    @admin.display(description="Limits")
+    def limits(self, flavor: Flavor) -> str:
+        return qos.describe(qos.flavor_qos(flavor)) or "none"
 
 
 # Registered from their own modules; imported here because Django discovers only ``admin.py``.

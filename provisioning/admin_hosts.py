@@ -9,6 +9,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from portal.admin_tools import ObservedOnlyAdmin, ServiceForm, ServiceFormAdmin
+from provisioning import qos
 from provisioning.host_sizes import disk_sum, memory_sum, state_words, vcpu_sum
 from provisioning.models import Host, HostImage
 from provisioning.services import hosts
@@ -21,6 +22,18 @@ class HostForm(ServiceForm):
     class Meta:
         model = Host
         fields = list(Host.SETTABLE_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in ("disk_bytes_sec_ceiling", "disk_iops_sec_ceiling", "net_kib_sec_ceiling"):
+            problem = qos.limit_problem(name, cleaned.get(name))
+            if problem:
+                self.add_error(name, problem)
+        cpu_set = cleaned.get("dedicated_cpu_set")
+        problem = cpu_set and qos.cpu_set_problem(cpu_set, host_cpus=self.instance.cpus)
+        if problem:
+            self.add_error("dedicated_cpu_set", problem)
+        return cleaned
 
     def save_through_service(self, cleaned: dict[str, Any]) -> Model:
         settable = {field: cleaned[field] for field in Host.SETTABLE_FIELDS if field in cleaned}
@@ -44,12 +57,20 @@ class HostAdmin(ServiceFormAdmin):
         "vcpus_to_place",
         "memory_to_place",
         "disk_to_place",
+        "dedicated_cpus_free",
         "last_checked_at",
     ]
     list_filter = ["enabled", "draining", "healthy", "domain_type"]
     search_fields = ["name", "uri", "hostname"]
     # Draining is changed with the drain and undrain actions (audited), not on the form.
-    readonly_fields = ["draining", *Host.OBSERVED_FIELDS, "vcpus_to_place", "memory_to_place", "disk_to_place"]
+    readonly_fields = [
+        "draining",
+        *Host.OBSERVED_FIELDS,
+        "vcpus_to_place",
+        "memory_to_place",
+        "disk_to_place",
+        "dedicated_cpus_free",
+    ]
     actions = ["refresh", "repair", "reconcile", "drain", "undrain"]
 
     # Physical size and overcommit side by side, as on the Hosts page: "2 CPUs" here and "8 vCPUs"
@@ -69,6 +90,13 @@ class HostAdmin(ServiceFormAdmin):
     @admin.display(description="Disk to place")
     def disk_to_place(self, host: Host) -> str:
         return disk_sum(host)
+
+    @admin.display(description="Dedicated CPUs free")
+    def dedicated_cpus_free(self, host: Host) -> str:
+        if not host.pk or not host.dedicated_cpu_set.strip():
+            return "none set"
+        free = qos.free_dedicated_cpus(host)
+        return f"{len(free)} of {len(qos.parse_cpu_set(host.dedicated_cpu_set))} ({qos.cpu_list(free) or 'none'})"
 
     @admin.action(description="Drain: keep their stacks, place no new ones")
     def drain(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:

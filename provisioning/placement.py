@@ -59,6 +59,7 @@ from django.db.models import Q
 
 from portal.errors import NoCapacity
 from provisioning import placement_sql as sql
+from provisioning import qos
 from provisioning.demand import GIB, StackDemand
 from provisioning.endpoints import bind_address
 from provisioning.models import Host, PublishedPort
@@ -90,7 +91,7 @@ _ORDER = {Strategy.SPREAD: sql.SPREAD_ORDER, Strategy.PACK: sql.PACK_ORDER}
 _WRITE_LOCK_AT_BEGIN = {"IMMEDIATE", "EXCLUSIVE"}
 
 
-def claim_host(demand: StackDemand, *, strategy: Strategy | None = None) -> Host:
+def claim_host(demand: StackDemand, *, strategy: Strategy | None = None, dedicated_cpus: int = 0) -> Host:
     """Choose a host for the whole stack and claim it; call inside the launch transaction.
 
     The claim holds until the transaction ends: the instance rows written after it count against
@@ -106,7 +107,36 @@ def claim_host(demand: StackDemand, *, strategy: Strategy | None = None) -> Host
     emptiest 6% of the cloud, and a cloud of up to ``SAMPLE`` hosts is weighed whole. Only when no
     host of the window has room are all hosts weighed. Pack weighs all hosts: its point is the one
     fullest host that fits, which a window would miss.
+
+    ``dedicated_cpus``: only a host with that many dedicated CPUs free will do (``provisioning.qos``);
+    the caller takes them (``qos.take_dedicated_cpus``) in the same transaction, under the claim's lock.
     """
+    if dedicated_cpus:
+        return _claim_with_dedicated_cpus(demand, strategy=strategy, count=dedicated_cpus)
+    return _claim_host(demand, strategy=strategy, only=None)
+
+
+def _claim_with_dedicated_cpus(demand: StackDemand, *, strategy: Strategy | None, count: int) -> Host:
+    # Counted without a lock, then again under the claim's row lock: a host that another launch filled
+    # in between is given back (its claim rolled back to a savepoint) and the next one tried.
+    usable = list(Host.objects.filter(USABLE))
+    if not usable:
+        raise no_capacity(demand)
+    filled: set[int] = set()
+    for _round in range(ROUNDS):
+        only = [pk for pk in qos.hosts_with_free_cpus(count, usable) if pk not in filled]
+        if not only:
+            raise qos.no_dedicated_room(count, usable)
+        with transaction.atomic():
+            host = _claim_host(demand, strategy=strategy, only=only)
+            if len(qos.free_dedicated_cpus(host)) >= count:
+                return host
+            filled.add(host.pk)
+            transaction.set_rollback(True)
+    raise NoCapacity(f"other launches took the dedicated CPUs of every host {ROUNDS} times in a row; try again")
+
+
+def _claim_host(demand: StackDemand, *, strategy: Strategy | None, only: list[int] | None) -> Host:
     db = transaction.get_connection()
     if not db.in_atomic_block:
         raise RuntimeError("claim_host runs inside the launch transaction: its row lock is the claim")
@@ -118,9 +148,9 @@ def claim_host(demand: StackDemand, *, strategy: Strategy | None = None) -> Host
     for _round in range(ROUNDS):
         claim: _Claim | None = None
         if chosen is Strategy.SPREAD:
-            claim = _claim_best(db, demand, order=_ORDER[chosen], sample=SAMPLE)
+            claim = _claim_best(db, demand, order=_ORDER[chosen], sample=SAMPLE, only=only)
         if claim is None:
-            claim = _claim_best(db, demand, order=_ORDER[chosen], sample=None)
+            claim = _claim_best(db, demand, order=_ORDER[chosen], sample=None, only=only)
         if claim is None:
             raise no_capacity(demand)
         if claim.host is not None:
@@ -142,9 +172,11 @@ class _Claim:
     host: Host | None  # None: every candidate was held or had changed
 
 
-def _claim_best(db: BaseDatabaseWrapper, demand: StackDemand, *, order: str, sample: int | None) -> _Claim | None:
+def _claim_best(
+    db: BaseDatabaseWrapper, demand: StackDemand, *, order: str, sample: int | None, only: list[int] | None
+) -> _Claim | None:
     """Weigh and claim in one statement; None when no host (of the window, with ``sample``) has room."""
-    where, params = sql.eligible(demand)
+    where, params = sql.eligible(demand, only=only)
     if sample:
         offset = random.randrange(1 << 62)  # noqa: S311 - spreads load, guards nothing
         chosen = sql.window(where, params, size=sample, offset=offset, columns=sql.COUNTED_LOAD)

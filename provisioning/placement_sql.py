@@ -57,13 +57,22 @@ def runs(*, arches: frozenset[str] = frozenset(), domain_types: frozenset[str] =
     return " AND ".join(conditions), params
 
 
-def eligible(demand: StackDemand) -> tuple[str, Params]:
-    """SQL: host ``h`` passes every filter that does not depend on what it holds."""
+def eligible(demand: StackDemand, *, only: Sequence[int] | None = None) -> tuple[str, Params]:
+    """SQL: host ``h`` passes every filter that does not depend on what it holds (and is one of ``only``).
+
+    ``only`` narrows the hosts to those a filter read in Python let through (free dedicated CPUs,
+    ``provisioning.qos``); its length shapes the statement, so only such launches make more shapes.
+    """
     runs_sql, runs_params = runs(arches=demand.arches, domain_types=demand.domain_types)
     vcpus, memory, disk = capacities("h")
     room = f"{vcpus} >= %s AND {memory} >= %s AND (h.pool_capacity_bytes = 0 OR {disk} >= %s)"
     room_params: Params = [demand.vcpus, demand.memory_mib, demand.disk_gib * GIB]
-    return f"{USABLE} AND {runs_sql} AND {room}", runs_params + room_params
+    where, params = f"{USABLE} AND {runs_sql} AND {room}", runs_params + room_params
+    if only is not None:
+        ids = sorted(only) or [0]  # no host: an id no row has
+        where += f" AND h.id IN ({', '.join(['%s'] * len(ids))})"
+        params = [*params, *ids]
+    return where, params
 
 
 def _counted_load() -> str:

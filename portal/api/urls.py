@@ -9,6 +9,7 @@ from portal.api.errors import api_not_found
 from portal.api.policy import ProjectPolicyView
 from portal.api.tokens import ApiTokenViewSet, TokenCreateView
 from portal.api.views import ProjectViewSet
+from provisioning.api.flavors import FlavorViewSet
 from provisioning.api.hosts import HostViewSet
 from provisioning.api.operations import OperationViewSet
 from provisioning.api.templates import TemplateViewSet
@@ -26,6 +27,7 @@ router.register("templates", TemplateViewSet, basename="template")
 router.register("instances", InstanceViewSet, basename="instance")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("operations", OperationViewSet, basename="operation")
+router.register("flavors", FlavorViewSet, basename="flavor")
 
 urlpatterns = [
     path("auth/token/", TokenCreateView.as_view(), name="api-token"),

@@ -9,10 +9,11 @@ from catalog.selectors import appliance_version_for_launch, appliances_visible_t
 from portal.api.fields import LeaseSecondsField, NameField, ScopedPrimaryKeyField
 from portal.api.validation import ExactlyOneOf, StrictRequestSerializer
 from portal.models import Project
+from provisioning import qos
 from provisioning.api.template_schema import StoredDocumentField, TemplateDocumentField
 from provisioning.endpoint_states import instance_endpoint_states, stack_endpoint_states
 from provisioning.lease_policy import extendable_until, latest_end
-from provisioning.models import Host, Instance, Stack, StackEvent, StackSnapshot, StackTemplate, Status
+from provisioning.models import Flavor, Host, Instance, Stack, StackEvent, StackSnapshot, StackTemplate, Status
 from provisioning.name_rules import SNAPSHOT_NAME, STACK_NAME, TEMPLATE_NAME
 from provisioning.stack_schedules import DAYS, MAX_WINDOWS
 from provisioning.template_limits import MAX_SOURCE_BYTES
@@ -54,7 +55,13 @@ class InstanceSerializer(serializers.ModelSerializer):
             "disk_gib",
             "appliance_version",
             "endpoints",
+            "qos",
+            "pinned_cpus",
         ]
+        extra_kwargs = {
+            "qos": {"help_text": "Its flavor's quality-of-service limits at launch (empty: none), under host ceilings"},
+            "pinned_cpus": {"help_text": "The host CPU each vCPU is pinned to, in vCPU order (a dedicated flavor)"},
+        }
 
     @extend_schema_field(EndpointSerializer(many=True))
     def get_endpoints(self, instance: Instance) -> list[dict]:
@@ -229,8 +236,40 @@ class LeaseSerializer(StrictRequestSerializer):
     )
 
 
+def _limit_problems(attrs: dict, names: tuple[str, ...]) -> None:
+    problems = {name: problem for name in names if (problem := qos.limit_problem(name, attrs.get(name)))}
+    if problems:
+        raise serializers.ValidationError(problems)
+
+
 class HostSerializer(serializers.ModelSerializer):
+    """A host's settings (with its quality-of-service ceilings and dedicated CPU set) and what is observed."""
+
     class Meta:
         model = Host
         fields = ["id", *Host.SETTABLE_FIELDS, *Host.OBSERVED_FIELDS]
         read_only_fields = Host.OBSERVED_FIELDS
+
+    def validate_dedicated_cpu_set(self, value: str) -> str:
+        host_cpus = self.instance.cpus if isinstance(self.instance, Host) else 0
+        problem = qos.cpu_set_problem(value, host_cpus=host_cpus)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        _limit_problems(attrs, ("disk_bytes_sec_ceiling", "disk_iops_sec_ceiling", "net_kib_sec_ceiling"))
+        return attrs
+
+
+class FlavorSerializer(serializers.ModelSerializer):
+    """A named size and its quality of service: each limit is copied into an instance at launch."""
+
+    class Meta:
+        model = Flavor
+        fields = ["id", "name", "project", "vcpus", "memory_mib", "disk_gib", *qos.QOS_FIELDS]
+        read_only_fields = ["project"]  # null: shared by every project
+
+    def validate(self, attrs: dict) -> dict:
+        _limit_problems(attrs, (*qos.LIMIT_FIELDS, "cpu_shares"))
+        return attrs

@@ -82,6 +82,9 @@ _ALREADY_EXISTS = "already exists"
 # QEMU's words when a user-networking hostfwd cannot bind its host port; libvirt passes them
 # through as an internal error with no code of their own.
 _HOSTFWD_FAILED = "Could not set up host forwarding rule"
+# libvirt shapes a NIC's <bandwidth> with tc; a kernel without the queueing disciplines it asks for
+# (sfq, htb) refuses, and the guest cannot start with network limits on that host.
+_SHAPING_UNAVAILABLE = "qdisc kind is unknown"
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +163,12 @@ def translate_error(exc: libvirt.libvirtError, *, uri: str, action: str, subject
         error = Unsupported(f"cannot {action}: the host does not support it", detail=detail)
     elif _HOSTFWD_FAILED in text:
         error = PortUnavailable(f"cannot {action}: a port to publish is taken on the host", detail=detail)
+    elif _SHAPING_UNAVAILABLE in text:
+        error = Unsupported(
+            f"cannot {action}: the host cannot limit network bandwidth (its kernel lacks the traffic "
+            "shaping it needs): use a flavor without network limits there",
+            detail=detail,
+        )
     elif code in _TRANSIENT_CODES:
         error = InvalidRequest(f"cannot {action}: the host was busy", retryable=True, detail=detail)
     else:

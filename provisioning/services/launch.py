@@ -19,7 +19,7 @@ from portal.lease_bounds import out_of_lease_bounds, within_lease_bounds
 from portal.models import Project, Role
 from portal.scoping import Account, User, require_role
 from portal.task_queues import Queue, enqueue
-from provisioning import naming
+from provisioning import naming, qos
 from provisioning.drivers import DomainTags
 from provisioning.models import Host, Instance, PublishedPort, Stack, StackNetwork, StackTemplate, Status
 from provisioning.name_rules import STACK_NAME, TIER_NAME
@@ -101,6 +101,8 @@ def _launch(
     check_lease(lease)
     plan = plan_stack(user=user, project=project, name=name, document=document)
     demand = plan.demand(lease_seconds=lease)
+    # What each tier's flavor limits, kept by its instances whatever becomes of the flavor.
+    kept = qos.tier_qos(project_id=project.pk, flavors={tier.name: tier.flavor for tier in document.tiers})
 
     with transaction.atomic():
         # Parallel launches of one project queue on its row; launches of different projects only
@@ -112,7 +114,7 @@ def _launch(
                 "name", f"project '{locked_project.name}' already has a stack called '{name}'"
             )
         check_stack_quota(locked_project, demand)
-        host = claim_host(demand)
+        host = claim_host(demand, dedicated_cpus=_dedicated_vcpus(plan, kept))
         stack = Stack.objects.create(
             project=locked_project,
             name=name,
@@ -121,7 +123,7 @@ def _launch(
             created_by=user,
             expires_at=timezone.now() + timedelta(seconds=lease),
         )
-        _create_network_and_instances(stack=stack, host=host, plan=plan)
+        _create_network_and_instances(stack=stack, host=host, plan=plan, kept=kept)
         tiers = ", ".join(f"{item.tier} ({item.version})" for item in plan.instances)
         stack_event(stack, f"queued: {tiers} on host {host.name}", actor=user)
         audit.record(
@@ -141,7 +143,13 @@ def _launch(
     return stack
 
 
-def _create_network_and_instances(*, stack: Stack, host: Host, plan: StackPlan) -> None:
+def _dedicated_vcpus(plan: StackPlan, kept: dict[str, dict[str, int | bool]]) -> int:
+    return sum(item.vcpus for item in plan.instances if kept[item.tier].get("dedicated_cpus"))
+
+
+def _create_network_and_instances(
+    *, stack: Stack, host: Host, plan: StackPlan, kept: dict[str, dict[str, int | bool]]
+) -> None:
     subnet = allocate_subnet(host)
     StackNetwork.objects.create(
         stack=stack,
@@ -160,6 +168,11 @@ def _create_network_and_instances(*, stack: Stack, host: Host, plan: StackPlan) 
             memory_mib=item.memory_mib,
             disk_gib=item.disk_gib,
             address=guest_address(subnet, index),
+            qos=kept[item.tier],
+            # Under the host's row lock, which the claim holds: no other launch can take these CPUs.
+            pinned_cpus=qos.cpu_list(qos.take_dedicated_cpus(host, item.vcpus))
+            if kept[item.tier].get("dedicated_cpus")
+            else "",
         )
         tags = instance_tags(instance)
         instance.domain_name = naming.domain_name(instance_id=instance.pk, role=item.tier)

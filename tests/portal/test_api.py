@@ -192,6 +192,8 @@ def test_api_root_lists_the_collections(member, api):
         "stacks",
         "templates",
         "notifications",
+        "operations",
+        "flavors",
     }
 
 

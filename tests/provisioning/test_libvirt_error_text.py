@@ -78,6 +78,7 @@ def test_the_admin_does_not_show_the_file(client, operator, secret_file):
         "disk_overcommit": "1",
         "memory_reserved_mib": "512",
         "console_address": "127.0.0.1",
+        "migration_address": "127.0.0.1",
     }
     page = client.post("/admin/provisioning/host/add/", form)
     assert page.status_code == 200

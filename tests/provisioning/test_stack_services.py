@@ -301,6 +301,7 @@ def test_admin_refuses_a_host_it_cannot_reach_and_reads_one_it_can(client, opera
         "disk_overcommit": "1",
         "memory_reserved_mib": "512",
         "console_address": "127.0.0.1",
+        "migration_address": "127.0.0.1",
     }
     page = client.post("/admin/provisioning/host/add/", form)
     assert page.status_code == 200
