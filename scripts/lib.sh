@@ -191,6 +191,9 @@ libvirt_host_start() {
     sed -i '/^[[:space:]]*unix_sock_dir[[:space:]]*=/d' "$dir/etc/libvirtd.conf"
     printf '\n# A test host: its client sockets outside its mount namespace.\nunix_sock_dir = "%s"\n' \
       "$dir/sock" >>"$dir/etc/libvirtd.conf"
+    # A host UUID of its own: libvirt refuses to migrate a guest between daemons that share one.
+    sed -i '/^[[:space:]]*host_uuid[[:space:]]*=/d' "$dir/etc/libvirtd.conf"
+    printf 'host_uuid = "%s"\n' "$(cat /proc/sys/kernel/random/uuid)" >>"$dir/etc/libvirtd.conf"
     sed -i '/^[[:space:]]*remote_\(display\|websocket\)_port_m[ai][nx][[:space:]]*=/d' "$dir/etc/qemu.conf"
     printf '\n# A test host beside the system daemon: VNC ports of its own.\n%s\n%s\n%s\n%s\n' \
       "remote_display_port_min = $display_min" "remote_display_port_max = $((display_min + 499))" \

@@ -51,6 +51,8 @@ SEMANTIC_400_OPERATIONS = [
     "POST /api/v1/projects/{id}/members/",
     "GET /api/v1/projects/{id}/usage/",  # from <= to and at most 366 days: not in a schema
     "PUT /api/v1/stacks/{id}/schedule/",  # a known time zone, "up" unlike "down": not in a schema
+    "POST /api/v1/stacks/{id}/migrate/",  # which hosts exist: not in a schema
+    "POST /api/v1/instances/{id}/migrate/",
 ]
 
 CONFIG = """
