@@ -186,9 +186,11 @@ def _problems(host: Host, overdue: datetime) -> list[str]:
     problems = []
     if not host.enabled:
         problems.append("disabled")
-    if not host.healthy:
+    if host.maintenance:
+        problems.append("in maintenance: its libvirtd may be stopped")
+    elif not host.healthy:
         problems.append("unhealthy")
-    if host.draining:
+    if host.draining and not host.maintenance:
         problems.append("draining: takes no new stacks")
     if host.enabled and (host.last_checked_at is None or host.last_checked_at < overdue):
         problems.append("not checked recently")

@@ -54,7 +54,7 @@ def disk_sum(host: Host) -> str:
 
 def takes_launches(host: Host) -> bool:
     """Whether placement may put a new stack on the host (``placement_sql.USABLE``)."""
-    return host.enabled and host.healthy and not host.draining
+    return host.enabled and host.healthy and not host.draining and not host.maintenance
 
 
 def state_words(host: Host) -> str:

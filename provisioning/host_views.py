@@ -1,4 +1,5 @@
-"""The Hosts page's actions: drain, undrain, refresh (operators only, POST only).
+"""The Hosts page's actions: drain, undrain, refresh, evacuate, maintenance (operators only, POST only),
+and a host's row alone, which the page re-reads while an evacuation runs.
 
 Thin: the host services do the work and keep the audit trail. Asked by htmx, an action answers the
 host's row with what happened written in it; asked by a plain form, it goes back to the Hosts page,
@@ -18,13 +19,13 @@ from django.contrib.messages.storage.base import Message
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from portal import errors
 from portal.scoping import is_operator
 from provisioning.host_page import host_row, note_tag
 from provisioning.models import Host
-from provisioning.services import hosts
+from provisioning.services import evacuation, hosts, maintenance
 
 
 def _host(request: HttpRequest, pk: int) -> Host:
@@ -66,10 +67,31 @@ def _undrain(request: HttpRequest) -> Callable[[Host], str]:
     return act
 
 
+def _evacuate(request: HttpRequest) -> Callable[[Host], str]:
+    def act(host: Host) -> str:
+        operation = evacuation.begin_evacuation(user=request.user, host=host)
+        return f"Evacuating {host.name} (operation {operation.pk}): its running stacks move to other hosts one by one."
+
+    return act
+
+
+def _maintenance(request: HttpRequest) -> Callable[[Host], str]:
+    def act(host: Host) -> str:
+        operation = maintenance.begin_maintenance(user=request.user, host=host)
+        return (
+            f"{host.name} is draining and being evacuated (operation {operation.pk}); "
+            "it enters maintenance once no running stack is left on it."
+        )
+
+    return act
+
+
 def _refresh(host: Host) -> str:
     hosts.host_refresh(host=host)
     if host.healthy:
         return f"{host.name} was read again: healthy."
+    if host.maintenance and not host.health_error:
+        return f"{host.name} was read again: it does not answer, as expected in maintenance."
     return f"{host.name} was read again: unhealthy: {host.health_error}"
 
 
@@ -92,3 +114,24 @@ def host_undrain(request: HttpRequest, pk: int) -> HttpResponse:
 def host_refresh(request: HttpRequest, pk: int) -> HttpResponse:
     """Read the host's capacity and health again (changes nothing on the host)."""
     return _answer(request, _host(request, pk), _refresh)
+
+
+@login_required
+@require_POST
+def host_evacuate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Move every running stack off a draining host, one after another."""
+    return _answer(request, _host(request, pk), _evacuate(request))
+
+
+@login_required
+@require_POST
+def host_maintenance(request: HttpRequest, pk: int) -> HttpResponse:
+    """Drain and evacuate the host, then put it in maintenance (its libvirtd may then stop)."""
+    return _answer(request, _host(request, pk), _maintenance(request))
+
+
+@login_required
+@require_GET
+def host_row_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """The host's row as it is now: the page re-reads it while the host's evacuation runs."""
+    return host_row(request, _host(request, pk).pk, [])

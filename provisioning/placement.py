@@ -84,7 +84,7 @@ _RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
 
 # A host that may get new stacks at all (checked again inside the claim, so an operator's drain
 # that commits between our read and our claim wins).
-USABLE = Q(enabled=True, healthy=True, draining=False)
+USABLE = Q(enabled=True, healthy=True, draining=False, maintenance=False)
 
 _ORDER = {Strategy.SPREAD: sql.SPREAD_ORDER, Strategy.PACK: sql.PACK_ORDER}
 # SQLite transaction modes (Django's ``OPTIONS["transaction_mode"]``) that hold the write lock from BEGIN.

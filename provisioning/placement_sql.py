@@ -20,7 +20,7 @@ HOST = Host._meta.db_table
 INSTANCE = Instance._meta.db_table
 
 # A host that may get new stacks at all.
-USABLE = "h.enabled AND h.healthy AND NOT h.draining"
+USABLE = "h.enabled AND h.healthy AND NOT h.draining AND NOT h.maintenance"
 
 # The weighers, as ORDER BY clauses over the columns ``loads`` computes (table alias ``c``).
 SPREAD_ORDER = "free_memory_share DESC NULLS LAST, instance_count ASC, free_vcpu_share DESC NULLS LAST, c.id"

@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portal', '0006_human_labels'),
+        ("portal", "0006_human_labels"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['action'], name='audit_action'),
+            model_name="auditevent",
+            index=models.Index(fields=["action"], name="audit_action"),
         ),
     ]

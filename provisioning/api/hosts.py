@@ -14,14 +14,22 @@ from provisioning.services import hosts
 
 
 class HostOutputSerializer(HostSerializer):
-    """A host as the API shows it: its settings, what the portal observes, and whether it is draining."""
+    """A host as the API shows it: its settings, what the portal observes, whether it is draining or in maintenance."""
 
     draining = serializers.BooleanField(
         read_only=True, help_text="Keeps its stacks until they end but gets no new ones (see drain/undrain)"
     )
 
+    maintenance = serializers.BooleanField(
+        read_only=True,
+        help_text="Drained and evacuated for maintenance: its libvirtd may be stopped (see maintenance/, undrain/)",
+    )
+    maintenance_since = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="When it entered maintenance; null when it is not in maintenance"
+    )
+
     class Meta(HostSerializer.Meta):
-        fields = [*HostSerializer.Meta.fields, "draining"]
+        fields = [*HostSerializer.Meta.fields, "draining", "maintenance", "maintenance_since"]
 
 
 @extend_schema_view(
@@ -29,7 +37,7 @@ class HostOutputSerializer(HostSerializer):
     create=extend_schema(summary="Register a host"),
     retrieve=extend_schema(summary="Get a host"),
     drain=extend_schema(summary="Drain a host: no new stacks"),
-    undrain=extend_schema(summary="Undrain a host: new stacks again"),
+    undrain=extend_schema(summary="Undrain a host: new stacks again (and out of maintenance)"),
     refresh=extend_schema(summary="Read a host's capacity and health again"),
     repair=extend_schema(summary="Repair a host's storage pool"),
 )
@@ -70,6 +78,6 @@ class HostViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=None, responses={200: HostOutputSerializer})
     @action(detail=True, methods=["post"])
     def undrain(self, request: Request, pk: str | None = None) -> Response:
-        """Let placement use the host again."""
+        """Let placement use the host again; a host in maintenance leaves it and is read again."""
         host = hosts.host_undrain(user=request.user, host=self.get_object())
         return Response(HostOutputSerializer(host).data)

@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
+from portal.api.filters import IdFilter, StrictFilterSet
 from portal.scoping import is_operator
 from provisioning.models import Operation
 
@@ -51,6 +52,18 @@ class OperationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class OperationFilter(StrictFilterSet):
+    """By kind, state, and the ids of what an operation acts on (an unknown id matches nothing)."""
+
+    stack = IdFilter(field_name="stack_id", help_text="A stack's id")
+    instance = IdFilter(field_name="instance_id", help_text="An instance's id")
+    host = IdFilter(field_name="host_id", help_text="The id of the host it moves away from")
+
+    class Meta:
+        model = Operation
+        fields = ["kind", "status"]
+
+
 @extend_schema_view(
     list=extend_schema(summary="List operations (moves, evacuations, resizes)"),
     retrieve=extend_schema(summary="Get an operation and its progress"),
@@ -59,7 +72,7 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet):
     """What a 202 from migrate, evacuate or resize points at: poll it until ``finished``."""
 
     serializer_class = OperationSerializer
-    filterset_fields = ["kind", "status", "stack", "instance", "host"]
+    filterset_class = OperationFilter
 
     def get_queryset(self) -> QuerySet[Operation]:
         user = self.request.user

@@ -110,8 +110,18 @@ def host_drain(*, user: User, host: Host) -> Host:
 
 
 def host_undrain(*, user: User, host: Host) -> Host:
-    """Let placement put new stacks on a drained host again."""
-    return _set_draining(user=user, host=host, draining=False)
+    """Let placement put new stacks on a drained host again; one in maintenance leaves it and is read again."""
+    _set_draining(user=user, host=host, draining=False)
+    with transaction.atomic():
+        ended = Host.objects.filter(pk=host.pk, maintenance=True).update(maintenance=False, maintenance_since=None)
+        if ended:
+            audit.record(actor=user, action="host.maintenance_end", target=host)
+    host.maintenance, host.maintenance_since = False, None
+    if ended:
+        # Its libvirtd may have been stopped and started again: what it can take is read now, not at
+        # the next periodic refresh, so placement may use it at once (or sees it is unhealthy).
+        host_refresh(host=host)
+    return host
 
 
 def _set_draining(*, user: User, host: Host, draining: bool) -> Host:
@@ -158,6 +168,14 @@ def host_repair(*, user: User, host: Host) -> Host:
 def _observed_or_unhealthy(host: Host, *, set_up: bool) -> dict[str, Any]:
     try:
         return _observe(host, set_up=set_up)
+    except HostUnreachable as exc:
+        if host.maintenance:
+            # Its libvirtd may be stopped for maintenance: expected, so no health problem and no alarm.
+            # It takes no stacks (it is draining) and is read again when it is undrained.
+            logger.info("host %s in maintenance does not answer: %s", host.name, exc.message)
+            return {"healthy": False, "health_error": "", "last_checked_at": timezone.now()}
+        logger.warning("host %s unhealthy: %s", host.name, exc.message)
+        return {"healthy": False, "health_error": exc.message, "last_checked_at": timezone.now()}
     except DriverError as exc:
         logger.warning("host %s unhealthy: %s", host.name, exc.message)
         return {"healthy": False, "health_error": exc.message, "last_checked_at": timezone.now()}

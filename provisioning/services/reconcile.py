@@ -22,8 +22,8 @@ from django.db.models import Q
 
 from portal import audit
 from provisioning import allocations, naming
-from provisioning.drivers import DriverError, HypervisorDriver
-from provisioning.models import Host, Instance, StackNetwork, Status
+from provisioning.drivers import DriverError, HostUnreachable, HypervisorDriver
+from provisioning.models import Host, Instance, Operation, StackNetwork, Status
 from provisioning.services import base_images
 from provisioning.services.hosts import driver_for
 
@@ -55,6 +55,12 @@ def reconcile_host(*, host: Host) -> Reconciliation:
             idle = base_images.idle_base_volumes_remove(driver=driver, host=host)
             result.removed.extend(Leftover("base_volume", name) for name in idle.removed)
             result.failed.extend(idle.failed)
+    except HostUnreachable as exc:
+        if host.maintenance:
+            # Its libvirtd may be stopped for maintenance: nothing to reconcile until it is back.
+            logger.info("host %s in maintenance not reconciled: %s", host.name, exc.message)
+        else:
+            result.failed.append(exc.message)
     except DriverError as exc:
         result.failed.append(exc.message)
     for leftover in result.removed:
@@ -72,17 +78,23 @@ def find_leftovers(*, driver: HypervisorDriver, host: Host) -> list[Leftover]:
     logs = [(name, tags) for name in in_pool if (tags := naming.parse_console_log_volume_name(name)) is not None]
     networks = [name for name in driver.list_networks() if naming.parse_network_name(name) is not None]
 
-    # A stack moving away from the host still has its disks here until its move ends.
-    here = Q(host=host) | Q(stack__moving_from=host)
-    claimed = Instance.objects.filter(here).exclude(status=Status.DELETED)
+    # A stack moving away from the host still has its disks here until its move ends; one migrating
+    # to it already has its disks, network and incoming domains here while its rows name the source.
+    moving_here = Q(
+        stack__status=Status.MIGRATING,
+        stack__operations__target_host=host,
+        stack__operations__status__in=[Operation.State.PENDING, Operation.State.RUNNING],
+    )
+    here = Q(host=host) | Q(stack__moving_from=host) | moving_here
+    claimed = Instance.objects.filter(here).exclude(status=Status.DELETED).distinct()
     claimed_domains = set(claimed.values_list("domain_name", flat=True))
     claimed_volumes = set(claimed.values_list("volume_name", flat=True)) | set(
         claimed.values_list("config_volume_name", flat=True)
     )
     claimed_networks = set(
-        StackNetwork.objects.filter(Q(host=host) | Q(stack__moving_from=host), released_at__isnull=True).values_list(
-            "name", flat=True
-        )
+        StackNetwork.objects.filter(
+            Q(host=host) | Q(stack__moving_from=host) | moving_here, released_at__isnull=True
+        ).values_list("name", flat=True)
     )
     # Networks last: they are removed after the domains attached to them.
     return (

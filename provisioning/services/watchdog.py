@@ -99,7 +99,9 @@ def _settle_stalled_job(stack: Stack) -> int:
                         state = "running"
                     states[instance.pk] = state
     except DriverError as exc:
-        logger.warning("stack %s: stalled %s job not settled yet: %s", stack.pk, stack.status, exc.message)
+        # A host in maintenance may not answer for a while: expected, the stack waits for it quietly.
+        level = logging.INFO if _in_maintenance(stack) else logging.WARNING
+        logger.log(level, "stack %s: stalled %s job not settled yet: %s", stack.pk, stack.status, exc.message)
         return 0
     running = [pk for pk, state in states.items() if state == "running"]
     Instance.objects.filter(pk__in=running).update(status=Status.RUNNING)
@@ -112,3 +114,7 @@ def _settle_stalled_job(stack: Stack) -> int:
     if marked:
         stack_event(stack, f"the worker doing '{stack.status}' stopped; the stack is {settled}", is_error=True)
     return marked
+
+
+def _in_maintenance(stack: Stack) -> bool:
+    return Instance.objects.filter(stack=stack, host__maintenance=True).exclude(status=Status.DELETED).exists()

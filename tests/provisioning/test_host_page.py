@@ -143,7 +143,7 @@ def test_actions_need_the_csrf_token(operator):
 def test_the_page_gives_the_buttons_a_csrf_token(as_operator):
     host = make_host(name="hv-1")
     row = _row(as_operator.get("/hosts/").content.decode(), host)
-    assert row.count('name="csrfmiddlewaretoken"') == 2  # refresh and drain
+    assert row.count('name="csrfmiddlewaretoken"') == 3  # refresh, drain and maintenance
     assert f'action="/hosts/{host.pk}/drain/"' in row
     assert "hx-confirm=" in row  # draining asks first
 
