@@ -46,6 +46,7 @@ urlpatterns = [
     path("", include("usage.urls")),
     path("", include("transfers.urls")),
     path("", include("provisioning.stack_action_urls")),
+    path("", include("provisioning.resize_page_urls")),
     path("", include("provisioning.host_urls")),
     path("", include("metrics.urls")),
     path("", include("metrics.page_urls")),

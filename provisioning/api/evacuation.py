@@ -26,6 +26,8 @@ def _accepted(request: Request, operation: Operation) -> Response:
 
 class HostEvacuateView(APIView):
     permission_classes = [permissions.IsAdminUser]
+    action = "evacuate"
+    conflict_actions = ("evacuate",)  # the schema's 409: not draining, in maintenance, being evacuated
 
     @extend_schema(
         summary="Evacuate a draining host: move its running stacks live to other hosts",
@@ -46,6 +48,8 @@ class HostEvacuateView(APIView):
 
 class HostMaintenanceView(APIView):
     permission_classes = [permissions.IsAdminUser]
+    action = "maintenance"
+    conflict_actions = ("maintenance",)  # the schema's 409: in maintenance already, being evacuated
 
     @extend_schema(
         summary="Put a host in maintenance: drain, evacuate, then mark it so its libvirtd may stop",

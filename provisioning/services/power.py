@@ -17,7 +17,7 @@ from portal.moments import duration_text
 from portal.scoping import User
 from provisioning.drivers import DomainInfo, DriverError, HypervisorDriver, PortUnavailable
 from provisioning.models import Instance, Stack, Status
-from provisioning.services import stack_jobs
+from provisioning.services import resize, stack_jobs
 from provisioning.services.build import PORT_ATTEMPTS, move_published_ports, port_forwards
 from provisioning.services.endpoint_probe import forget_readiness, queue_endpoints_watch
 from provisioning.services.events import stack_event
@@ -115,10 +115,13 @@ def start_layers(stack: Stack, driver: HypervisorDriver, layers: Iterable[list[I
     actor = stack_jobs.asker(stack)
     for layer in layers:
         for instance in layer:
+            boots = resize.boots_from_definition(driver, instance)
             info = _start_moving_taken_ports(stack, driver, instance)
             forget_readiness(instance_ids=[instance.pk])  # a started guest answers anew
-            # autoport may pick another VNC port at every start: the console proxy needs this one.
-            Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING, vnc_port=info.vnc_port)
+            # autoport may pick another VNC port at every start: the console proxy needs this one. A guest
+            # booted from its definition has every size a resize left for its restart.
+            arrived = {"restart_needed": False} if boots else {}
+            Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING, vnc_port=info.vnc_port, **arrived)
             stack_event(stack, f"{instance.name}: started", actor=actor)
     queue_endpoints_watch(stack_id=stack.pk)
 

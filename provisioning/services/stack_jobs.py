@@ -24,7 +24,7 @@ from portal.models import Role
 from portal.scoping import Account, User, require_role
 from portal.task_queues import Queue, enqueue
 from provisioning.drivers import DriverError
-from provisioning.models import BUSY_STATUSES, Host, Instance, Stack, StackEvent, Status
+from provisioning.models import ACTIVE_STATUSES, BUSY_STATUSES, Host, Instance, Stack, StackEvent, Status
 from provisioning.services.events import stack_event
 from provisioning.templates import TemplateDocument
 
@@ -68,6 +68,8 @@ def begin(
         locked = Stack.objects.select_for_update().select_related("project").get(pk=stack.pk)
         if locked.status not in action.allowed_from:
             raise errors.WrongState(action.refusal(locked.status))
+        if user is not None:
+            _refuse_while_host_in_maintenance(locked, action)
         extra_args = check(locked) if check is not None else None
         locked.status_before, locked.status = locked.status, action.busy
         locked.save(update_fields=["status", "status_before", "updated_at"])
@@ -80,6 +82,16 @@ def begin(
             )
         )
     return locked
+
+
+def _refuse_while_host_in_maintenance(stack: Stack, action: StackAction) -> None:
+    """A host in maintenance may have its libvirtd stopped: nothing a person asks for can reach it there."""
+    host = Host.objects.filter(maintenance=True, instances__stack=stack, instances__status__in=ACTIVE_STATUSES).first()
+    if host is not None:
+        raise errors.WrongState(
+            f"cannot {action.name} this stack now: its host {host.name} is in maintenance; "
+            "an operator can move it to another host or end the maintenance"
+        )
 
 
 def asker(stack: Stack) -> Account | None:

@@ -53,6 +53,7 @@ SEMANTIC_400_OPERATIONS = [
     "PUT /api/v1/stacks/{id}/schedule/",  # a known time zone, "up" unlike "down": not in a schema
     "POST /api/v1/stacks/{id}/migrate/",  # which hosts exist: not in a schema
     "POST /api/v1/instances/{id}/migrate/",
+    "POST /api/v1/stacks/{id}/resize/",  # the tier must be one of the stack's; disks only grow; the least size
 ]
 
 CONFIG = """

@@ -143,3 +143,15 @@ def test_placement_never_chooses_a_host_in_maintenance(step, operator, hv, roomy
     enter(step, operator, hv)
     with pytest.raises(errors.NoCapacity):
         launch_stack(roomy_project, THREE_TIER, version=version, name="newcomer")
+
+
+def test_a_person_cannot_act_on_a_stack_whose_host_is_in_maintenance(member, project):
+    """Its libvirtd may be stopped: the refusal says why and what can be done, instead of failing later."""
+    from provisioning.services.power import stack_power
+
+    host = HostFactory(name="patching", maintenance=True, draining=True)
+    stack = stack_on(host, project, "parked", Status.STOPPED)
+    with pytest.raises(errors.WrongState, match="host patching is in maintenance"):
+        stack_power(user=member, stack=stack, action="start")
+    stack.refresh_from_db()
+    assert stack.status == Status.STOPPED
