@@ -7,6 +7,7 @@ afterwards, and only processes the fixtures started are stopped, by their proces
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,11 @@ from django.db import connection
 
 from catalog.demo_appliances import build_demo_appliances
 from provisioning.drivers import HypervisorDriver, NotFound, open_driver
+from provisioning.models import Stack, Status
+from provisioning.services.launch import stack_launch
+from tests.e2e.records import web_url
 from tests.loopback_http import LoopbackServer
+from tests.polling import page_text, wait_for
 from tests.worker_process import running_worker, worker_env
 
 SYSTEM_URI = "qemu:///system"
@@ -116,3 +121,20 @@ def _local_host_and_demo_catalog(operator, project, demo_feed, system_pool) -> d
     feed = catalog_services.feed_subscribe_and_import(user=operator, url=demo_feed, project=project)
     assert feed.last_status == Feed.ImportStatus.OK, feed.last_error
     return {appliance.identifier: appliance for appliance in Appliance.objects.filter(feed=feed)}
+
+
+@pytest.fixture
+def launch_demo_web(member, project, inline_demo_catalog, step) -> Callable[[str], Stack]:
+    """``launch_demo_web(name)``: a one-tier demo-web stack, running and serving its page."""
+    version = inline_demo_catalog["demo-web"].versions.newest_first().first()
+
+    def run(name: str) -> Stack:
+        stack = step(
+            lambda: stack_launch(user=member, project=project, name=name, appliance_version=version, lease_seconds=900)
+        )
+        stack.refresh_from_db()
+        assert stack.status == Status.RUNNING, stack.status_reason
+        wait_for(lambda: page_text(web_url(stack)), timeout=120, interval=0.5, what=f"{name}'s page")
+        return stack
+
+    return run

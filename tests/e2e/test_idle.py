@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -24,10 +23,10 @@ from provisioning.drivers import open_driver
 from provisioning.drivers.base import DomainActivity
 from provisioning.models import Stack, StackActivity, Status
 from provisioning.services import idle
-from provisioning.services.launch import stack_launch
 from tests.e2e.conftest import SYSTEM_URI, remove_pool
+from tests.e2e.demo_web import Visitors
 from tests.e2e.records import web_url
-from tests.polling import page_text, wait_for
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -47,23 +46,6 @@ def system_pool() -> Iterator[tuple[str, str]]:
         remove_pool(driver, name)
 
 
-@pytest.fixture
-def launch(member, project, inline_demo_catalog, step):
-    """``launch(name)``: a one-tier demo-web stack, running and serving its page."""
-    version = inline_demo_catalog["demo-web"].versions.newest_first().first()
-
-    def run(name: str) -> Stack:
-        stack = step(
-            lambda: stack_launch(user=member, project=project, name=name, appliance_version=version, lease_seconds=900)
-        )
-        stack.refresh_from_db()
-        assert stack.status == Status.RUNNING, stack.status_reason
-        wait_for(lambda: page_text(web_url(stack)), timeout=120, interval=0.5, what=f"{name}'s page")
-        return stack
-
-    return run
-
-
 def sample(stack: Stack) -> DomainActivity:
     domain = stack.instances.get().domain_name
     with open_driver(SYSTEM_URI) as driver:
@@ -76,37 +58,8 @@ def endpoint(stack: Stack) -> tuple[str, int]:
     return "127.0.0.1", int(parts.port or 80)
 
 
-class Visitors:
-    """Clients fetching a stack's page over and over, each as soon as the last answer came."""
-
-    def __init__(self, url: str, *, clients: int = 2) -> None:
-        self._url = url
-        self._stop = threading.Event()
-        self.pages = 0
-        self._threads = [threading.Thread(target=self._visit, daemon=True) for _ in range(clients)]
-
-    def _visit(self) -> None:
-        while not self._stop.is_set():
-            if page_text(self._url):
-                self.pages += 1
-
-    def another_visit(self) -> None:
-        before = self.pages
-        wait_for(lambda: self.pages > before, timeout=30, what="another visit")
-
-    def __enter__(self) -> Visitors:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
-
-
-def test_the_driver_samples_a_real_guests_cpu_and_connections(launch):
-    stack = launch("sampled")
+def test_the_driver_samples_a_real_guests_cpu_and_connections(launch_demo_web):
+    stack = launch_demo_web("sampled")
     first = sample(stack)
     assert first.running
     assert first.cpu_time_ns > 0
@@ -126,12 +79,14 @@ def test_the_driver_samples_a_real_guests_cpu_and_connections(launch):
     assert sample(stack).cpu_time_ns > first.cpu_time_ns
 
 
-def test_an_idle_stack_is_warned_then_shelved_and_a_visited_one_is_not(project, member, launch, settings, step):
+def test_an_idle_stack_is_warned_then_shelved_and_a_visited_one_is_not(
+    project, member, launch_demo_web, settings, step
+):
     project.idle_after_seconds = 120
     project.save()
     settings.IDLE_WARNING_SECONDS = 60
     settings.IDLE_CPU_PERCENT = 100  # only connections (and consoles) can keep these stacks busy
-    quiet, visited = launch("quiet"), launch("visited")
+    quiet, visited = launch_demo_web("quiet"), launch_demo_web("visited")
 
     def sweep(now: datetime) -> int:
         return step(lambda: idle.idle_sweep(now=now))

@@ -20,18 +20,16 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from metrics.models import InstanceSample
 from metrics.sampler import take_samples
 from provisioning.drivers import open_driver
-from provisioning.models import Stack, Status
-from provisioning.services.launch import stack_launch
 from tests.e2e.conftest import SYSTEM_URI, remove_pool
+from tests.e2e.demo_web import Visitors
 from tests.e2e.records import web_url
-from tests.e2e.test_idle import Visitors
 from tests.polling import page_text, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -138,32 +136,16 @@ def one_value(prometheus: str, expression: str) -> float:
     return float(result["value"][1])
 
 
-@pytest.fixture
-def launch(member, project, inline_demo_catalog, step) -> Callable[[str], Stack]:
-    version = inline_demo_catalog["demo-web"].versions.newest_first().first()
-
-    def run(name: str) -> Stack:
-        stack = step(
-            lambda: stack_launch(user=member, project=project, name=name, appliance_version=version, lease_seconds=900)
-        )
-        stack.refresh_from_db()
-        assert stack.status == Status.RUNNING, stack.status_reason
-        wait_for(lambda: page_text(web_url(stack)), timeout=120, interval=0.5, what=f"{name}'s page")
-        return stack
-
-    return run
-
-
 def cpu_seconds(sample: InstanceSample) -> float:
     return sample.cpu_time_ns / 1e9
 
 
-def test_prometheus_sees_the_busy_guest_busier_than_the_quiet_one(portal, prometheus, launch, scrape_token):
+def test_prometheus_sees_the_busy_guest_busier_than_the_quiet_one(portal, prometheus, launch_demo_web, scrape_token):
     # Without the token nothing is shown, even on loopback; Prometheus has it and its target is up.
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{portal}/metrics", timeout=10)
     assert refused.value.code == 401
-    busy, quiet = launch("busy"), launch("quiet")
+    busy, quiet = launch_demo_web("busy"), launch_demo_web("quiet")
     wait_for(lambda: query(prometheus, 'up{job="portal"} == 1'), timeout=15, what="the portal's target up")
 
     started = time.monotonic()

@@ -4,7 +4,6 @@ read. Everything carries the e2e prefix and is removed by the e2e fixtures."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -12,53 +11,27 @@ from django.utils import timezone
 
 from metrics.models import InstanceSample
 from metrics.sampler import take_samples
-from provisioning.models import Stack, Status
-from provisioning.services.launch import stack_launch
-from tests.e2e.conftest import demo_feed, inline_demo_catalog, own_names_and_ports, system_pool  # noqa: F401
+from tests.e2e.conftest import (  # noqa: F401 (fixtures)
+    demo_feed,
+    inline_demo_catalog,
+    launch_demo_web,
+    own_names_and_ports,
+    system_pool,
+)
+from tests.e2e.demo_web import Visitors
 from tests.e2e.records import web_url
-from tests.polling import page_text, wait_for
 
 pytestmark = pytest.mark.e2e
 
 BUSY_SECONDS = 10
 
 
-@pytest.fixture
-def launch(member, project, inline_demo_catalog, step):  # noqa: F811
-    """``launch(name)``: a one-tier demo-web stack, running and serving its page."""
-    version = inline_demo_catalog["demo-web"].versions.newest_first().first()
-
-    def run(name: str) -> Stack:
-        stack = step(
-            lambda: stack_launch(user=member, project=project, name=name, appliance_version=version, lease_seconds=900)
-        )
-        stack.refresh_from_db()
-        assert stack.status == Status.RUNNING, stack.status_reason
-        wait_for(lambda: page_text(web_url(stack)), timeout=120, interval=0.5, what=f"{name}'s page")
-        return stack
-
-    return run
-
-
-def _fetch_until(url: str, stop: threading.Event) -> None:
-    while not stop.is_set():
-        page_text(url)
-
-
-def test_a_busy_guest_shows_more_cpu_than_an_idle_one(launch):
-    idle, busy = launch("idle"), launch("busy")
+def test_a_busy_guest_shows_more_cpu_than_an_idle_one(launch_demo_web):  # noqa: F811
+    idle, busy = launch_demo_web("idle"), launch_demo_web("busy")
     take_samples(now=timezone.now())
-    stop = threading.Event()
-    clients = [threading.Thread(target=_fetch_until, args=(web_url(busy), stop), daemon=True) for _ in range(4)]
-    for client in clients:
-        client.start()
-    try:
+    with Visitors(web_url(busy), clients=4):
         time.sleep(BUSY_SECONDS)
         assert take_samples(now=timezone.now()) == 2
-    finally:
-        stop.set()
-        for client in clients:
-            client.join(timeout=10)
     idle_sample = InstanceSample.objects.filter(instance__stack=idle).latest("sampled_at")
     busy_sample = InstanceSample.objects.filter(instance__stack=busy).latest("sampled_at")
     assert idle_sample.cpu_percent is not None
