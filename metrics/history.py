@@ -43,12 +43,13 @@ def parse_since(text: str | None, *, now: datetime | None = None) -> datetime:
     """
     if text is None:
         return (now or timezone.now()) - DEFAULT_WINDOW
+    message = "since must be a moment in ISO 8601, e.g. 2026-01-31T12:00:00Z or 2026-01-31T12:00:00+02:00"
     try:
         moment = datetime.fromisoformat(_OFFSET_AS_SPACE.sub("+", text.strip()))
-    except ValueError:
-        message = "since must be a moment in ISO 8601, e.g. 2026-01-31T12:00:00Z or 2026-01-31T12:00:00+02:00"
+        # In UTC: databases take fewer offsets than Python (PostgreSQL none beyond about 16 hours).
+        return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves it past year 1 or 9999
         raise errors.Invalid.for_field("since", message) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def instance_series(*, instance: Instance, since: datetime, limit: int = MAX_SERIES) -> list[InstanceSample]:

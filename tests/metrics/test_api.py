@@ -72,6 +72,8 @@ def test_the_summary_gives_peak_and_average_of_the_whole_period(api, web, member
         ("2026-03-01T12:02:00", 2),  # no offset: UTC
         ("2026-03-01T12:03:00.000001Z", 0),
         ("2026-03-01", 4),
+        ("2026-03-01T14:20:00+02:18", 2),  # an offset PostgreSQL would not take: read in UTC
+        ("0202-03-08T13:54:33-21:18", 4),
     ],
 )
 def test_since_is_a_moment_in_iso_8601(api, web, member, since, count):
@@ -80,7 +82,10 @@ def test_since_is_a_moment_in_iso_8601(api, web, member, since, count):
     assert len(response.json()["samples"]) == count
 
 
-@pytest.mark.parametrize("since", ["yesterday", "", "2026-13-01T00:00:00Z", "1709294400", "2026-03-01T12:00:00+25:00"])
+@pytest.mark.parametrize(
+    "since",
+    ["yesterday", "", "2026-13-01T00:00:00Z", "1709294400", "2026-03-01T12:00:00+25:00", "0001-01-01T00:00:00+05:00"],
+)
 def test_a_since_that_is_no_moment_is_refused_clearly(api, web, member, since):
     response = api(member).get(url(web), {"since": since})
     assert response.status_code == 400
