@@ -22,7 +22,7 @@ from portal.scoping import User
 from provisioning.models import Host, Instance, Stack
 
 # The windows an instance's page offers: (key in the address, seconds, words for the picker).
-WINDOWS = {"1h": (3600, "Last hour"), "6h": (6 * 3600, "Last 6 hours"), "24h": (24 * 3600, "Last 24 hours")}
+WINDOWS = {"1h": (3600, "Last hour"), "6h": (6 * 3600, "Last 6 hours"), "24h": (24 * 3600, "Last day")}
 DEFAULT_WINDOW = "1h"
 # A chart draws at most this many points: a day of 5-second samples is thinned to the busiest of each
 # run of neighbours (peaks stay visible); the figures beside the chart are worked out from every sample.

@@ -232,7 +232,10 @@ class Instance(models.Model):
     # Its flavor's quality-of-service limits at launch (provisioning.qos), written into its domain.
     qos = models.JSONField(default=dict, blank=True, verbose_name="quality of service")
     pinned_cpus = models.CharField(
-        max_length=200, blank=True, help_text="Physical CPUs its vCPUs are pinned to (a dedicated flavor)"
+        max_length=200,
+        blank=True,
+        verbose_name="pinned CPUs",
+        help_text="Physical CPUs its vCPUs are pinned to (a dedicated flavor)",
     )
     restart_needed = models.BooleanField(
         default=False,

@@ -9,7 +9,6 @@ import pytest
 from portal.models import Project
 from provisioning.services.launch import stack_launch
 from tests.browser_pages import inspect_page, new_page, sign_in
-from tests.provisioning.test_resize_page import resize_route  # noqa: F401 - the form's route, until the site has it
 
 pytestmark = [pytest.mark.xdist_group("browser-resize")]
 
