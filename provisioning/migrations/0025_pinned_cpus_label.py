@@ -4,15 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('provisioning', '0024_day_two_operations_qos_maintenance'),
+        ("provisioning", "0024_day_two_operations_qos_maintenance"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='instance',
-            name='pinned_cpus',
-            field=models.CharField(blank=True, help_text='Physical CPUs its vCPUs are pinned to (a dedicated flavor)', max_length=200, verbose_name='pinned CPUs'),
+            model_name="instance",
+            name="pinned_cpus",
+            field=models.CharField(
+                blank=True,
+                help_text="Physical CPUs its vCPUs are pinned to (a dedicated flavor)",
+                max_length=200,
+                verbose_name="pinned CPUs",
+            ),
         ),
     ]
