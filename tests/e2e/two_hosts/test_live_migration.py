@@ -87,15 +87,17 @@ def test_a_running_stack_moves_live_to_another_host_while_its_page_is_read(
 
     reader = PageReader(user=member, stack_id=shop.pk, url=web_url(shop), marker=RECORD)
     reader.start()
-    time.sleep(1)
-    started = time.monotonic()
-    operation = migration.begin_stack_migration(user=operator, stack=shop, queue=False)
-    assert operation.target_host_id == second.pk  # placement's choice: the only other host
-    moved = migration.run_stack_migration(stack_id=shop.pk, operation_id=operation.pk)
-    took = time.monotonic() - started
-    page_with(shop, RECORD, db_name, what="the record on the page, served from the second host")
-    time.sleep(2)
-    reader.stop()
+    try:  # the reader uses the database: it must end with the test, whatever happens
+        time.sleep(1)
+        started = time.monotonic()
+        operation = migration.begin_stack_migration(user=operator, stack=shop, queue=False)
+        assert operation.target_host_id == second.pk  # placement's choice: the only other host
+        moved = migration.run_stack_migration(stack_id=shop.pk, operation_id=operation.pk)
+        took = time.monotonic() - started
+        page_with(shop, RECORD, db_name, what="the record on the page, served from the second host")
+        time.sleep(2)
+    finally:
+        reader.stop()
 
     operation.refresh_from_db()
     shop.refresh_from_db()
